@@ -1,0 +1,122 @@
+"""The `hpo` command line: parse options, call one library function, render the result.
+
+One error boundary (`HpoGroup.main`) turns our HpoErrors, usage errors and unexpected failures
+into one red line and an exit code; `--debug` or HPO_DEBUG=1 re-raises with the traceback.
+The commands live in `hpo.commands.*` and are registered at the bottom. No CLI module imports
+torch, optuna or mlflow: library modules are imported inside the commands so that `hpo --help`
+is instant."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from hpo import __version__
+from hpo.commands import train as train_cmd
+from hpo.errors import HpoError
+
+EXIT_INTERRUPTED = 130
+
+
+def _debug(args: Sequence[str]) -> bool:
+    return "--debug" in args or os.environ.get("HPO_DEBUG", "") not in ("", "0")
+
+
+def error_line(message: str) -> None:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold red]error:[/] {message}", markup=True
+    )
+
+
+class HpoGroup(TyperGroup):
+    """Typer group whose `main` is the single place where failures become messages."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            rv = super().main(argv, prog_name, complete_var, False, windows_expand_args, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except HpoError as exc:
+            if _debug(argv):
+                raise
+            error_line(str(exc))
+            code = exc.exit_code
+        except (typer.Abort, KeyboardInterrupt):
+            error_line("interrupted")
+            code = EXIT_INTERRUPTED
+        except Exception as exc:
+            if _is_usage_error(exc):
+                if not exc.format_message():  # type: ignore[attr-defined]
+                    return _finish(0, standalone_mode)  # bare `hpo`: help was shown, not an error
+                error_line(_usage_message(exc))
+                return _finish(int(exc.exit_code), standalone_mode)  # type: ignore[attr-defined]
+            if _debug(argv):
+                raise
+            error_line(
+                f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+            )
+            code = 1
+        return _finish(code, standalone_mode)
+
+
+def _finish(code: int, standalone_mode: bool) -> int:
+    if standalone_mode:
+        sys.exit(code)
+    return code
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Usage errors of click or of typer's vendored click copy, recognised by duck typing."""
+    return hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)
+
+
+def _usage_message(exc: Exception) -> str:
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return exc.format_message().replace("\n", " ") + hint  # type: ignore[attr-defined]
+
+
+app = typer.Typer(
+    cls=HpoGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Hyperparameter search with persistent experiment tracking for MNIST-style classifiers.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hpo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks (also HPO_DEBUG=1)."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """hpo: search, track and evaluate image classifiers without losing work."""
+
+
+def main() -> None:
+    app()
+
+
+app.command()(train_cmd.train)

@@ -1,0 +1,127 @@
+"""`hpo train`: one configuration from flags, logged as one MLflow run."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hpo.commands import common
+from hpo.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, parse_int_list
+
+
+def train(
+    dataset: str = common.DATASET,
+    data_dir: str = common.DATA_DIR,
+    model: str = typer.Option("mlp", "--model", help="mlp or cnn."),
+    hidden: str = typer.Option("300,100", "--hidden", help="MLP hidden widths, e.g. 300,100."),
+    channels: str = typer.Option(
+        "32,64", "--channels", help="CNN channels per conv block, e.g. 32,64."
+    ),
+    kernel_size: int = typer.Option(3, "--kernel-size", help="CNN kernel size: 3 or 5."),
+    padding: str = typer.Option("same", "--padding", help="CNN padding: same or valid."),
+    fc_width: int = typer.Option(
+        128, "--fc-width", help="CNN hidden fully connected width (0: none)."
+    ),
+    activation: str = typer.Option(
+        "relu", "--activation", help="relu, leaky_relu, elu, gelu, silu, tanh or sigmoid."
+    ),
+    dropout: float = typer.Option(0.0, "--dropout", help="Dropout probability in [0, 1)."),
+    batch_norm: bool = typer.Option(
+        False, "--batch-norm/--no-batch-norm", help="Batch normalization."
+    ),
+    optimizer: str = typer.Option("sgd", "--optimizer", help="sgd, adam, adamw or rmsprop."),
+    lr: float = typer.Option(0.05, "--lr", help="Learning rate."),
+    momentum: float = typer.Option(0.9, "--momentum", help="Momentum (sgd, rmsprop)."),
+    nesterov: bool = typer.Option(False, "--nesterov", help="Nesterov momentum (sgd)."),
+    weight_decay: float = typer.Option(0.0, "--weight-decay", help="L2 weight decay."),
+    schedule: str = typer.Option(
+        "none", "--schedule", help="none, cosine, onecycle or exponential."
+    ),
+    gamma: float = typer.Option(
+        0.7, "--gamma", help="Per-epoch lr decay of the exponential schedule."
+    ),
+    batch_size: int = typer.Option(128, "--batch-size", help="Training batch size."),
+    epochs: int = typer.Option(10, "--epochs", help="Training epochs."),
+    val_size: int = common.VAL_SIZE,
+    split_seed: int = common.SPLIT_SEED,
+    device: str = common.DEVICE,
+    seed: int = common.SEED,
+    deterministic: bool = typer.Option(
+        False, "--deterministic", help="Deterministic cuDNN/torch kernels."
+    ),
+    experiment: str = typer.Option("train", "--experiment", help="MLflow experiment name."),
+    tracking_uri: str | None = common.TRACKING_URI,
+    quiet: bool = common.QUIET,
+) -> None:
+    """Train one configuration and log it as one MLflow run (metrics, params, best checkpoint)."""
+    data_cfg = DataConfig(
+        dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed
+    )
+    model_cfg = ModelConfig(
+        family=model,
+        hidden=parse_int_list(hidden, option="--hidden"),
+        channels=parse_int_list(channels, option="--channels"),
+        kernel_size=kernel_size,
+        padding=padding,
+        fc_width=fc_width,
+        activation=activation,
+        dropout=dropout,
+        batch_norm=batch_norm,
+    )
+    optim_cfg = OptimConfig(
+        optimizer=optimizer,
+        lr=lr,
+        momentum=momentum,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+        schedule=schedule,
+        gamma=gamma,
+    )
+    train_cfg = TrainConfig(
+        epochs=epochs, batch_size=batch_size, seed=seed, device=device, deterministic=deterministic
+    )
+
+    from hpo import report
+    from hpo.experiment import train_single
+
+    out = common.console()
+    history: list = []
+    progress = Progress(
+        TextColumn("epoch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=out
+    )
+    task = progress.add_task("train", total=epochs)
+    with Live(Group(progress), console=out, refresh_per_second=4, transient=True) as live:
+
+        def on_epoch(metrics: report.EpochMetrics) -> None:
+            history.append(metrics)
+            progress.update(task, completed=metrics.epoch)
+            live.update(Group(progress, report.epoch_table(history)))
+
+        summary = train_single(
+            data_cfg=data_cfg,
+            model_cfg=model_cfg,
+            optim_cfg=optim_cfg,
+            train_cfg=train_cfg,
+            experiment=experiment,
+            tracking_uri=tracking_uri,
+            on_epoch=on_epoch,
+        )
+    if not quiet:
+        out.print(report.epoch_table(history, best_epoch=summary.result.best_epoch))
+    res = summary.result
+    out.print(
+        report.train_result(
+            outcome=res.outcome,
+            best_epoch=res.best_epoch,
+            best_val_accuracy=res.best_val_accuracy,
+            run_id=summary.run_id,
+            experiment=summary.experiment,
+            parameters=summary.parameters,
+            device=summary.device,
+            seconds=res.seconds,
+        )
+    )
+    if res.outcome == "diverged":
+        raise typer.Exit(1)

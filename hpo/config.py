@@ -1,0 +1,181 @@
+"""Frozen configuration dataclasses and their validation. No I/O happens here: every check is
+about values, so a config can be built and validated in a test without touching disk or torch."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from hpo.errors import ConfigError
+
+DATASETS = ("mnist", "fashion-mnist")
+FAMILIES = ("mlp", "cnn")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("none", "cosine", "onecycle", "exponential")
+PADDINGS = ("same", "valid")
+KERNEL_SIZES = (3, 5)
+
+IMAGE_SIZE = 28  # pixels per side of every supported dataset
+NUM_CLASSES = 10
+TRAIN_SET_SIZE = 60_000  # images in the official training split of both datasets
+
+
+def _choice(name: str, value: object, allowed: tuple[object, ...]) -> None:
+    if value not in allowed:
+        options = ", ".join(str(a) for a in allowed)
+        raise ConfigError(f"unknown {name} {value!r}: choose one of {options}")
+
+
+def _positive(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+
+
+def parse_int_list(text: str, *, option: str) -> tuple[int, ...]:
+    """Parse '300,100' into (300, 100); a clear error names the option on anything else."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(
+            f"{option} expects comma-separated positive integers like 300,100; got {text!r}"
+        ) from None
+    if not values or any(v <= 0 for v in values):
+        raise ConfigError(f"{option} expects positive integers like 300,100; got {text!r}")
+    return values
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset, where its files live, and how the validation split is carved."""
+
+    dataset: str = "mnist"
+    data_dir: str = "data"
+    val_size: int = 10_000  # images held out of the official training split
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _choice("dataset", self.dataset, DATASETS)
+        if not 0 < self.val_size < TRAIN_SET_SIZE:
+            raise ConfigError(
+                f"--val-size must be between 1 and {TRAIN_SET_SIZE - 1} "
+                f"(the training split has {TRAIN_SET_SIZE} images); got {self.val_size}"
+            )
+
+
+def cnn_output_side(*, blocks: int, kernel_size: int, padding: str) -> int:
+    """Spatial side (pixels) after `blocks` conv+2x2-pool blocks on a 28x28 input."""
+    side = IMAGE_SIZE
+    for _ in range(blocks):
+        side = side if padding == "same" else side - kernel_size + 1
+        side //= 2
+    return side
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of an MLP or a small CNN. `fc_width=0` means the CNN's flattened features go
+    straight to the 10-way output (seed 001's conv 1->10->20, fc 320->10)."""
+
+    family: str = "mlp"
+    hidden: tuple[int, ...] = (300, 100)  # MLP hidden widths
+    channels: tuple[int, ...] = (32, 64)  # CNN output channels per conv block
+    kernel_size: int = 3
+    padding: str = "same"
+    fc_width: int = 128
+    activation: str = "relu"
+    dropout: float = 0.0
+    batch_norm: bool = False
+
+    def __post_init__(self) -> None:
+        _choice("model", self.family, FAMILIES)
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("padding", self.padding, PADDINGS)
+        _choice("kernel size", self.kernel_size, KERNEL_SIZES)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout must be in [0, 1); got {self.dropout}")
+        if self.fc_width < 0:
+            raise ConfigError(f"--fc-width must be 0 (none) or positive; got {self.fc_width}")
+        if self.family == "mlp" and not 1 <= len(self.hidden) <= 6:
+            raise ConfigError(f"an MLP has 1 to 6 hidden layers; --hidden gave {len(self.hidden)}")
+        if self.family == "cnn":
+            self._check_cnn()
+
+    def _check_cnn(self) -> None:
+        if not 1 <= len(self.channels) <= 4:
+            raise ConfigError(f"a CNN has 1 to 4 conv blocks; --channels gave {len(self.channels)}")
+        side = cnn_output_side(
+            blocks=len(self.channels), kernel_size=self.kernel_size, padding=self.padding
+        )
+        if side < 1:
+            raise ConfigError(
+                f"{len(self.channels)} conv blocks with kernel {self.kernel_size} and "
+                f"{self.padding} padding shrink a 28x28 image to nothing: "
+                "use fewer blocks or --padding same"
+            )
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimizer and learning-rate schedule. `gamma` is the per-epoch decay of `exponential`."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9  # sgd and rmsprop only
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    gamma: float = 0.7
+
+    def __post_init__(self) -> None:
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _positive("--lr", self.lr)
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"--momentum must be in [0, 1); got {self.momentum}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"--weight-decay must be >= 0; got {self.weight_decay}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ConfigError(f"--gamma must be in (0, 1]; got {self.gamma}")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ConfigError("--nesterov needs --optimizer sgd and a --momentum above 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How long and how a single configuration is trained."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    seed: int = 0
+    device: str = "auto"
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1; got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1; got {self.batch_size}")
+
+
+def flatten(**sections: Any) -> dict[str, str]:
+    """{'model': ModelConfig(...)} -> {'model.hidden': '300,100', ...} (MLflow params are str)."""
+    flat: dict[str, str] = {}
+    for prefix, section in sections.items():
+        for key, value in asdict(section).items():
+            if isinstance(value, (tuple, list)):
+                value = ",".join(str(v) for v in value)
+            flat[f"{prefix}.{key}"] = str(value)
+    return flat
+
+
+def model_config_from_dict(raw: dict[str, Any]) -> ModelConfig:
+    """Rebuild a ModelConfig from its JSON form (lists become tuples; unknown keys are refused)."""
+    known = {f.name for f in fields(ModelConfig)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown model settings {sorted(unknown)} in checkpoint config")
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    return ModelConfig(**values)

@@ -1,0 +1,38 @@
+"""The errors hpo raises on purpose. Each message is one line that says what is wrong and how to
+fix it; the CLI prints it in red and exits with `exit_code`, without a traceback."""
+
+
+class HpoError(Exception):
+    """Base of every error a user can cause or fix."""
+
+    exit_code = 1
+
+
+class ConfigError(HpoError):
+    """A value given by the user is invalid (flag, space file, combination of settings)."""
+
+    exit_code = 2
+
+
+class DataError(HpoError):
+    """Dataset files are missing, unreadable or of the wrong shape."""
+
+
+class DeviceError(HpoError):
+    """The requested training device does not exist on this machine."""
+
+
+class StudyError(HpoError):
+    """The study store cannot be opened, the study is missing or cannot be resumed."""
+
+
+class TrackingError(HpoError):
+    """The MLflow store cannot be reached or written."""
+
+
+class CheckpointError(HpoError):
+    """A checkpoint is missing, truncated or does not match its configuration."""
+
+
+class LockboxError(HpoError):
+    """The test set of a study was already used and `--force` was not given."""

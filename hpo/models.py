@@ -1,0 +1,76 @@
+"""ModelConfig -> nn.Module. Pure builders: no Optuna, no device choice, no I/O."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from hpo.config import IMAGE_SIZE, NUM_CLASSES, ModelConfig, cnn_output_side
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def _dense_block(*, width_in: int, width_out: int, cfg: ModelConfig) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Linear(width_in, width_out, bias=not cfg.batch_norm)]
+    if cfg.batch_norm:
+        layers.append(nn.BatchNorm1d(width_out))
+    layers.append(_ACTIVATIONS[cfg.activation]())
+    if cfg.dropout > 0:
+        layers.append(nn.Dropout(cfg.dropout))
+    return layers
+
+
+def build_mlp(cfg: ModelConfig) -> nn.Sequential:
+    """Flatten (N, 1, 28, 28) -> hidden layers -> (N, 10) logits."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = IMAGE_SIZE * IMAGE_SIZE
+    for hidden in cfg.hidden:
+        layers += _dense_block(width_in=width, width_out=hidden, cfg=cfg)
+        width = hidden
+    layers.append(nn.Linear(width, NUM_CLASSES))
+    return nn.Sequential(*layers)
+
+
+def _conv_block(*, channels_in: int, channels_out: int, cfg: ModelConfig) -> list[nn.Module]:
+    pad = cfg.kernel_size // 2 if cfg.padding == "same" else 0
+    layers: list[nn.Module] = [
+        nn.Conv2d(channels_in, channels_out, cfg.kernel_size, padding=pad, bias=not cfg.batch_norm)
+    ]
+    if cfg.batch_norm:
+        layers.append(nn.BatchNorm2d(channels_out))
+    layers += [_ACTIVATIONS[cfg.activation](), nn.MaxPool2d(2)]
+    return layers
+
+
+def build_cnn(cfg: ModelConfig) -> nn.Sequential:
+    """Conv blocks (conv, [bn], act, 2x2 max-pool) -> flatten -> [hidden fc] -> (N, 10) logits."""
+    layers: list[nn.Module] = []
+    channels = 1
+    for out in cfg.channels:
+        layers += _conv_block(channels_in=channels, channels_out=out, cfg=cfg)
+        channels = out
+    side = cnn_output_side(
+        blocks=len(cfg.channels), kernel_size=cfg.kernel_size, padding=cfg.padding
+    )
+    width = channels * side * side  # 320 for seed 001's net (20 channels x 4 x 4)
+    layers.append(nn.Flatten())
+    if cfg.fc_width:
+        layers += _dense_block(width_in=width, width_out=cfg.fc_width, cfg=cfg)
+        width = cfg.fc_width
+    layers.append(nn.Linear(width, NUM_CLASSES))
+    return nn.Sequential(*layers)
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    return build_mlp(cfg) if cfg.family == "mlp" else build_cnn(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

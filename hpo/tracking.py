@@ -1,0 +1,200 @@
+"""MLflow tracking. The only module that imports mlflow.
+
+Default store: `sqlite:///mlruns/mlflow.db` with artifacts under `mlruns/artifacts`, both
+relative to the working directory. Every write is retried while the store is locked (several
+workers may share one SQLite file) and turned into a one-line TrackingError if it keeps failing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+# Before mlflow is imported: no progress bars or INFO chatter on the user's terminal.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import mlflow
+import mlflow.artifacts
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+
+from hpo.errors import TrackingError
+
+for _name in ("mlflow", "alembic", "alembic.runtime.migration"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+MLFLOW_VERSION: str = mlflow.__version__
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+DEFAULT_ARTIFACT_ROOT = "mlruns/artifacts"
+_RETRIES = 8  # attempts for a locked store; backoff doubles from 0.1 s (about 25 s in all)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    name: str
+    status: str  # RUNNING, FINISHED, FAILED, KILLED
+    params: dict[str, str]
+    metrics: dict[str, float]  # latest value of each metric
+    tags: dict[str, str]
+    artifact_uri: str
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """Flag, then MLFLOW_TRACKING_URI, then the default; a relative SQLite path is made absolute
+    (MLflow caches one engine per URI string, so a relative one could follow the wrong folder)."""
+    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if chosen.startswith("sqlite:///") and not chosen.startswith("sqlite:////"):
+        chosen = "sqlite:///" + str(Path(chosen.removeprefix("sqlite:///")).resolve())
+    return chosen
+
+
+def _transient(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    delay = 0.1
+    for attempt in range(_RETRIES):
+        try:
+            return fn(*args, **kwargs)
+        except TrackingError:
+            raise
+        except Exception as exc:
+            if attempt + 1 < _RETRIES and _transient(exc):
+                time.sleep(delay)
+                delay *= 2
+                continue
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TrackingError(f"MLflow store: cannot {what}: {first[:300]}") from exc
+    raise AssertionError("unreachable")
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "experiment"
+
+
+class Tracker:
+    """A handle on one MLflow tracking store."""
+
+    def __init__(self, *, uri: str | None = None, artifact_root: str | None = None) -> None:
+        self.uri = resolve_tracking_uri(uri)
+        self.artifact_root = Path(artifact_root or DEFAULT_ARTIFACT_ROOT).resolve()
+        if self.uri.startswith("sqlite:///"):
+            db = Path(self.uri.removeprefix("sqlite:///"))
+            try:
+                db.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise TrackingError(
+                    f"cannot create the MLflow store folder {db.parent}: {exc.strerror}"
+                ) from exc
+        self.client = MlflowClient(tracking_uri=self.uri)
+        # Opening the store creates or migrates its tables; fail here, clearly, if it cannot.
+        _call("open the store " + self.uri, self.client.search_experiments, max_results=1)
+
+    def experiment(self, name: str) -> str:
+        """Id of the experiment `name`, created (with its artifacts under our root) if needed."""
+        found = _call("read experiments", self.client.get_experiment_by_name, name)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                _call("restore experiment", self.client.restore_experiment, found.experiment_id)
+            return str(found.experiment_id)
+        location = None
+        if self.uri.startswith("sqlite:") or "://" not in self.uri:
+            location = (self.artifact_root / _safe_name(name)).as_uri()
+        try:
+            return str(self.client.create_experiment(name, artifact_location=location))
+        except MlflowException:  # another worker created it between our read and write
+            found = _call("read experiments", self.client.get_experiment_by_name, name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
+
+    def start_run(
+        self,
+        *,
+        experiment_id: str,
+        name: str,
+        tags: Mapping[str, str],
+        parent_run_id: str | None = None,
+    ) -> str:
+        all_tags = dict(tags)
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = _call(
+            "create a run", self.client.create_run, experiment_id, run_name=name, tags=all_tags
+        )
+        return str(run.info.run_id)
+
+    def log_params(self, run_id: str, params: Mapping[str, object]) -> None:
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+            _call("log params", self.client.log_batch, run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None:
+        """One batch for all metrics of one step (e.g. an epoch): one store write per epoch."""
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        _call("log metrics", self.client.log_batch, run_id, metrics=items)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, object]) -> None:
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        _call("set tags", self.client.log_batch, run_id, tags=items)
+
+    def log_dir(self, run_id: str, local_dir: Path, *, artifact_path: str) -> None:
+        _call("upload artifacts", self.client.log_artifacts, run_id, str(local_dir), artifact_path)
+
+    def log_file(self, run_id: str, path: Path, *, artifact_path: str | None = None) -> None:
+        _call("upload an artifact", self.client.log_artifact, run_id, str(path), artifact_path)
+
+    def download(self, run_id: str, artifact_path: str, *, dst: Path) -> Path:
+        fetched = _call(
+            f"download {artifact_path!r} of run {run_id}",
+            mlflow.artifacts.download_artifacts,
+            run_id=run_id,
+            artifact_path=artifact_path,
+            dst_path=str(dst),
+            tracking_uri=self.uri,
+        )
+        return Path(fetched)
+
+    def end_run(self, run_id: str, *, status: str) -> None:
+        RunStatus.from_string(status)  # refuse typos before writing
+        _call("close a run", self.client.set_terminated, run_id, status=status)
+
+    def run(self, run_id: str) -> RunRecord:
+        return _record(_call(f"read run {run_id}", self.client.get_run, run_id))
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        rows = _call("read metric history", self.client.get_metric_history, run_id, key)
+        return sorted((int(m.step), float(m.value)) for m in rows)
+
+    def runs(self, experiment_id: str) -> list[RunRecord]:
+        found = _call("search runs", self.client.search_runs, [experiment_id], max_results=5000)
+        return [_record(r) for r in found]
+
+
+def _record(r: Any) -> RunRecord:
+    return RunRecord(
+        run_id=r.info.run_id,
+        name=r.info.run_name or "",
+        status=r.info.status,
+        params=dict(r.data.params),
+        metrics=dict(r.data.metrics),
+        tags=dict(r.data.tags),
+        artifact_uri=r.info.artifact_uri or "",
+    )
+
+
+def scratch_dir() -> tempfile.TemporaryDirectory[str]:
+    """A temporary folder for files about to be uploaded as artifacts."""
+    return tempfile.TemporaryDirectory(prefix="hpo-")

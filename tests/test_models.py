@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hpo.config import ACTIVATIONS, ModelConfig, parse_int_list
+from hpo.errors import ConfigError
+from hpo.models import build_model, count_parameters
+
+X = torch.randn(4, 1, 28, 28)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("family", ["mlp", "cnn"])
+def test_every_activation_builds_and_runs(family: str, activation: str) -> None:
+    model = build_model(
+        ModelConfig(family=family, activation=activation, batch_norm=True, dropout=0.2)
+    )
+    assert model(X).shape == (4, 10)
+
+
+@pytest.mark.parametrize("depth", range(1, 7))
+def test_mlp_depths(depth: int) -> None:
+    model = build_model(ModelConfig(hidden=(16,) * depth))
+    assert sum(isinstance(m, torch.nn.Linear) for m in model.modules()) == depth + 1
+
+
+def test_seed_001_cnn_is_expressible() -> None:
+    cfg = ModelConfig(family="cnn", channels=(10, 20), kernel_size=5, padding="valid", fc_width=0)
+    model = build_model(cfg)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(320, 10)]
+    # conv1 10*(25+1) + conv2 20*(250+1) + fc 320*10+10
+    assert count_parameters(model) == 260 + 5020 + 3210
+    assert model(X).shape == (4, 10)
+
+
+def test_seed_002_mlp_parameter_count() -> None:
+    model = build_model(ModelConfig(hidden=(300, 100)))
+    assert count_parameters(model) == 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10
+
+
+@pytest.mark.parametrize("blocks", range(1, 5))
+def test_cnn_blocks_same_padding(blocks: int) -> None:
+    model = build_model(ModelConfig(family="cnn", channels=(8,) * blocks, fc_width=16))
+    assert model(X).shape == (4, 10)
+
+
+def test_invalid_architectures_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="shrink"):
+        ModelConfig(family="cnn", channels=(4, 4, 4), kernel_size=5, padding="valid")
+    with pytest.raises(ConfigError, match="1 to 6"):
+        ModelConfig(hidden=(8,) * 7)
+    with pytest.raises(ConfigError, match="unknown activation"):
+        ModelConfig(activation="swish")
+    with pytest.raises(ConfigError, match="comma-separated"):
+        parse_int_list("300,,x", option="--hidden")
+    with pytest.raises(ConfigError, match="positive"):
+        parse_int_list("300,-1", option="--hidden")

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+
+from hpo.config import OPTIMIZERS, SCHEDULES, DataConfig, ModelConfig, OptimConfig
+from hpo.data import load_train_val
+from hpo.errors import ConfigError, DeviceError
+from hpo.models import build_model
+from hpo.train import EpochMetrics, evaluate, fit, resolve_device
+from tests.conftest import VAL_SIZE
+
+
+@pytest.fixture(scope="module")
+def data(synthetic_root: Path, device: str):  # type: ignore[no-untyped-def]
+    cfg = DataConfig(data_dir=str(synthetic_root), val_size=VAL_SIZE)
+    return load_train_val(cfg, device=resolve_device(device))
+
+
+def small_mlp(device: torch.device) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(ModelConfig(hidden=(32,))).to(device)
+
+
+@pytest.mark.parametrize(("optimizer", "schedule"), list(itertools.product(OPTIMIZERS, SCHEDULES)))
+def test_every_optimizer_and_schedule_steps(data, optimizer: str, schedule: str) -> None:  # type: ignore[no-untyped-def]
+    lr = 0.05 if optimizer == "sgd" else 0.003
+    model = small_mlp(data.train.x.device)
+    before = [p.detach().clone() for p in model.parameters()]
+    result = fit(
+        model=model,
+        data=data,
+        optim=OptimConfig(optimizer=optimizer, lr=lr, schedule=schedule),
+        epochs=2,
+        batch_size=64,
+        seed=0,
+    )
+    assert result.outcome == "completed" and len(result.history) == 2
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert result.history[-1].lr > 0
+    if schedule in ("cosine", "exponential"):
+        assert result.history[1].lr < result.history[0].lr
+
+
+def test_loss_decreases_and_best_epoch_is_kept(data) -> None:  # type: ignore[no-untyped-def]
+    seen: list[EpochMetrics] = []
+    model = small_mlp(data.train.x.device)
+    result = fit(
+        model=model,
+        data=data,
+        optim=OptimConfig(lr=0.05),
+        epochs=3,
+        batch_size=32,
+        seed=0,
+        on_epoch=lambda m: seen.append(m) or False,
+    )
+    assert [m.epoch for m in seen] == [1, 2, 3]
+    assert seen[-1].train_loss < seen[0].train_loss
+    assert result.best_val_accuracy == max(m.val_accuracy for m in seen) > 0.9
+    # the kept state is the best epoch's: loading it reproduces that accuracy
+    model.load_state_dict(result.best_state)
+    assert evaluate(model, data.val)[1] == pytest.approx(result.best_val_accuracy)
+
+
+def test_hook_can_stop_training(data) -> None:  # type: ignore[no-untyped-def]
+    result = fit(
+        model=small_mlp(data.train.x.device),
+        data=data,
+        optim=OptimConfig(),
+        epochs=5,
+        batch_size=64,
+        seed=0,
+        on_epoch=lambda m: m.epoch == 2,
+    )
+    assert result.outcome == "stopped" and len(result.history) == 2
+
+
+def test_diverging_lr_gives_diverged_outcome(data) -> None:  # type: ignore[no-untyped-def]
+    result = fit(
+        model=small_mlp(data.train.x.device),
+        data=data,
+        optim=OptimConfig(lr=1e6, momentum=0.9),
+        epochs=5,
+        batch_size=64,
+        seed=0,
+    )
+    assert result.outcome == "diverged"
+    assert len(result.history) < 5
+
+
+def test_same_seed_same_result(data) -> None:  # type: ignore[no-untyped-def]
+    runs = [
+        fit(
+            model=small_mlp(data.train.x.device),
+            data=data,
+            optim=OptimConfig(),
+            epochs=1,
+            batch_size=64,
+            seed=7,
+        )
+        .history[0]
+        .val_loss
+        for _ in range(2)
+    ]
+    assert runs[0] == pytest.approx(runs[1], rel=1e-5)
+
+
+def test_device_resolution() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="--device cpu"):
+            resolve_device("cuda")
+    with pytest.raises(DeviceError, match="unknown device"):
+        resolve_device("tpu9")
+
+
+def test_invalid_optimizer_settings() -> None:
+    with pytest.raises(ConfigError, match="positive"):
+        OptimConfig(lr=-0.1)
+    with pytest.raises(ConfigError, match="unknown optimizer"):
+        OptimConfig(optimizer="lbfgs")
