@@ -13,7 +13,8 @@ pytestmark = pytest.mark.real_data
 
 def test_train_mlp_on_real_mnist_reaches_97(workdir: Path, real_data: Path, device: str) -> None:
     code, out, err = hpo(
-        "train", "--dataset", "mnist", "--model", "mlp", "--hidden", "300,100", "--optimizer", "sgd",
+        "train", "--dataset", "mnist", "--model", "mlp", "--hidden", "300,100",
+        "--optimizer", "sgd",
         "--lr", 0.05, "--momentum", 0.9, "--batch-size", 128, "--epochs", 2,
         "--data-dir", real_data, "--device", device, "-q",
     )  # fmt: skip
