@@ -18,6 +18,8 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from hpo import __version__
+from hpo.commands import inspect as inspect_cmd
+from hpo.commands import search as search_cmd
 from hpo.commands import train as train_cmd
 from hpo.errors import HpoError
 
@@ -120,3 +122,6 @@ def main() -> None:
 
 
 app.command()(train_cmd.train)
+app.command()(search_cmd.search)
+app.command()(inspect_cmd.studies)
+app.command()(inspect_cmd.trials)

@@ -179,3 +179,37 @@ def model_config_from_dict(raw: dict[str, Any]) -> ModelConfig:
         raise ConfigError(f"unknown model settings {sorted(unknown)} in checkpoint config")
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     return ModelConfig(**values)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How a search runs. `trials` is the study's target total of finished (complete + pruned)
+    trials, not a count per call; `epochs` is the maximum per trial."""
+
+    study: str
+    storage: str
+    trials: int = 100
+    epochs: int = 10
+    timeout: float | None = None  # seconds after which no new trial starts
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0
+    device: str = "auto"
+    jobs: int = 1
+    tracking_uri: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise ConfigError(
+                f"--trials must be at least 1 (the study's target total); got {self.trials}"
+            )
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1; got {self.epochs}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ConfigError(f"--timeout must be a positive number of seconds; got {self.timeout}")
+        if not 1 <= self.jobs <= 64:
+            raise ConfigError(f"--jobs must be between 1 and 64; got {self.jobs}")
+        _choice("sampler", self.sampler, ("tpe", "random", "gp", "cmaes"))
+        _choice("pruner", self.pruner, ("median", "hyperband", "sha", "none"))
+        if not self.study or any(c in self.study for c in "/\\\n"):
+            raise ConfigError(f"--study must be a plain name like mnist-mlp; got {self.study!r}")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from hpo.train import EpochMetrics
+if TYPE_CHECKING:  # annotations only: importing these would load torch and optuna
+    from hpo.search import SearchOutcome
+    from hpo.study import Counts, TrialRow
+    from hpo.train import EpochMetrics
 
 
 def pct(value: float | None) -> str:
@@ -59,3 +63,139 @@ def train_result(
         style="dim",
     )
     return Group(head, detail)
+
+
+def _params_text(params: dict[str, Any], *, limit: int = 0) -> str:
+    """One line, e.g. 'mlp 512-128 relu bn | adam lr=0.001 wd=1e-06 cosine | bs 128'."""
+    p = params
+    if p.get("family") == "cnn":
+        widths = "-".join(str(p[k]) for k in sorted(p) if k.startswith("cnn_channels_"))
+        arch = f"cnn {widths} k{p.get('cnn_kernel', '?')} fc{p.get('cnn_fc_width', '?')}"
+    else:
+        arch = "mlp " + "-".join(str(p[k]) for k in sorted(p) if k.startswith("mlp_width_"))
+    arch += f" {p.get('activation', '')}" + (" bn" if p.get("batch_norm") else "")
+    arch += f" drop={_fmt(p['dropout'])}" if p.get("dropout") else ""
+    opt = f"{p.get('optimizer', '')} lr={_fmt(p.get('lr'))}"
+    opt += f" m={_fmt(p['momentum'])}" if "momentum" in p else ""
+    opt += f" wd={_fmt(p['weight_decay'])}" if "weight_decay" in p else ""
+    opt += f" {p.get('schedule', '')}" + (f"({_fmt(p['gamma'])})" if "gamma" in p else "")
+    text = f"{arch} | {opt} | bs {p.get('batch_size', '?')}"
+    return text if not limit or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def start_line(*, study: str, done: int, target: int, resumed: bool, device: str) -> Text:
+    if done >= target:
+        return Text(f"Study '{study}' already has {done}/{target} finished trials.")
+    verb = "Resuming" if resumed else "Starting"
+    todo = target - done
+    return Text(
+        f"{verb} study '{study}': {done}/{target} trials finished, running {todo} more on {device}."
+    )
+
+
+def trial_line(*, row: TrialRow, counts: Counts, best: TrialRow | None) -> Text:
+    style = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}.get(row.state, "")
+    line = Text(f"trial {row.number:>4} ", style="bold")
+    line.append(f"{row.state:<8}", style=style)
+    value = pct(row.value) if row.state == "COMPLETE" else _last_value(row)
+    line.append(f" {value:>7}  {_seconds(row.seconds)}")
+    if row.attrs.get("fail_reason"):
+        line.append(f"  ({row.attrs['fail_reason']})", style="dim")
+    line.append(
+        f"  [{counts.finished} finished, best {pct(best.value) if best else '-'}]", style="dim"
+    )
+    return line
+
+
+def _last_value(row: TrialRow) -> str:
+    if not row.curve:
+        return "-"
+    epoch = max(row.curve)
+    return f"{pct(row.curve[epoch])}@{epoch}"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}s"
+
+
+def best_line(best: TrialRow | None) -> Text:
+    if best is None:
+        return Text("best: none yet", style="dim")
+    return Text(
+        f"best: trial {best.number} {pct(best.value)}  {_params_text(best.params, limit=110)}"
+    )
+
+
+def trials_table(rows: Sequence[TrialRow], *, title: str = "", limit: int = 0) -> Table:
+    """Trials sorted by value (complete first), then the others by number."""
+    ranked = sorted(rows, key=lambda r: (r.state != "COMPLETE", -(r.value or 0.0), r.number))
+    table = Table(title=title or None, header_style="bold", show_edge=False)
+    for name, justify in (
+        ("#", "right"),
+        ("state", "left"),
+        ("val acc", "right"),
+        ("epochs", "right"),
+        ("time", "right"),
+        ("params", "left"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in ranked[: limit or None]:
+        value = pct(r.value) if r.state == "COMPLETE" else _last_value(r)
+        epochs = str(r.attrs.get("epochs_run", max(r.curve) if r.curve else "-"))
+        table.add_row(
+            str(r.number), r.state, value, epochs, _seconds(r.seconds), _params_text(r.params)
+        )
+    return table
+
+
+def search_summary(outcome: SearchOutcome, *, storage: str, resume: str) -> RenderableType:
+    c = outcome.counts
+    done = f"{c.finished}/{outcome.target} finished trials"
+    head = {
+        "target": f"Study '{outcome.study}' reached {done}.",
+        "already-done": f"Study '{outcome.study}' already has {done}; raise --trials to run more.",
+        "timeout": f"Timeout: study '{outcome.study}' has {done}.",
+        "interrupted": f"Interrupted: study '{outcome.study}' has {done}.",
+    }[outcome.stopped]
+    detail = (
+        f"this call ran {outcome.ran}; complete {c.complete}, pruned {c.pruned}, failed {c.failed}"
+    )
+    if outcome.recovered:
+        detail += f"; {outcome.recovered} trial(s) of a dead process marked failed"
+    parts: list[RenderableType] = [Text(head, style="bold"), Text(detail, style="dim")]
+    if outcome.top:
+        parts.append(trials_table(outcome.top, title="Top trials"))
+    if outcome.best is not None:
+        parts.append(
+            Text(
+                f"Best: trial {outcome.best.number}, validation accuracy {pct(outcome.best.value)}",
+                style="bold green",
+            )
+        )
+        parts.append(Text(_params_text(outcome.best.params)))
+    if outcome.stopped in ("interrupted", "timeout"):
+        parts.append(Text(f"Resume with: {resume}", style="bold"))
+    return Group(*parts)
+
+
+def studies_table(rows: Sequence[dict[str, Any]], *, storage: str) -> Table:
+    table = Table(title=f"Studies in {storage}", header_style="bold", show_edge=False)
+    for name in ("study", "complete", "pruned", "failed", "running", "best val acc", "test used"):
+        table.add_column(name, justify="left" if name == "study" else "right")
+    for r in rows:
+        table.add_row(
+            r["name"],
+            str(r["complete"]),
+            str(r["pruned"]),
+            str(r["failed"]),
+            str(r["running"]),
+            pct(r["best"]),
+            str(r["test_uses"]),
+        )
+    return table

@@ -171,6 +171,19 @@ class Tracker:
         RunStatus.from_string(status)  # refuse typos before writing
         _call("close a run", self.client.set_terminated, run_id, status=status)
 
+    def run_status(self, run_id: str) -> str | None:
+        """The run's status, or None when this store has no such run."""
+        try:
+            return str(self.client.get_run(run_id).info.status)
+        except MlflowException:
+            return None
+
+    def reopen(self, run_id: str) -> None:
+        _call("reopen a run", self.client.update_run, run_id, status="RUNNING")
+
+    def log_dict(self, run_id: str, payload: dict[str, Any], filename: str) -> None:
+        _call("upload a JSON artifact", self.client.log_dict, run_id, payload, filename)
+
     def run(self, run_id: str) -> RunRecord:
         return _record(_call(f"read run {run_id}", self.client.get_run, run_id))
 

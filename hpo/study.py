@@ -1,0 +1,347 @@
+"""Optuna behind a small interface: storage, sampler, pruner, study creation and the resume
+rules. The only module that imports optuna; `search.py` drives trials through these handles."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from hpo.errors import ConfigError, StudyError
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# We drive trials with ask/tell and beat the heartbeat ourselves (StudyHandle.heartbeat).
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+
+OPTUNA_VERSION: str = optuna.__version__
+SAMPLERS = ("tpe", "random", "gp", "cmaes")
+PRUNERS = ("median", "hyperband", "sha", "none")
+HEARTBEAT_S = 30  # a live trial touches the store this often; other hosts judge it stale...
+GRACE_S = 120  # ...after this long without a heartbeat
+SPEC_ATTR = "hpo_spec"  # study user attr: how the study was made (dataset, split, space...)
+INCOMPARABLE = ("dataset", "val_size", "split_seed", "fingerprint", "epochs", "space")
+DEFAULT_STORAGE = "sqlite:///studies/hpo.db"
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    number: int
+    state: str  # COMPLETE, PRUNED, FAIL, RUNNING, WAITING
+    value: float | None
+    params: dict[str, Any]
+    attrs: dict[str, Any]
+    seconds: float | None
+    started: str  # ISO time or ""
+    curve: dict[int, float] = field(default_factory=dict)  # epoch -> val accuracy
+
+
+@dataclass(frozen=True)
+class Counts:
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0
+
+    @property
+    def finished(self) -> int:
+        """Trials that count towards the target: complete + pruned."""
+        return self.complete + self.pruned
+
+
+def absolute_storage_url(url: str) -> str:
+    """Relative SQLite paths are made absolute (and their folder created)."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path = Path(url.removeprefix("sqlite:///")).resolve()
+        url = "sqlite:///" + str(path)
+    if url.startswith("sqlite:///"):
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StudyError(
+                f"cannot create the study store folder {folder}: {exc.strerror}"
+            ) from None
+    return url
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats; SQLite waits up to 60 s on a lock instead of failing."""
+    if "://" not in url:
+        raise StudyError(
+            f"malformed --storage {url!r}: expected a URL like sqlite:///studies/hpo.db"
+        )
+    url = absolute_storage_url(url)
+    engine: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine = {"connect_args": {"timeout": 60}}
+    elif not url.startswith(("postgresql", "mysql", "mariadb", "oracle", "mssql")):
+        raise StudyError(
+            f"unsupported --storage {url!r}: use sqlite:///..., postgresql://... or mysql://..."
+        )
+    try:
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+        )
+    except Exception as exc:  # SQLAlchemy raises many types for bad URLs, drivers and hosts
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError(f"cannot open study storage {url}: {first[:300]}") from None
+
+
+def make_sampler(name: str, *, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True
+        )
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    raise ConfigError(f"unknown sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
+
+
+def make_pruner(name: str, *, epochs: int) -> optuna.pruners.BasePruner:
+    """Defaults: never prune in the first epoch, nor before 5 trials have a median to compare."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=epochs, reduction_factor=3
+        )
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(f"unknown pruner {name!r}: choose one of {', '.join(PRUNERS)}")
+
+
+def _row(t: optuna.trial.FrozenTrial) -> TrialRow:
+    seconds = t.duration.total_seconds() if t.duration is not None else None
+    return TrialRow(
+        number=t.number,
+        state=t.state.name,
+        value=t.value if t.values else None,
+        params=dict(t.params),
+        attrs=dict(t.user_attrs),
+        seconds=seconds,
+        started=t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else "",
+        curve={int(k): float(v) for k, v in t.intermediate_values.items()},
+    )
+
+
+class TrialHandle:
+    """One running trial: report, prune decision, and its final state."""
+
+    def __init__(self, study: optuna.Study, trial: optuna.Trial) -> None:
+        self._study, self._trial = study, trial
+        self.number: int = trial.number
+        self.trial_id: int = trial._trial_id  # the storage key, for heartbeats
+
+    @property
+    def suggest(self) -> optuna.Trial:
+        """The object `space.sample` calls suggest_* on."""
+        return self._trial
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._trial.params)
+
+    def set_attrs(self, **attrs: Any) -> None:
+        for key, value in attrs.items():
+            self._trial.set_user_attr(key, value)
+
+    def report(self, value: float, *, step: int) -> bool:
+        """Record the epoch's validation accuracy; True when the pruner says stop."""
+        self._trial.report(value, step)
+        return bool(self._trial.should_prune())
+
+    def attr(self, key: str) -> Any:
+        return self._trial.user_attrs.get(key)
+
+    def complete(self, value: float) -> None:
+        self._study.tell(self._trial, value)
+
+    def prune(self) -> None:
+        self._study.tell(self._trial, state=TrialState.PRUNED)
+
+    def fail(self, reason: str) -> None:
+        self._trial.set_user_attr("fail_reason", reason)
+        self._study.tell(self._trial, state=TrialState.FAIL)
+
+
+class StudyHandle:
+    def __init__(self, study: optuna.Study, storage: optuna.storages.RDBStorage) -> None:
+        self.study, self.storage = study, storage
+        self.name: str = study.study_name
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return dict(self.study.user_attrs.get(SPEC_ATTR, {}))
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return self.study.user_attrs.get(key, default)
+
+    def set_attr(self, key: str, value: Any) -> None:
+        self.study.set_user_attr(key, value)
+
+    def rows(self, *, states: tuple[str, ...] | None = None) -> list[TrialRow]:
+        wanted = tuple(TrialState[s] for s in states) if states else None
+        return [_row(t) for t in self.study.get_trials(deepcopy=False, states=wanted)]
+
+    def counts(self) -> Counts:
+        tally = {s: 0 for s in TrialState}
+        for t in self.study.get_trials(deepcopy=False):
+            tally[t.state] += 1
+        return Counts(
+            complete=tally[TrialState.COMPLETE],
+            pruned=tally[TrialState.PRUNED],
+            failed=tally[TrialState.FAIL],
+            running=tally[TrialState.RUNNING],
+        )
+
+    def best(self) -> TrialRow | None:
+        done = self.rows(states=("COMPLETE",))
+        return max(done, key=lambda r: (r.value or 0.0, -r.number)) if done else None
+
+    def row(self, number: int) -> TrialRow:
+        return _row(self.study.get_trials(deepcopy=False)[number])
+
+    def reseed(self, sampler: optuna.samplers.BaseSampler) -> None:
+        self.study.sampler = sampler
+
+    def ask(self) -> TrialHandle:
+        return TrialHandle(self.study, self.study.ask())
+
+    def fail_running(self, number: int, reason: str) -> None:
+        """Mark a trial left RUNNING by a dead process as FAIL, with the reason."""
+        trial = self.study.get_trials(deepcopy=False)[number]
+        self.storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+        self.storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+
+    def fail_stale(self) -> None:
+        """Trials whose heartbeat stopped (any host) become FAIL, as Optuna's heartbeat promises."""
+        optuna.storages.fail_stale_trials(self.study)
+
+    @contextlib.contextmanager
+    def heartbeat(self, trial: TrialHandle) -> Iterator[None]:
+        """Touch the trial's heartbeat every HEARTBEAT_S seconds while the block runs."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.is_set():
+                with contextlib.suppress(Exception):  # a missed beat is retried next interval
+                    self.storage.record_heartbeat(trial.trial_id)
+                stop.wait(HEARTBEAT_S)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+
+def study_names(storage: optuna.storages.RDBStorage) -> list[str]:
+    return sorted(s.study_name for s in storage.get_all_studies())
+
+
+def load_study(storage: optuna.storages.RDBStorage, name: str) -> StudyHandle:
+    if name not in study_names(storage):
+        known = ", ".join(study_names(storage)) or "none yet"
+        raise StudyError(
+            f"no study named {name!r} in this store (studies: {known}); check --study/--storage"
+        )
+    return StudyHandle(optuna.load_study(study_name=name, storage=storage), storage)
+
+
+def create_or_resume(
+    storage: optuna.storages.RDBStorage,
+    *,
+    name: str,
+    spec: dict[str, Any],
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
+) -> tuple[StudyHandle, bool]:
+    """The study `name`: created with `spec` recorded, or resumed if its spec is comparable.
+    Returns (handle, resumed)."""
+    resumed = name in study_names(storage)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        direction="maximize",
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
+    )
+    handle = StudyHandle(study, storage)
+    recorded = handle.spec
+    if not recorded:
+        handle.set_attr(SPEC_ATTR, spec)
+        return handle, resumed
+    for key in INCOMPARABLE:
+        if recorded.get(key) != spec.get(key):
+            raise StudyError(
+                f"study {name!r} was made with a different {key} ({_short(recorded.get(key))} vs "
+                f"now {_short(spec.get(key))}); its trials would not be comparable: use the same "
+                f"settings or start a new study with --study NEW_NAME"
+            )
+    return handle, resumed
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def pick_study(storage: optuna.storages.RDBStorage, name: str | None) -> StudyHandle:
+    """The named study, or the only one in the store when no name is given."""
+    if name:
+        return load_study(storage, name)
+    names = study_names(storage)
+    if len(names) == 1:
+        return load_study(storage, names[0])
+    if not names:
+        raise StudyError(
+            "this store has no studies yet: run `hpo search` first, or check --storage"
+        )
+    raise StudyError(
+        f"this store has several studies ({', '.join(names)}): choose one with --study"
+    )
+
+
+def summaries(url: str) -> list[dict[str, Any]]:
+    """One row per study: trial counts by state, best value, test-set uses."""
+    storage = open_storage(url)
+    rows = []
+    for name in study_names(storage):
+        handle = load_study(storage, name)
+        c, best = handle.counts(), handle.best()
+        rows.append(
+            {
+                "name": name,
+                "complete": c.complete,
+                "pruned": c.pruned,
+                "failed": c.failed,
+                "running": c.running,
+                "best": best.value if best else None,
+                "test_uses": len(handle.attr("test_evaluations", [])),
+            }
+        )
+    return rows
+
+
+def trial_rows(url: str, name: str | None) -> tuple[str, list[TrialRow]]:
+    handle = pick_study(open_storage(url), name)
+    return handle.name, handle.rows()

@@ -1,0 +1,219 @@
+"""`hpo search` on synthetic data: target totals, resume rules, pruning, MLflow structure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpo.config import DataConfig, SearchConfig
+from hpo.errors import StudyError
+from hpo.search import SearchOutcome, run_search
+from hpo.space import Space, parse_space, restrict_family
+from hpo.study import load_study, open_storage
+from hpo.tracking import Tracker
+from tests.conftest import VAL_SIZE
+from tests.helpers import assert_one_line_error, hpo
+
+# Small, fast MLPs: trials take a fraction of a second on 1,000 synthetic images.
+FAST = {
+    "mlp_layers": {"low": 1, "high": 1},
+    "mlp_width": {"low": 16, "high": 64, "log": True},
+    "batch_size": [64, 128],
+}
+
+
+class Silent:
+    def started(self, **_: Any) -> None: ...
+    def trial_started(self, **_: Any) -> None: ...
+    def epoch(self, **_: Any) -> None: ...
+    def trial_finished(self, **_: Any) -> None: ...
+
+
+def search(
+    data_dir: Path,
+    *,
+    trials: int,
+    epochs: int = 2,
+    space: dict[str, Any] | None = None,
+    val_size: int = VAL_SIZE,
+    **kw: Any,
+) -> SearchOutcome:
+    chosen: Space = restrict_family(parse_space(space if space is not None else FAST), "mlp")
+    cfg = SearchConfig(
+        study="s",
+        storage="sqlite:///studies/hpo.db",
+        trials=trials,
+        epochs=epochs,
+        device=kw.pop("device", "cpu"),
+        **kw,
+    )
+    data_cfg = DataConfig(data_dir=str(data_dir), val_size=val_size)
+    return run_search(cfg=cfg, data_cfg=data_cfg, space=chosen, observer=Silent())
+
+
+def test_trials_is_a_target_total(workdir: Path, data_dir: Path, device: str) -> None:
+    first = search(data_dir, trials=3, device=device)
+    assert (first.ran, first.counts.finished, first.stopped) == (3, 3, "target")
+    again = search(data_dir, trials=3, device=device)
+    assert (again.ran, again.stopped) == (0, "already-done")
+    more = search(data_dir, trials=5, device=device)
+    assert (more.ran, more.counts.finished) == (2, 5)
+    assert more.best is not None and more.best.value is not None and more.best.value > 0.5
+
+
+def test_resume_refuses_incomparable_settings(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=1)
+    with pytest.raises(StudyError, match=r"different val_size.*--study NEW_NAME"):
+        search(data_dir, trials=2, val_size=VAL_SIZE + 100)
+    with pytest.raises(StudyError, match="different epochs"):
+        search(data_dir, trials=2, epochs=3)
+    with pytest.raises(StudyError, match="different space"):
+        search(data_dir, trials=2, space={**FAST, "lr": {"low": 0.01, "high": 0.1}})
+    # safe to change: timeout, seed, sampler, pruner
+    ok = search(data_dir, trials=2, timeout=600, seed=5, sampler="random", pruner="none")
+    assert ok.ran == 1
+
+
+def test_spec_records_how_the_study_was_made(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=1)
+    spec = load_study(open_storage("sqlite:///studies/hpo.db"), "s").spec
+    assert spec["dataset"] == "mnist" and spec["val_size"] == VAL_SIZE and spec["epochs"] == 2
+    assert spec["space"]["family"] == {"choices": ["mlp"]} and len(spec["fingerprint"]) == 16
+    assert spec["hpo_version"]
+
+
+def test_pruning_and_mlflow_parent_child_structure(workdir: Path, data_dir: Path) -> None:
+    # Learning rates down to 1e-7 cannot learn in 3 epochs: the median pruner stops them.
+    space = {
+        **FAST,
+        "lr": {"low": 1e-7, "high": 0.3, "log": True},
+        "optimizer": ["sgd"],
+        "schedule": ["none"],
+    }
+    out = search(data_dir, trials=12, epochs=3, space=space, sampler="random", seed=1)
+    assert out.counts.pruned >= 1 and out.counts.complete >= 1 and out.counts.failed == 0
+
+    handle = load_study(open_storage("sqlite:///studies/hpo.db"), "s")
+    tracker = Tracker()
+    runs = {r.run_id: r for r in tracker.runs(tracker.experiment("s"))}
+    parent_id = handle.attr("mlflow_parent_run_id")
+    parent = runs.pop(parent_id)
+    assert parent.status == "FINISHED" and parent.tags["hpo_role"] == "study"
+    assert parent.metrics["best_val_accuracy"] == pytest.approx(out.best.value)
+    assert len(runs) == 12
+    for row in handle.rows():
+        run = runs[row.attrs["mlflow_run_id"]]
+        assert run.name == f"trial-{row.number:04d}" and run.tags["trial_number"] == str(row.number)
+        assert run.tags["mlflow.parentRunId"] == parent_id and run.tags["state"] == row.state
+        assert run.status == {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}[row.state]
+        epochs = [s for s, _ in tracker.metric_history(run.run_id, "val_accuracy")]
+        if row.state == "PRUNED":
+            assert run.tags["pruned_at_epoch"] == str(max(epochs)) and max(epochs) < 3
+        else:
+            assert epochs == [1, 2, 3] and "checkpoint" in _artifacts(tracker, run.run_id)
+            assert row.value == pytest.approx(
+                max(v for _, v in tracker.metric_history(run.run_id, "val_accuracy"))
+            )
+
+
+def _artifacts(tracker: Tracker, run_id: str) -> list[str]:
+    return [a.path for a in tracker.client.list_artifacts(run_id)]
+
+
+def test_diverging_trials_end_with_reason_and_study_continues(
+    workdir: Path, data_dir: Path
+) -> None:
+    space = {
+        **FAST,
+        "lr": {"low": 1e4, "high": 1e5, "log": True},
+        "optimizer": ["sgd"],
+        "momentum": [0.9],
+        "schedule": ["none"],
+    }
+    out = search(data_dir, trials=2, space=space)
+    assert out.counts.finished == 2 and out.counts.pruned == 2
+    rows = load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows()
+    assert all(r.attrs["fail_reason"].startswith("diverged") for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("colour = ['red']", "unknown parameter 'colour'"),
+        ("lr = { low = 0.1, high = 0.01 }", "empty range"),
+        ("optimizer = []", "empty list"),
+        ("lr = { low = 0, high = 0.1, log = true }", "low must be above 0"),
+        ("activation = ['relu', 'swish']", "activation cannot be 'swish'"),
+        ("family = { low = 1, high = 2 }", "categorical"),
+        ("lr = [", "not valid TOML"),
+    ],
+)
+def test_space_file_validation(workdir: Path, data_dir: Path, text: str, needle: str) -> None:
+    Path("space.toml").write_text(text)
+    code, out, err = hpo("search", "--space", "space.toml", "--data-dir", data_dir, "--trials", 1)
+    assert_one_line_error(code, out, err, needle)
+
+
+def test_space_file_narrows_and_is_recorded(workdir: Path, data_dir: Path) -> None:
+    Path("space.toml").write_text(
+        'optimizer = "adam"\nactivation = ["relu", "gelu"]\n[mlp_layers]\nlow = 1\nhigh = 1\n'
+    )
+    code, out, err = hpo(
+        "search",
+        "--space",
+        "space.toml",
+        "--data-dir",
+        data_dir,
+        "--val-size",
+        VAL_SIZE,
+        "--trials",
+        2,
+        "--epochs",
+        1,
+        "--model",
+        "mlp",
+        "--device",
+        "cpu",
+    )
+    assert code == 0, out + err
+    handle = load_study(open_storage("sqlite:///studies/hpo.db"), "mnist-mlp")
+    assert handle.spec["space"]["optimizer"] == {"choices": ["adam"]}
+    assert {r.params["optimizer"] for r in handle.rows()} == {"adam"}
+    assert all(
+        r.params["activation"] in ("relu", "gelu") and r.params["mlp_layers"] == 1
+        for r in handle.rows()
+    )
+    assert "Study 'mnist-mlp' reached 2/2" in out and "Best: trial" in out
+
+
+def test_studies_and_trials_commands(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=2)
+    code, out, _ = hpo("studies")
+    assert code == 0 and "s " in out and "2 " in out
+    code, out, _ = hpo("trials", "--study", "s")
+    assert code == 0 and "COMPLETE" in out and "mlp" in out
+    code, out, err = hpo("trials", "--study", "nope")
+    assert_one_line_error(code, out, err, "no study named 'nope'")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--trials", "0"], "--trials must be at least 1"),
+        (["--trials", "-3"], "--trials must be at least 1"),
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--sampler", "grid"], "unknown sampler 'grid'"),
+        (["--pruner", "wilcoxon"], "unknown pruner 'wilcoxon'"),
+        (["--model", "rnn"], "unknown model 'rnn'"),
+        (["--storage", "not-a-url"], "malformed --storage"),
+        (["--storage", "postgresql://nobody@127.0.0.1:1/none"], "cannot open study storage"),
+        (["--timeout", "-1"], "--timeout must be a positive"),
+    ],
+)
+def test_bad_search_input_is_one_line(
+    workdir: Path, data_dir: Path, args: list[str], needle: str
+) -> None:
+    code, out, err = hpo("search", "--data-dir", data_dir, *args)
+    assert_one_line_error(code, out, err, needle)
