@@ -1,0 +1,135 @@
+"""Real processes, real signals: Ctrl-C, SIGTERM and kill -9 during a trial lose nothing."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import VAL_SIZE, env_for_subprocess
+
+pytestmark = pytest.mark.slow
+
+SPACE = 'mlp_layers = 1\nmlp_width = [32]\nbatch_size = [32]\noptimizer = ["adam"]\n'
+EPOCHS = 150  # long enough (several seconds per trial) to be caught mid-trial
+
+
+def command(data_dir: Path, *, trials: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "hpo",
+        "search",
+        "--data-dir",
+        str(data_dir),
+        "--val-size",
+        str(VAL_SIZE),
+        "--trials",
+        str(trials),
+        "--epochs",
+        str(EPOCHS),
+        "--model",
+        "mlp",
+        "--space",
+        "space.toml",
+        "--pruner",
+        "none",
+        "--device",
+        "cpu",
+        "--study",
+        "sig",
+    ]
+
+
+def query(db: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
+    if not db.exists():
+        return []
+    with sqlite3.connect(db, timeout=30) as conn:
+        try:
+            return conn.execute(sql).fetchall()
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
+
+
+def start_and_wait_for_epochs(
+    data_dir: Path, *, trials: int, epochs: int = 3
+) -> subprocess.Popen[str]:
+    """Start a search and return once its first trial has reported `epochs` epochs."""
+    Path("space.toml").write_text(SPACE)
+    proc = subprocess.Popen(
+        command(data_dir, trials=trials),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env_for_subprocess(),
+    )
+    deadline = time.monotonic() + 120
+    sql = "SELECT count(*) FROM trial_intermediate_values"
+    while time.monotonic() < deadline:
+        rows = query(Path("studies/hpo.db"), sql)
+        if rows and rows[0][0] >= epochs:
+            return proc
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"search exited early:\n{proc.stdout.read() if proc.stdout else ''}"
+            )
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the first trial never reported an epoch")
+
+
+def states() -> dict[str, int]:
+    rows = query(Path("studies/hpo.db"), "SELECT state, count(*) FROM trials GROUP BY state")
+    return {str(state): int(n) for state, n in rows}
+
+
+def mlflow_statuses() -> dict[str, int]:
+    rows = query(Path("mlruns/mlflow.db"), "SELECT status, count(*) FROM runs GROUP BY status")
+    return {str(status): int(n) for status, n in rows}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_fails_trial_kills_run_and_prints_resume(
+    workdir: Path, data_dir: Path, sig: int
+) -> None:
+    proc = start_and_wait_for_epochs(data_dir, trials=3)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert (
+        "Interrupted: study 'sig'" in out
+        and "Resume with: hpo search" in out
+        and "Traceback" not in out
+    )
+    assert states() == {"FAIL": 1}
+    reason = query(
+        Path("studies/hpo.db"),
+        "SELECT value_json FROM trial_user_attributes WHERE key='fail_reason'",
+    )
+    assert "interrupted" in reason[0][0]
+    assert mlflow_statuses() == {"KILLED": 2}  # the trial's run and the study's parent run
+
+
+def test_kill_9_then_resume_reaches_target(workdir: Path, data_dir: Path) -> None:
+    proc = start_and_wait_for_epochs(data_dir, trials=2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert states() == {"RUNNING": 1} and mlflow_statuses().get("RUNNING") == 2
+    # A smaller trial budget keeps the resumed run short; recovery happens before any new trial.
+    done = subprocess.run(
+        command(data_dir, trials=2),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env_for_subprocess(),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 trial(s) of a dead process marked failed" in done.stdout
+    assert states() == {"FAIL": 1, "COMPLETE": 2}
+    assert "RUNNING" not in mlflow_statuses()
+    assert mlflow_statuses() == {"KILLED": 1, "FINISHED": 3}
