@@ -45,18 +45,14 @@ def write_checkpoint(
 
 def _read_config(path: Path) -> tuple[ModelConfig, Normalization, dict[str, Any]]:
     if not path.is_file():
-        raise CheckpointError(
-            f"checkpoint config {path} is missing; the run has no usable checkpoint"
-        )
+        raise CheckpointError(f"checkpoint config {path} is missing; the run has no usable checkpoint")
     try:
         raw = json.loads(path.read_text())
         model_config = model_config_from_dict(raw["model"])
         normalization = Normalization(**raw["normalization"])
         meta = dict(raw.get("meta", {}))
     except (ValueError, KeyError, TypeError, ConfigError) as exc:
-        raise CheckpointError(
-            f"checkpoint config {path} is corrupt ({exc}); re-run the trial"
-        ) from exc
+        raise CheckpointError(f"checkpoint config {path} is corrupt ({exc}); re-run the trial") from exc
     return model_config, normalization, meta
 
 
@@ -65,9 +61,7 @@ def read_checkpoint(directory: Path) -> LoadedModel:
     model_config, normalization, meta = _read_config(directory / CONFIG_FILE)
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
-        raise CheckpointError(
-            f"checkpoint weights {weights} are missing; the run has no usable checkpoint"
-        )
+        raise CheckpointError(f"checkpoint weights {weights} are missing; the run has no usable checkpoint")
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         model = build_model(model_config)
@@ -78,6 +72,4 @@ def read_checkpoint(directory: Path) -> LoadedModel:
             f"({type(exc).__name__}); re-run the trial"
         ) from exc
     model.eval()
-    return LoadedModel(
-        model=model, model_config=model_config, normalization=normalization, meta=meta
-    )
+    return LoadedModel(model=model, model_config=model_config, normalization=normalization, meta=meta)

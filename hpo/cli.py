@@ -18,6 +18,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from hpo import __version__
+from hpo.commands import evaluate as evaluate_cmd
 from hpo.commands import inspect as inspect_cmd
 from hpo.commands import search as search_cmd
 from hpo.commands import train as train_cmd
@@ -31,9 +32,7 @@ def _debug(args: Sequence[str]) -> bool:
 
 
 def error_line(message: str) -> None:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold red]error:[/] {message}", markup=True
-    )
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
 
 
 class HpoGroup(TyperGroup):
@@ -68,9 +67,7 @@ class HpoGroup(TyperGroup):
                 return _finish(int(exc.exit_code), standalone_mode)  # type: ignore[attr-defined]
             if _debug(argv):
                 raise
-            error_line(
-                f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
-            )
+            error_line(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
             code = 1
         return _finish(code, standalone_mode)
 
@@ -125,3 +122,7 @@ app.command()(train_cmd.train)
 app.command()(search_cmd.search)
 app.command()(inspect_cmd.studies)
 app.command()(inspect_cmd.trials)
+app.command()(evaluate_cmd.best)
+app.command("report")(evaluate_cmd.report_cmd)
+app.command()(evaluate_cmd.predict)
+app.command()(evaluate_cmd.ui)

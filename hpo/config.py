@@ -106,9 +106,7 @@ class ModelConfig:
     def _check_cnn(self) -> None:
         if not 1 <= len(self.channels) <= 4:
             raise ConfigError(f"a CNN has 1 to 4 conv blocks; --channels gave {len(self.channels)}")
-        side = cnn_output_side(
-            blocks=len(self.channels), kernel_size=self.kernel_size, padding=self.padding
-        )
+        side = cnn_output_side(blocks=len(self.channels), kernel_size=self.kernel_size, padding=self.padding)
         if side < 1:
             raise ConfigError(
                 f"{len(self.channels)} conv blocks with kernel {self.kernel_size} and "
@@ -200,9 +198,7 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         if self.trials < 1:
-            raise ConfigError(
-                f"--trials must be at least 1 (the study's target total); got {self.trials}"
-            )
+            raise ConfigError(f"--trials must be at least 1 (the study's target total); got {self.trials}")
         if self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1; got {self.epochs}")
         if self.timeout is not None and not self.timeout > 0:

@@ -140,9 +140,7 @@ def split_indices(*, n: int, val_size: int, seed: int) -> tuple[torch.Tensor, to
     return perm[val_size:].sort().values, perm[:val_size].sort().values
 
 
-def fingerprint(
-    *, dataset: str, images: torch.Tensor, labels: torch.Tensor, val_idx: torch.Tensor
-) -> str:
+def fingerprint(*, dataset: str, images: torch.Tensor, labels: torch.Tensor, val_idx: torch.Tensor) -> str:
     h = hashlib.sha256(dataset.encode())
     h.update(images.contiguous().numpy().tobytes())
     h.update(labels.contiguous().numpy().tobytes())
@@ -150,9 +148,7 @@ def fingerprint(
     return h.hexdigest()[:16]
 
 
-def _to_split(
-    images: torch.Tensor, labels: torch.Tensor, norm: Normalization, device: torch.device
-) -> Split:
+def _to_split(images: torch.Tensor, labels: torch.Tensor, norm: Normalization, device: torch.device) -> Split:
     # Move uint8 first (4x fewer bytes over the bus), then normalize on the device.
     x = images.to(device).unsqueeze(1).float().div_(255.0).sub_(norm.mean).div_(norm.std)
     return Split(x=x.contiguous(), y=labels.to(device))
@@ -161,9 +157,7 @@ def _to_split(
 def load_train_val(cfg: DataConfig, *, device: torch.device, download: bool = True) -> TrainValData:
     """Training part and validation part of the official training split, on `device`."""
     images, labels = _read(cfg, train=True, download=download)
-    train_idx, val_idx = split_indices(
-        n=images.shape[0], val_size=cfg.val_size, seed=cfg.split_seed
-    )
+    train_idx, val_idx = split_indices(n=images.shape[0], val_size=cfg.val_size, seed=cfg.split_seed)
     train_pixels = images[train_idx].float().div_(255.0)
     norm = Normalization(mean=float(train_pixels.mean()), std=float(train_pixels.std()))
     return TrainValData(

@@ -40,9 +40,7 @@ def device_label(device: torch.device) -> str:
     return str(device)
 
 
-def provenance(
-    *, device: torch.device, dataset: str, fingerprint: str, seed: int
-) -> dict[str, str]:
+def provenance(*, device: torch.device, dataset: str, fingerprint: str, seed: int) -> dict[str, str]:
     """Tags that say how a result was made, on every run."""
     return {
         "hpo_version": hpo.__version__,
@@ -134,9 +132,7 @@ def train_single(
     tags = provenance(
         device=device, dataset=data_cfg.dataset, fingerprint=data.fingerprint, seed=train_cfg.seed
     )
-    run_id = tracker.start_run(
-        experiment_id=exp_id, name=f"{model_cfg.family}-{data_cfg.dataset}", tags=tags
-    )
+    run_id = tracker.start_run(experiment_id=exp_id, name=f"{model_cfg.family}-{data_cfg.dataset}", tags=tags)
     params = flatten(data=data_cfg, model=model_cfg, optim=optim_cfg, train=train_cfg)
     params["parameters"] = str(count_parameters(model))
     status = "FAILED"

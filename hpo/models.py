@@ -56,9 +56,7 @@ def build_cnn(cfg: ModelConfig) -> nn.Sequential:
     for out in cfg.channels:
         layers += _conv_block(channels_in=channels, channels_out=out, cfg=cfg)
         channels = out
-    side = cnn_output_side(
-        blocks=len(cfg.channels), kernel_size=cfg.kernel_size, padding=cfg.padding
-    )
+    side = cnn_output_side(blocks=len(cfg.channels), kernel_size=cfg.kernel_size, padding=cfg.padding)
     width = channels * side * side  # 320 for seed 001's net (20 channels x 4 x 4)
     layers.append(nn.Flatten())
     if cfg.fc_width:

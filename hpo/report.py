@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:  # annotations only: importing these would load torch and optuna
+    from hpo.lockbox import BestInfo, TestReport
     from hpo.search import SearchOutcome
     from hpo.study import Counts, TrialRow
     from hpo.train import EpochMetrics
@@ -94,9 +95,7 @@ def start_line(*, study: str, done: int, target: int, resumed: bool, device: str
         return Text(f"Study '{study}' already has {done}/{target} finished trials.")
     verb = "Resuming" if resumed else "Starting"
     todo = target - done
-    return Text(
-        f"{verb} study '{study}': {done}/{target} trials finished, running {todo} more on {device}."
-    )
+    return Text(f"{verb} study '{study}': {done}/{target} trials finished, running {todo} more on {device}.")
 
 
 def trial_line(*, row: TrialRow, counts: Counts, best: TrialRow | None) -> Text:
@@ -107,9 +106,7 @@ def trial_line(*, row: TrialRow, counts: Counts, best: TrialRow | None) -> Text:
     line.append(f" {value:>7}  {_seconds(row.seconds)}")
     if row.attrs.get("fail_reason"):
         line.append(f"  ({row.attrs['fail_reason']})", style="dim")
-    line.append(
-        f"  [{counts.finished} finished, best {pct(best.value) if best else '-'}]", style="dim"
-    )
+    line.append(f"  [{counts.finished} finished, best {pct(best.value) if best else '-'}]", style="dim")
     return line
 
 
@@ -127,9 +124,7 @@ def _seconds(value: float | None) -> str:
 def best_line(best: TrialRow | None) -> Text:
     if best is None:
         return Text("best: none yet", style="dim")
-    return Text(
-        f"best: trial {best.number} {pct(best.value)}  {_params_text(best.params, limit=110)}"
-    )
+    return Text(f"best: trial {best.number} {pct(best.value)}  {_params_text(best.params, limit=110)}")
 
 
 def trials_table(rows: Sequence[TrialRow], *, title: str = "", limit: int = 0) -> Table:
@@ -148,9 +143,7 @@ def trials_table(rows: Sequence[TrialRow], *, title: str = "", limit: int = 0) -
     for r in ranked[: limit or None]:
         value = pct(r.value) if r.state == "COMPLETE" else _last_value(r)
         epochs = str(r.attrs.get("epochs_run", max(r.curve) if r.curve else "-"))
-        table.add_row(
-            str(r.number), r.state, value, epochs, _seconds(r.seconds), _params_text(r.params)
-        )
+        table.add_row(str(r.number), r.state, value, epochs, _seconds(r.seconds), _params_text(r.params))
     return table
 
 
@@ -163,9 +156,7 @@ def search_summary(outcome: SearchOutcome, *, storage: str, resume: str) -> Rend
         "timeout": f"Timeout: study '{outcome.study}' has {done}.",
         "interrupted": f"Interrupted: study '{outcome.study}' has {done}.",
     }[outcome.stopped]
-    detail = (
-        f"this call ran {outcome.ran}; complete {c.complete}, pruned {c.pruned}, failed {c.failed}"
-    )
+    detail = f"this call ran {outcome.ran}; complete {c.complete}, pruned {c.pruned}, failed {c.failed}"
     if outcome.recovered:
         detail += f"; {outcome.recovered} trial(s) of a dead process marked failed"
     parts: list[RenderableType] = [Text(head, style="bold"), Text(detail, style="dim")]
@@ -199,3 +190,74 @@ def studies_table(rows: Sequence[dict[str, Any]], *, storage: str) -> Table:
             str(r["test_uses"]),
         )
     return table
+
+
+def best_view(info: BestInfo) -> RenderableType:
+    t = info.trial
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("study", info.study),
+        ("best trial", str(t.number)),
+        ("validation accuracy", pct(t.value)),
+        ("best epoch", str(t.attrs.get("best_epoch", "-"))),
+        ("duration", _seconds(t.seconds)),
+        ("device", str(t.attrs.get("device", "-"))),
+        ("MLflow run", info.run_id or "-"),
+        ("checkpoint", info.checkpoint_uri or "-"),
+        ("parameters", _params_text(t.params)),
+        (
+            "dataset / split",
+            f"{info.spec.get('dataset')} / val {info.spec.get('val_size')}, "
+            f"seed {info.spec.get('split_seed')}, fingerprint {info.spec.get('fingerprint')}",
+        ),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    if info.evaluations:
+        last = info.evaluations[-1]
+        used = (
+            f"used {len(info.evaluations)} time(s); last {last['time']} on trial {last['trial']}: "
+            f"test accuracy {pct(last['accuracy'])}"
+        )
+        table.add_row("test set", Text(used, style="yellow"))
+    else:
+        table.add_row(
+            "test set", Text("never used (hpo best --evaluate-test evaluates it once)", style="green")
+        )
+    return table
+
+
+def test_view(r: TestReport) -> RenderableType:
+    head = Text(
+        f"Test evaluation of study '{r.study}', trial {r.trial} ({r.n:,} test images)\n", style="bold"
+    )
+    head.append(f"test accuracy {pct(r.accuracy)}", style="bold green")
+    gap = 100 * (r.val_accuracy - r.accuracy)
+    head.append(f"   validation accuracy {pct(r.val_accuracy)}   gap {gap:+.2f} points\n")
+    head.append(f"mean NLL {r.nll_mean:.4f}   summed NLL {r.nll_sum:.1f}   test-set uses {r.evaluations}")
+    ranked = Table(
+        title="Per-class accuracy (hardest first)", min_width=40, header_style="bold", show_edge=False
+    )
+    for name in ("class", "accuracy", "images"):
+        ranked.add_column(name, justify="left" if name == "class" else "right")
+    for name, acc, count in r.per_class:
+        ranked.add_row(name, pct(acc), str(count))
+    confusion = Table(
+        title="Confusion matrix (rows: true, columns: predicted)", header_style="bold", show_edge=False
+    )
+    confusion.add_column("")
+    short = [c[:6] for c in r.classes]
+    for c in short:
+        confusion.add_column(c, justify="right")
+    for i, row in enumerate(r.confusion):
+        confusion.add_row(
+            short[i],
+            *[
+                Text(str(v), style="bold green" if i == j else ("red" if v else "dim"))
+                for j, v in enumerate(row)
+            ],
+        )
+    files = Text("artifacts: " + ", ".join(r.artifacts) + f" (also on MLflow run {r.run_id})", style="dim")
+    return Group(head, ranked, confusion, files)

@@ -48,9 +48,7 @@ HOST = socket.gethostname()
 class SearchObserver(Protocol):
     """What the CLI hears while a search runs."""
 
-    def started(
-        self, *, study: str, done: int, target: int, resumed: bool, device: str
-    ) -> None: ...
+    def started(self, *, study: str, done: int, target: int, resumed: bool, device: str) -> None: ...
     def trial_started(self, *, number: int, params: dict[str, Any]) -> None: ...
     def epoch(self, *, number: int, metrics: EpochMetrics, max_epochs: int) -> None: ...
     def trial_finished(self, *, row: TrialRow, counts: Counts, best: TrialRow | None) -> None: ...
@@ -110,27 +108,19 @@ def recover_orphans(*, study: StudyHandle, tracker: Tracker) -> int:
     recovered = 0
     for row in study.rows(states=("RUNNING",)):
         pid, host = row.attrs.get("pid"), row.attrs.get("host")
-        if (
-            host == HOST
-            and isinstance(pid, int)
-            and not process_alive(pid, row.attrs.get("pid_token", ""))
-        ):
+        if host == HOST and isinstance(pid, int) and not process_alive(pid, row.attrs.get("pid_token", "")):
             study.fail_running(row.number, f"process {pid} on {host} died during the trial")
             recovered += 1
     study.fail_stale()  # other hosts: heartbeat older than the grace period
     for row in study.rows(states=("FAIL",)):
         run_id = row.attrs.get("mlflow_run_id")
         if run_id and tracker.run_status(run_id) == "RUNNING":
-            tracker.set_tags(
-                run_id, {"state": "FAIL", "fail_reason": row.attrs.get("fail_reason", "")}
-            )
+            tracker.set_tags(run_id, {"state": "FAIL", "fail_reason": row.attrs.get("fail_reason", "")})
             tracker.end_run(run_id, status="KILLED")
     return recovered
 
 
-def _parent_run(
-    *, study: StudyHandle, tracker: Tracker, experiment_id: str, tags: dict[str, str]
-) -> str:
+def _parent_run(*, study: StudyHandle, tracker: Tracker, experiment_id: str, tags: dict[str, str]) -> str:
     """The study's MLflow parent run, created once and reopened by each search call."""
     run_id = study.attr(PARENT_ATTR)
     if run_id and tracker.run_status(run_id) is not None:
@@ -313,9 +303,7 @@ def _run_one(ctx: _Context) -> TrialRow:
         raise
     except torch.OutOfMemoryError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "no detail"
-        _finish(
-            ctx, trial, run_id, state="FAIL", reason=f"out of memory on {ctx.device}: {first[:200]}"
-        )
+        _finish(ctx, trial, run_id, state="FAIL", reason=f"out of memory on {ctx.device}: {first[:200]}")
     except BaseException as exc:
         _finish(ctx, trial, run_id, state="FAIL", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
         raise
@@ -324,9 +312,7 @@ def _run_one(ctx: _Context) -> TrialRow:
     return ctx.study.row(trial.number)
 
 
-def study_spec(
-    *, cfg: SearchConfig, data_cfg: DataConfig, space: Space, fingerprint: str
-) -> dict[str, Any]:
+def study_spec(*, cfg: SearchConfig, data_cfg: DataConfig, space: Space, fingerprint: str) -> dict[str, Any]:
     """What makes the study's trials comparable (checked on resume), plus how it was made."""
     return {
         "dataset": data_cfg.dataset,
@@ -361,9 +347,7 @@ def _open(
     offset = 1009 * len(study.rows()) + 7919 * worker
     study.reseed(make_sampler(cfg.sampler, seed=cfg.seed + offset))
     tags = {
-        **provenance(
-            device=device, dataset=data_cfg.dataset, fingerprint=data.fingerprint, seed=cfg.seed
-        ),
+        **provenance(device=device, dataset=data_cfg.dataset, fingerprint=data.fingerprint, seed=cfg.seed),
         "optuna_version": OPTUNA_VERSION,
     }
     experiment_id = tracker.experiment(cfg.study)
@@ -385,9 +369,7 @@ def _open(
 
 def _record_best(ctx: _Context, row: TrialRow, best: TrialRow | None) -> None:
     if row.state == "COMPLETE" and best is not None and best.number == row.number:
-        ctx.tracker.log_metrics(
-            ctx.parent_run_id, {"best_val_accuracy": row.value or 0.0}, step=row.number
-        )
+        ctx.tracker.log_metrics(ctx.parent_run_id, {"best_val_accuracy": row.value or 0.0}, step=row.number)
         ctx.tracker.set_tags(
             ctx.parent_run_id,
             {"best_trial": row.number, "best_run_id": row.attrs.get("mlflow_run_id", "")},

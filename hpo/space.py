@@ -126,15 +126,11 @@ def _sample_model(trial: TrialLike, space: Space) -> ModelConfig:
     }
     if family == "mlp":
         layers = _suggest(trial, "mlp_layers", space["mlp_layers"])
-        widths = [
-            _suggest(trial, "mlp_width", space["mlp_width"], f"mlp_width_{i}")
-            for i in range(layers)
-        ]
+        widths = [_suggest(trial, "mlp_width", space["mlp_width"], f"mlp_width_{i}") for i in range(layers)]
         return ModelConfig(hidden=tuple(widths), **common)
     blocks = _suggest(trial, "cnn_blocks", space["cnn_blocks"])
     channels = [
-        _suggest(trial, "cnn_channels", space["cnn_channels"], f"cnn_channels_{i}")
-        for i in range(blocks)
+        _suggest(trial, "cnn_channels", space["cnn_channels"], f"cnn_channels_{i}") for i in range(blocks)
     ]
     return ModelConfig(
         channels=tuple(channels),
@@ -149,9 +145,7 @@ def sample(trial: TrialLike, space: Space) -> TrialConfig:
     """Draw one configuration; conditional parameters only where they apply."""
     model = _sample_model(trial, space)
     optimizer = _suggest(trial, "optimizer", space["optimizer"])
-    momentum = (
-        _suggest(trial, "momentum", space["momentum"]) if optimizer in ("sgd", "rmsprop") else 0.0
-    )
+    momentum = _suggest(trial, "momentum", space["momentum"]) if optimizer in ("sgd", "rmsprop") else 0.0
     schedule = _suggest(trial, "schedule", space["schedule"])
     optim = OptimConfig(
         optimizer=optimizer,
@@ -202,9 +196,7 @@ def _parse_table(name: str, raw: dict[str, Any], default: Spec) -> Spec:
         raise ConfigError(f"space: {name} is categorical; give a list of choices, not a range")
     unknown = set(raw) - {"low", "high", "log"}
     if unknown or not {"low", "high"} <= set(raw):
-        raise ConfigError(
-            f"space: {name} needs low and high (and optionally log); got {sorted(raw)}"
-        )
+        raise ConfigError(f"space: {name} needs low and high (and optionally log); got {sorted(raw)}")
     low, high, log = raw["low"], raw["high"], bool(raw.get("log", default.log))
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
         raise ConfigError(f"space: {name} low and high must be numbers")

@@ -68,26 +68,20 @@ def absolute_storage_url(url: str) -> str:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StudyError(
-                f"cannot create the study store folder {folder}: {exc.strerror}"
-            ) from None
+            raise StudyError(f"cannot create the study store folder {folder}: {exc.strerror}") from None
     return url
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats; SQLite waits up to 60 s on a lock instead of failing."""
     if "://" not in url:
-        raise StudyError(
-            f"malformed --storage {url!r}: expected a URL like sqlite:///studies/hpo.db"
-        )
+        raise StudyError(f"malformed --storage {url!r}: expected a URL like sqlite:///studies/hpo.db")
     url = absolute_storage_url(url)
     engine: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine = {"connect_args": {"timeout": 60}}
     elif not url.startswith(("postgresql", "mysql", "mariadb", "oracle", "mssql")):
-        raise StudyError(
-            f"unsupported --storage {url!r}: use sqlite:///..., postgresql://... or mysql://..."
-        )
+        raise StudyError(f"unsupported --storage {url!r}: use sqlite:///..., postgresql://... or mysql://...")
     try:
         return optuna.storages.RDBStorage(
             url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
@@ -99,9 +93,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
 
 def make_sampler(name: str, *, seed: int) -> optuna.samplers.BaseSampler:
     if name == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, constant_liar=True
-        )
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "gp":
@@ -112,13 +104,12 @@ def make_sampler(name: str, *, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(name: str, *, epochs: int) -> optuna.pruners.BasePruner:
-    """Defaults: never prune in the first epoch, nor before 5 trials have a median to compare."""
+    """Median: never prune in the first epoch (steps are 1-based epochs, so warm-up 2), nor before
+    5 trials have a median to compare. Hyperband/SHA: rungs from epoch 1, reduction factor 3."""
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=1, max_resource=epochs, reduction_factor=3
-        )
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
     if name == "sha":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "none":
@@ -260,9 +251,7 @@ def study_names(storage: optuna.storages.RDBStorage) -> list[str]:
 def load_study(storage: optuna.storages.RDBStorage, name: str) -> StudyHandle:
     if name not in study_names(storage):
         known = ", ".join(study_names(storage)) or "none yet"
-        raise StudyError(
-            f"no study named {name!r} in this store (studies: {known}); check --study/--storage"
-        )
+        raise StudyError(f"no study named {name!r} in this store (studies: {known}); check --study/--storage")
     return StudyHandle(optuna.load_study(study_name=name, storage=storage), storage)
 
 
@@ -313,12 +302,8 @@ def pick_study(storage: optuna.storages.RDBStorage, name: str | None) -> StudyHa
     if len(names) == 1:
         return load_study(storage, names[0])
     if not names:
-        raise StudyError(
-            "this store has no studies yet: run `hpo search` first, or check --storage"
-        )
-    raise StudyError(
-        f"this store has several studies ({', '.join(names)}): choose one with --study"
-    )
+        raise StudyError("this store has no studies yet: run `hpo search` first, or check --storage")
+    raise StudyError(f"this store has several studies ({', '.join(names)}): choose one with --study")
 
 
 def summaries(url: str) -> list[dict[str, Any]]:
@@ -345,3 +330,13 @@ def summaries(url: str) -> list[dict[str, Any]]:
 def trial_rows(url: str, name: str | None) -> tuple[str, list[TrialRow]]:
     handle = pick_study(open_storage(url), name)
     return handle.name, handle.rows()
+
+
+def param_importances(handle: StudyHandle) -> dict[str, float]:
+    """Importances over complete trials (Optuna's default evaluator); {} when too few trials."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return dict(optuna.importance.get_param_importances(handle.study))
+    except (RuntimeError, ValueError):
+        return {}

@@ -130,9 +130,7 @@ class Tracker:
         all_tags = dict(tags)
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        run = _call(
-            "create a run", self.client.create_run, experiment_id, run_name=name, tags=all_tags
-        )
+        run = _call("create a run", self.client.create_run, experiment_id, run_name=name, tags=all_tags)
         return str(run.info.run_id)
 
     def log_params(self, run_id: str, params: Mapping[str, object]) -> None:
@@ -211,3 +209,23 @@ def _record(r: Any) -> RunRecord:
 def scratch_dir() -> tempfile.TemporaryDirectory[str]:
     """A temporary folder for files about to be uploaded as artifacts."""
     return tempfile.TemporaryDirectory(prefix="hpo-")
+
+
+def ui_command(*, uri: str | None, port: int, host: str) -> list[str]:
+    """The `mlflow ui` command line for this store and artifact root."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        resolve_tracking_uri(uri),
+        "--default-artifact-root",
+        Path(DEFAULT_ARTIFACT_ROOT).resolve().as_uri(),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]

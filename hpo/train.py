@@ -92,9 +92,7 @@ def seed_everything(*, seed: int, deterministic: bool, device: torch.device) -> 
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def build_optimizer(
-    model: nn.Module, cfg: OptimConfig, *, device: torch.device
-) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: OptimConfig, *, device: torch.device) -> torch.optim.Optimizer:
     params = list(model.parameters())
     fused: dict[str, Any] = {"fused": True} if device.type == "cuda" else {}  # 1 kernel/step
     if cfg.optimizer == "sgd":
@@ -110,9 +108,7 @@ def build_optimizer(
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
-    return torch.optim.RMSprop(
-        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
-    )
+    return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def build_schedule(
@@ -131,9 +127,7 @@ def build_schedule(
 
 
 @torch.inference_mode()
-def predict_logits(
-    model: nn.Module, x: torch.Tensor, *, batch_size: int = EVAL_BATCH
-) -> torch.Tensor:
+def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """(N, 1, 28, 28) -> (N, 10) logits in eval mode, in large batches."""
     model.eval()
     return torch.cat([model(chunk) for chunk in x.split(batch_size)])
@@ -213,9 +207,7 @@ def fit(
         lr = float(optimizer.param_groups[0]["lr"])
         if schedule is not None and not per_batch:
             schedule.step()
-        metrics = EpochMetrics(
-            epoch, train_loss, train_acc, val_loss, val_acc, time.perf_counter() - t0, lr
-        )
+        metrics = EpochMetrics(epoch, train_loss, train_acc, val_loss, val_acc, time.perf_counter() - t0, lr)
         result.history.append(metrics)
         diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
         if not diverged and val_acc > result.best_val_accuracy:

@@ -28,9 +28,7 @@ def device(request: pytest.FixtureRequest) -> str:
 
 def write_idx_images(path: Path, images: np.ndarray) -> None:
     n, rows, cols = images.shape
-    path.write_bytes(
-        struct.pack(">IIII", 0x0803, n, rows, cols) + images.astype(np.uint8).tobytes()
-    )
+    path.write_bytes(struct.pack(">IIII", 0x0803, n, rows, cols) + images.astype(np.uint8).tobytes())
 
 
 def write_idx_labels(path: Path, labels: np.ndarray) -> None:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from typer.testing import CliRunner
 
 from hpo.cli import app
+from hpo.config import DataConfig, SearchConfig
+from hpo.search import SearchOutcome, run_search
+from hpo.space import Space, parse_space, restrict_family
+from tests.conftest import VAL_SIZE
 
 runner = CliRunner()
 
@@ -23,3 +30,43 @@ def assert_one_line_error(code: int, out: str, err: str, *needles: str) -> None:
     assert lines[0].startswith("error:")
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+# Small, fast MLPs: trials take a fraction of a second on 1,000 synthetic images.
+FAST = {
+    "mlp_layers": {"low": 1, "high": 1},
+    "mlp_width": {"low": 16, "high": 64, "log": True},
+    "batch_size": [64, 128],
+}
+
+
+class Silent:
+    def started(self, **_: Any) -> None: ...
+    def trial_started(self, **_: Any) -> None: ...
+    def epoch(self, **_: Any) -> None: ...
+    def trial_finished(self, **_: Any) -> None: ...
+
+
+def search(
+    data_dir: Path,
+    *,
+    trials: int,
+    epochs: int = 2,
+    space: dict[str, Any] | None = None,
+    val_size: int = VAL_SIZE,
+    dataset: str = "mnist",
+    study: str = "s",
+    **kw: Any,
+) -> SearchOutcome:
+    """Run a search in-process (study 's' in studies/hpo.db) with the fast MLP space."""
+    chosen: Space = restrict_family(parse_space(space if space is not None else FAST), "mlp")
+    cfg = SearchConfig(
+        study=study,
+        storage="sqlite:///studies/hpo.db",
+        trials=trials,
+        epochs=epochs,
+        device=kw.pop("device", "cpu"),
+        **kw,
+    )
+    data_cfg = DataConfig(dataset=dataset, data_dir=str(data_dir), val_size=val_size)
+    return run_search(cfg=cfg, data_cfg=data_cfg, space=chosen, observer=Silent())

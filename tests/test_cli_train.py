@@ -147,9 +147,7 @@ def test_diverged_training_exits_nonzero_with_advice(workdir: Path, data_dir: Pa
         (["--device", "cuda:7"], "not available"),
     ],
 )
-def test_bad_values_give_one_line(
-    workdir: Path, data_dir: Path, args: list[str], needle: str
-) -> None:
+def test_bad_values_give_one_line(workdir: Path, data_dir: Path, args: list[str], needle: str) -> None:
     code, out, err = hpo("train", "--data-dir", data_dir, *args)
     assert_one_line_error(code, out, err, needle)
 

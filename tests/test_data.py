@@ -59,9 +59,7 @@ def test_missing_folder_names_dataset_files_and_fix(tmp_path: Path) -> None:
     assert "\n" not in msg
 
 
-def test_missing_files_when_download_fails_offline(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_files_when_download_fails_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torchvision.datasets.mnist as tv
 
     def offline(*_a: object, **_k: object) -> None:

@@ -13,9 +13,7 @@ X = torch.randn(4, 1, 28, 28)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("family", ["mlp", "cnn"])
 def test_every_activation_builds_and_runs(family: str, activation: str) -> None:
-    model = build_model(
-        ModelConfig(family=family, activation=activation, batch_norm=True, dropout=0.2)
-    )
+    model = build_model(ModelConfig(family=family, activation=activation, batch_norm=True, dropout=0.2))
     assert model(X).shape == (4, 10)
 
 

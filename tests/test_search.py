@@ -3,54 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from hpo.config import DataConfig, SearchConfig
 from hpo.errors import StudyError
-from hpo.search import SearchOutcome, run_search
-from hpo.space import Space, parse_space, restrict_family
 from hpo.study import load_study, open_storage
 from hpo.tracking import Tracker
 from tests.conftest import VAL_SIZE
-from tests.helpers import assert_one_line_error, hpo
-
-# Small, fast MLPs: trials take a fraction of a second on 1,000 synthetic images.
-FAST = {
-    "mlp_layers": {"low": 1, "high": 1},
-    "mlp_width": {"low": 16, "high": 64, "log": True},
-    "batch_size": [64, 128],
-}
-
-
-class Silent:
-    def started(self, **_: Any) -> None: ...
-    def trial_started(self, **_: Any) -> None: ...
-    def epoch(self, **_: Any) -> None: ...
-    def trial_finished(self, **_: Any) -> None: ...
-
-
-def search(
-    data_dir: Path,
-    *,
-    trials: int,
-    epochs: int = 2,
-    space: dict[str, Any] | None = None,
-    val_size: int = VAL_SIZE,
-    **kw: Any,
-) -> SearchOutcome:
-    chosen: Space = restrict_family(parse_space(space if space is not None else FAST), "mlp")
-    cfg = SearchConfig(
-        study="s",
-        storage="sqlite:///studies/hpo.db",
-        trials=trials,
-        epochs=epochs,
-        device=kw.pop("device", "cpu"),
-        **kw,
-    )
-    data_cfg = DataConfig(data_dir=str(data_dir), val_size=val_size)
-    return run_search(cfg=cfg, data_cfg=data_cfg, space=chosen, observer=Silent())
+from tests.helpers import FAST, assert_one_line_error, hpo, search
 
 
 def test_trials_is_a_target_total(workdir: Path, data_dir: Path, device: str) -> None:
@@ -122,9 +82,7 @@ def _artifacts(tracker: Tracker, run_id: str) -> list[str]:
     return [a.path for a in tracker.client.list_artifacts(run_id)]
 
 
-def test_diverging_trials_end_with_reason_and_study_continues(
-    workdir: Path, data_dir: Path
-) -> None:
+def test_diverging_trials_end_with_reason_and_study_continues(workdir: Path, data_dir: Path) -> None:
     space = {
         **FAST,
         "lr": {"low": 1e4, "high": 1e5, "log": True},
@@ -182,8 +140,7 @@ def test_space_file_narrows_and_is_recorded(workdir: Path, data_dir: Path) -> No
     assert handle.spec["space"]["optimizer"] == {"choices": ["adam"]}
     assert {r.params["optimizer"] for r in handle.rows()} == {"adam"}
     assert all(
-        r.params["activation"] in ("relu", "gelu") and r.params["mlp_layers"] == 1
-        for r in handle.rows()
+        r.params["activation"] in ("relu", "gelu") and r.params["mlp_layers"] == 1 for r in handle.rows()
     )
     assert "Study 'mnist-mlp' reached 2/2" in out and "Best: trial" in out
 
@@ -212,8 +169,6 @@ def test_studies_and_trials_commands(workdir: Path, data_dir: Path) -> None:
         (["--timeout", "-1"], "--timeout must be a positive"),
     ],
 )
-def test_bad_search_input_is_one_line(
-    workdir: Path, data_dir: Path, args: list[str], needle: str
-) -> None:
+def test_bad_search_input_is_one_line(workdir: Path, data_dir: Path, args: list[str], needle: str) -> None:
     code, out, err = hpo("search", "--data-dir", data_dir, *args)
     assert_one_line_error(code, out, err, needle)

@@ -56,9 +56,7 @@ def query(db: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
             return []
 
 
-def start_and_wait_for_epochs(
-    data_dir: Path, *, trials: int, epochs: int = 3
-) -> subprocess.Popen[str]:
+def start_and_wait_for_epochs(data_dir: Path, *, trials: int, epochs: int = 3) -> subprocess.Popen[str]:
     """Start a search and return once its first trial has reported `epochs` epochs."""
     Path("space.toml").write_text(SPACE)
     proc = subprocess.Popen(
@@ -75,9 +73,7 @@ def start_and_wait_for_epochs(
         if rows and rows[0][0] >= epochs:
             return proc
         if proc.poll() is not None:
-            raise AssertionError(
-                f"search exited early:\n{proc.stdout.read() if proc.stdout else ''}"
-            )
+            raise AssertionError(f"search exited early:\n{proc.stdout.read() if proc.stdout else ''}")
         time.sleep(0.2)
     proc.kill()
     raise AssertionError("the first trial never reported an epoch")
@@ -94,18 +90,12 @@ def mlflow_statuses() -> dict[str, int]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_fails_trial_kills_run_and_prints_resume(
-    workdir: Path, data_dir: Path, sig: int
-) -> None:
+def test_interrupt_fails_trial_kills_run_and_prints_resume(workdir: Path, data_dir: Path, sig: int) -> None:
     proc = start_and_wait_for_epochs(data_dir, trials=3)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
-    assert (
-        "Interrupted: study 'sig'" in out
-        and "Resume with: hpo search" in out
-        and "Traceback" not in out
-    )
+    assert "Interrupted: study 'sig'" in out and "Resume with: hpo search" in out and "Traceback" not in out
     assert states() == {"FAIL": 1}
     reason = query(
         Path("studies/hpo.db"),

@@ -12,13 +12,9 @@ DATA_DIR = typer.Option(
     help="Folder with MNIST/ and FashionMNIST/ in torchvision's layout.",
 )
 DATASET = typer.Option("mnist", "--dataset", help="mnist or fashion-mnist.")
-VAL_SIZE = typer.Option(
-    10_000, "--val-size", help="Validation images carved from the training split."
-)
+VAL_SIZE = typer.Option(10_000, "--val-size", help="Validation images carved from the training split.")
 SPLIT_SEED = typer.Option(0, "--split-seed", help="Seed of the train/validation permutation.")
-DEVICE = typer.Option(
-    "auto", "--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."
-)
+DEVICE = typer.Option("auto", "--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
 SEED = typer.Option(0, "--seed", help="Seed for weights, batch order and the sampler.")
 TRACKING_URI = typer.Option(
     None,

@@ -36,23 +36,17 @@ def resume_command() -> str:
 
 
 def search(
-    trials: int = typer.Option(
-        100, "--trials", help="Target total of finished trials in the study."
-    ),
+    trials: int = typer.Option(100, "--trials", help="Target total of finished trials in the study."),
     epochs: int = typer.Option(10, "--epochs", help="Maximum epochs per trial."),
     dataset: str = common.DATASET,
     data_dir: str = common.DATA_DIR,
     model: str = typer.Option("any", "--model", help="Model family to search: mlp, cnn or any."),
-    space: Path | None = typer.Option(
-        None, "--space", help="TOML file narrowing the search space."
-    ),
+    space: Path | None = typer.Option(None, "--space", help="TOML file narrowing the search space."),
     study: str | None = typer.Option(None, "--study", help="Study name [default: DATASET-MODEL]."),
     storage: str = common.STORAGE,
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, random, gp or cmaes."),
     pruner: str = typer.Option("median", "--pruner", help="median, hyperband, sha or none."),
-    timeout: float | None = typer.Option(
-        None, "--timeout", help="Stop starting trials after SECONDS."
-    ),
+    timeout: float | None = typer.Option(None, "--timeout", help="Stop starting trials after SECONDS."),
     jobs: int = typer.Option(1, "--jobs", help="Worker processes running trials concurrently."),
     val_size: int = common.VAL_SIZE,
     split_seed: int = common.SPLIT_SEED,
@@ -65,9 +59,7 @@ def search(
     from hpo.search import run_search
     from hpo.space import DEFAULT_SPACE, load_space_file, restrict_family
 
-    data_cfg = DataConfig(
-        dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed
-    )
+    data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
     if model not in ("mlp", "cnn", "any"):
         raise ConfigError(f"unknown model {model!r}: choose mlp, cnn or any")
     cfg = SearchConfig(
@@ -105,9 +97,7 @@ class QuietView:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def started(
-        self, *, study: str, done: int, target: int, resumed: bool, device: str
-    ) -> None: ...
+    def started(self, *, study: str, done: int, target: int, resumed: bool, device: str) -> None: ...
     def trial_started(self, *, number: int, params: dict[str, Any]) -> None: ...
     def epoch(self, *, number: int, metrics: Any, max_epochs: int) -> None: ...
     def trial_finished(self, *, row: Any, counts: Any, best: Any) -> None: ...

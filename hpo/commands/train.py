@@ -16,49 +16,35 @@ def train(
     data_dir: str = common.DATA_DIR,
     model: str = typer.Option("mlp", "--model", help="mlp or cnn."),
     hidden: str = typer.Option("300,100", "--hidden", help="MLP hidden widths, e.g. 300,100."),
-    channels: str = typer.Option(
-        "32,64", "--channels", help="CNN channels per conv block, e.g. 32,64."
-    ),
+    channels: str = typer.Option("32,64", "--channels", help="CNN channels per conv block, e.g. 32,64."),
     kernel_size: int = typer.Option(3, "--kernel-size", help="CNN kernel size: 3 or 5."),
     padding: str = typer.Option("same", "--padding", help="CNN padding: same or valid."),
-    fc_width: int = typer.Option(
-        128, "--fc-width", help="CNN hidden fully connected width (0: none)."
-    ),
+    fc_width: int = typer.Option(128, "--fc-width", help="CNN hidden fully connected width (0: none)."),
     activation: str = typer.Option(
         "relu", "--activation", help="relu, leaky_relu, elu, gelu, silu, tanh or sigmoid."
     ),
     dropout: float = typer.Option(0.0, "--dropout", help="Dropout probability in [0, 1)."),
-    batch_norm: bool = typer.Option(
-        False, "--batch-norm/--no-batch-norm", help="Batch normalization."
-    ),
+    batch_norm: bool = typer.Option(False, "--batch-norm/--no-batch-norm", help="Batch normalization."),
     optimizer: str = typer.Option("sgd", "--optimizer", help="sgd, adam, adamw or rmsprop."),
     lr: float = typer.Option(0.05, "--lr", help="Learning rate."),
     momentum: float = typer.Option(0.9, "--momentum", help="Momentum (sgd, rmsprop)."),
     nesterov: bool = typer.Option(False, "--nesterov", help="Nesterov momentum (sgd)."),
     weight_decay: float = typer.Option(0.0, "--weight-decay", help="L2 weight decay."),
-    schedule: str = typer.Option(
-        "none", "--schedule", help="none, cosine, onecycle or exponential."
-    ),
-    gamma: float = typer.Option(
-        0.7, "--gamma", help="Per-epoch lr decay of the exponential schedule."
-    ),
+    schedule: str = typer.Option("none", "--schedule", help="none, cosine, onecycle or exponential."),
+    gamma: float = typer.Option(0.7, "--gamma", help="Per-epoch lr decay of the exponential schedule."),
     batch_size: int = typer.Option(128, "--batch-size", help="Training batch size."),
     epochs: int = typer.Option(10, "--epochs", help="Training epochs."),
     val_size: int = common.VAL_SIZE,
     split_seed: int = common.SPLIT_SEED,
     device: str = common.DEVICE,
     seed: int = common.SEED,
-    deterministic: bool = typer.Option(
-        False, "--deterministic", help="Deterministic cuDNN/torch kernels."
-    ),
+    deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic cuDNN/torch kernels."),
     experiment: str = typer.Option("train", "--experiment", help="MLflow experiment name."),
     tracking_uri: str | None = common.TRACKING_URI,
     quiet: bool = common.QUIET,
 ) -> None:
     """Train one configuration and log it as one MLflow run (metrics, params, best checkpoint)."""
-    data_cfg = DataConfig(
-        dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed
-    )
+    data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
     model_cfg = ModelConfig(
         family=model,
         hidden=parse_int_list(hidden, option="--hidden"),

@@ -1,0 +1,145 @@
+"""Matplotlib figures written as PNG files. Built from plain data; nothing is shown on screen."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: works without a display
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.ticker import MaxNLocator
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def confusion_png(confusion: list[list[int]], *, classes: Sequence[str], path: Path) -> Path:
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(k), classes, rotation=45, ha="right")
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = max(max(row) for row in confusion) or 1
+    for i in range(k):
+        for j in range(k):
+            color = "white" if confusion[i][j] > top / 2 else "black"
+            ax.text(j, i, str(confusion[i][j]), ha="center", va="center", fontsize=7, color=color)
+    ax.set_title("Test confusion matrix")
+    return _save(fig, path)
+
+
+def misclassified_png(
+    images: torch.Tensor,
+    *,
+    labels: torch.Tensor,
+    pred: torch.Tensor,
+    wrong: torch.Tensor,
+    classes: Sequence[str],
+    path: Path,
+    limit: int = 36,
+) -> Path:
+    """Grid of up to `limit` misclassified test images (uint8 (N, 28, 28)), true -> predicted."""
+    shown = wrong[:limit].tolist()
+    cols = 6
+    rows = max(1, math.ceil(len(shown) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.7, rows * 1.9), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, shown, strict=False):
+        ax.imshow(images[i].numpy(), cmap="gray")
+        ax.set_title(f"{classes[int(labels[i])]}→{classes[int(pred[i])]}", fontsize=7)
+    fig.suptitle(f"Misclassified test images ({len(wrong)} in all), true→predicted", fontsize=9)
+    return _save(fig, path)
+
+
+def history_png(rows: Sequence[Any], *, path: Path) -> Path:
+    """Validation accuracy of each complete trial, and the best so far, by trial number."""
+    done = sorted((r for r in rows if r.state == "COMPLETE"), key=lambda r: r.number)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    xs, ys = [r.number for r in done], [100 * (r.value or 0) for r in done]
+    ax.scatter(xs, ys, s=14, label="trial")
+    best, running = [], 0.0
+    for y in ys:
+        running = max(running, y)
+        best.append(running)
+    ax.step(xs, best, where="post", color="C3", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("Optimization history")
+    ax.legend()
+    return _save(fig, path)
+
+
+def importances_png(importances: dict[str, float], *, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if importances:
+        names = list(importances)[::-1]
+        ax.barh(names, [importances[n] for n in names])
+    else:
+        ax.text(0.5, 0.5, "not enough complete trials to estimate importances", ha="center")
+    ax.set_xlabel("importance (Optuna's default evaluator)")
+    ax.set_title("Hyperparameter importances")
+    return _save(fig, path)
+
+
+def _axis_values(rows: Sequence[Any], name: str) -> list[float]:
+    values = [r.params[name] for r in rows]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        nums = [float(v) for v in values]
+        if min(nums) > 0 and max(nums) / min(nums) > 50:  # wide positive ranges read better in log
+            nums = [math.log10(v) for v in nums]
+    else:
+        order = sorted({str(v) for v in values})
+        nums = [float(order.index(str(v))) for v in values]
+    low, high = min(nums), max(nums)
+    return [(v - low) / (high - low) if high > low else 0.5 for v in nums]
+
+
+def parallel_png(rows: Sequence[Any], *, path: Path) -> Path:
+    """Parallel coordinates of the parameters most complete trials share, coloured by accuracy."""
+    done = [r for r in rows if r.state == "COMPLETE"]
+    names = sorted({k for r in done for k in r.params if sum(k in d.params for d in done) == len(done)})
+    fig, ax = plt.subplots(figsize=(max(7, len(names) * 0.9), 4.5))
+    if done and names:
+        axes = {n: _axis_values(done, n) for n in names}
+        values = [r.value or 0.0 for r in done]
+        low, high = min(values), max(values)
+        cmap = plt.get_cmap("viridis")
+        for i, value in sorted(enumerate(values), key=lambda t: t[1]):
+            shade = (value - low) / (high - low) if high > low else 1.0
+            ax.plot(range(len(names)), [axes[n][i] for n in names], color=cmap(shade), alpha=0.7)
+        ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
+    ax.set_yticks([])
+    ax.set_title("Parallel coordinates (colour: validation accuracy, yellow = best)")
+    return _save(fig, path)
+
+
+def curves_png(rows: Sequence[Any], *, path: Path) -> Path:
+    """Validation accuracy per epoch of every trial; pruned trials end early with an x."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = {"COMPLETE": "C0", "PRUNED": "C1", "FAIL": "C3"}
+    for r in rows:
+        if not r.curve:
+            continue
+        epochs = sorted(r.curve)
+        acc = [100 * r.curve[e] for e in epochs]
+        ax.plot(epochs, acc, color=colors.get(r.state, "grey"), alpha=0.6, lw=1)
+        if r.state == "PRUNED":
+            ax.plot(epochs[-1], acc[-1], "x", color="C1")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("Validation curves (blue: complete, orange: pruned, red: failed)")
+    return _save(fig, path)
