@@ -13,11 +13,29 @@ pytestmark = pytest.mark.real_data
 
 def test_train_mlp_on_real_mnist_reaches_97(workdir: Path, real_data: Path, device: str) -> None:
     code, out, err = hpo(
-        "train", "--dataset", "mnist", "--model", "mlp", "--hidden", "300,100",
-        "--optimizer", "sgd",
-        "--lr", 0.05, "--momentum", 0.9, "--batch-size", 128, "--epochs", 2,
-        "--data-dir", real_data, "--device", device, "-q",
-    )  # fmt: skip
+        "train",
+        "--dataset",
+        "mnist",
+        "--model",
+        "mlp",
+        "--hidden",
+        "300,100",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        0.05,
+        "--momentum",
+        0.9,
+        "--batch-size",
+        128,
+        "--epochs",
+        2,
+        "--data-dir",
+        real_data,
+        "--device",
+        device,
+        "-q",
+    )
     assert code == 0, out + err
     from hpo.tracking import Tracker
 
@@ -25,3 +43,49 @@ def test_train_mlp_on_real_mnist_reaches_97(workdir: Path, real_data: Path, devi
     (run,) = tracker.runs(tracker.experiment("train"))
     history = tracker.metric_history(run.run_id, "val_accuracy")
     assert len(history) == 2 and max(v for _, v in history) >= 0.97
+
+
+def test_search_then_predict_real_digits(workdir: Path, real_data: Path, device: str) -> None:
+    import numpy as np
+    from PIL import Image
+
+    Path("space.toml").write_text(
+        'mlp_layers = 1\nmlp_width = [256]\noptimizer = "adam"\nlr = [0.001]\nbatch_size = [128]\n'
+        'schedule = "none"\ndropout = [0.0]\nbatch_norm = [false]\nactivation = "relu"\n'
+        "weight_decay = [1e-6]\n"
+    )
+    code, out, err = hpo(
+        "search",
+        "--data-dir",
+        real_data,
+        "--model",
+        "mlp",
+        "--space",
+        "space.toml",
+        "--trials",
+        1,
+        "--epochs",
+        2,
+        "--device",
+        device,
+        "-q",
+    )
+    assert code == 0, out + err
+    raw = real_data / "MNIST" / "raw"
+    images = np.frombuffer((raw / "t10k-images-idx3-ubyte").read_bytes()[16:], np.uint8).reshape(-1, 28, 28)
+    labels = np.frombuffer((raw / "t10k-labels-idx1-ubyte").read_bytes()[8:], np.uint8)
+    paths = []
+    for i in range(10):
+        Image.fromarray(images[i]).save(f"digit{i}.png")
+        paths.append(f"digit{i}.png")
+    # A black-on-white "drawing": big, off-centre, on a wide white page.
+    page = Image.new("L", (420, 300), 255)
+    page.paste(Image.fromarray(255 - images[0]).resize((200, 200)), (30, 60))
+    page.save("drawing.png")
+    code, out, err = hpo("predict", *paths, "drawing.png", "--top", 3)
+    assert code == 0, out + err
+    cells = [[c.strip() for c in line.split("│")] for line in out.splitlines() if "│" in line]
+    rows = {c[0].split()[0]: c[1] for c in cells}
+    right = sum(rows[f"digit{i}.png"] == str(labels[i]) for i in range(10))
+    assert right >= 9, out
+    assert rows["drawing.png"] == str(labels[0]), out
