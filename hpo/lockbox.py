@@ -109,10 +109,7 @@ def _check_split(
     """The checkpoint, the study and the data on disk must agree on the split fingerprint."""
     spec = handle.spec
     data_cfg = DataConfig(
-        dataset=spec["dataset"],
-        data_dir=data_dir,
-        val_size=spec["val_size"],
-        split_seed=spec["split_seed"],
+        dataset=spec["dataset"], data_dir=data_dir, val_size=spec["val_size"], split_seed=spec["split_seed"]
     )
     expected = spec["fingerprint"]
     if loaded.meta.get("fingerprint") != expected:
@@ -150,19 +147,9 @@ def _metrics(logits: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...]) ->
 
 
 def _log_results(
-    *,
-    tracker: Tracker,
-    handle: StudyHandle,
-    run_id: str,
-    m: dict[str, Any],
-    uses: int,
-    pngs: list[Path],
+    *, tracker: Tracker, handle: StudyHandle, run_id: str, m: dict[str, Any], uses: int, pngs: list[Path]
 ) -> None:
-    metrics = {
-        "test_accuracy": m["accuracy"],
-        "test_nll": m["nll_mean"],
-        "test_nll_sum": m["nll_sum"],
-    }
+    metrics = {"test_accuracy": m["accuracy"], "test_nll": m["nll_mean"], "test_nll_sum": m["nll_sum"]}
     parent = handle.attr("mlflow_parent_run_id")
     for target in [run_id, parent] if parent else [run_id]:
         tracker.log_metrics(target, metrics, step=uses)

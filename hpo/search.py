@@ -127,9 +127,7 @@ def _parent_run(*, study: StudyHandle, tracker: Tracker, experiment_id: str, tag
         tracker.reopen(run_id)
         return str(run_id)
     run_id = tracker.start_run(
-        experiment_id=experiment_id,
-        name=study.name,
-        tags={**tags, "hpo_role": "study", "study": study.name},
+        experiment_id=experiment_id, name=study.name, tags={**tags, "hpo_role": "study", "study": study.name}
     )
     tracker.log_params(run_id, {f"study.{k}": v for k, v in study.spec.items() if k != "space"})
     tracker.log_dict(run_id, study.spec, "study_spec.json")
@@ -182,12 +180,7 @@ def _start_trial(ctx: _Context) -> tuple[TrialHandle, str]:
         experiment_id=ctx.experiment_id,
         name=f"trial-{trial.number:04d}",
         parent_run_id=ctx.parent_run_id,
-        tags={
-            **ctx.tags,
-            "trial_number": str(trial.number),
-            "study": ctx.study.name,
-            "state": "RUNNING",
-        },
+        tags={**ctx.tags, "trial_number": str(trial.number), "study": ctx.study.name, "state": "RUNNING"},
     )
     trial.set_attrs(mlflow_run_id=run_id, device=ctx.tags["device"])
     return trial, run_id
@@ -293,12 +286,7 @@ def _run_one(ctx: _Context) -> TrialRow:
         _finish(ctx, trial, run_id, state=state, value=value, epoch=epoch, reason=reason)
     except KeyboardInterrupt:
         _finish(
-            ctx,
-            trial,
-            run_id,
-            state="FAIL",
-            reason="interrupted (Ctrl-C or SIGTERM)",
-            run_status="KILLED",
+            ctx, trial, run_id, state="FAIL", reason="interrupted (Ctrl-C or SIGTERM)", run_status="KILLED"
         )
         raise
     except torch.OutOfMemoryError as exc:
@@ -371,18 +359,12 @@ def _record_best(ctx: _Context, row: TrialRow, best: TrialRow | None) -> None:
     if row.state == "COMPLETE" and best is not None and best.number == row.number:
         ctx.tracker.log_metrics(ctx.parent_run_id, {"best_val_accuracy": row.value or 0.0}, step=row.number)
         ctx.tracker.set_tags(
-            ctx.parent_run_id,
-            {"best_trial": row.number, "best_run_id": row.attrs.get("mlflow_run_id", "")},
+            ctx.parent_run_id, {"best_trial": row.number, "best_run_id": row.attrs.get("mlflow_run_id", "")}
         )
 
 
 def run_search(
-    *,
-    cfg: SearchConfig,
-    data_cfg: DataConfig,
-    space: Space,
-    observer: SearchObserver,
-    worker: int = 0,
+    *, cfg: SearchConfig, data_cfg: DataConfig, space: Space, observer: SearchObserver, worker: int = 0
 ) -> SearchOutcome:
     """Run trials until the study has `cfg.trials` finished ones, the timeout passes or the user
     interrupts. Safe to call again: it continues where the last call stopped."""

@@ -20,15 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from hpo.config import (
-    ACTIVATIONS,
-    FAMILIES,
-    KERNEL_SIZES,
-    OPTIMIZERS,
-    SCHEDULES,
-    ModelConfig,
-    OptimConfig,
-)
+from hpo.config import ACTIVATIONS, FAMILIES, KERNEL_SIZES, OPTIMIZERS, SCHEDULES, ModelConfig, OptimConfig
 from hpo.errors import ConfigError
 
 
@@ -254,10 +246,5 @@ def space_to_json(space: Space) -> dict[str, Any]:
         if isinstance(spec, Choice):
             out[name] = {"choices": list(spec.choices)}
         else:
-            out[name] = {
-                "low": spec.low,
-                "high": spec.high,
-                "log": spec.log,
-                "integer": spec.integer,
-            }
+            out[name] = {"low": spec.low, "high": spec.high, "log": spec.log, "integer": spec.integer}
     return out

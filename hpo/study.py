@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from hpo import sqlite
 from hpo.errors import ConfigError, StudyError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -22,6 +23,7 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 # We drive trials with ask/tell and beat the heartbeat ourselves (StudyHandle.heartbeat).
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+sqlite.install()
 
 OPTUNA_VERSION: str = optuna.__version__
 SAMPLERS = ("tpe", "random", "gp", "cmaes")

@@ -25,7 +25,10 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
+from hpo import sqlite
 from hpo.errors import TrackingError
+
+sqlite.install()
 
 for _name in ("mlflow", "alembic", "alembic.runtime.migration"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -97,7 +100,7 @@ class Tracker:
                 raise TrackingError(
                     f"cannot create the MLflow store folder {db.parent}: {exc.strerror}"
                 ) from exc
-        self.client = MlflowClient(tracking_uri=self.uri)
+        self.client = _call("open the store " + self.uri, MlflowClient, tracking_uri=self.uri)
         # Opening the store creates or migrates its tables; fail here, clearly, if it cannot.
         _call("open the store " + self.uri, self.client.search_experiments, max_results=1)
 
@@ -120,12 +123,7 @@ class Tracker:
             return str(found.experiment_id)
 
     def start_run(
-        self,
-        *,
-        experiment_id: str,
-        name: str,
-        tags: Mapping[str, str],
-        parent_run_id: str | None = None,
+        self, *, experiment_id: str, name: str, tags: Mapping[str, str], parent_run_id: str | None = None
     ) -> str:
         all_tags = dict(tags)
         if parent_run_id:

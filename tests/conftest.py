@@ -75,10 +75,14 @@ def data_dir(synthetic_root: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MLflow SQLite store created once (creating one runs ~3 s of migrations)."""
+    import sqlite3
+
     from hpo.tracking import Tracker
 
     folder = tmp_path_factory.mktemp("mlflow-template")
     Tracker(uri=f"sqlite:///{folder}/mlflow.db", artifact_root=str(folder / "artifacts"))
+    with sqlite3.connect(folder / "mlflow.db") as conn:  # fold the WAL into the file before copies
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return folder / "mlflow.db"
 
 

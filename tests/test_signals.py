@@ -98,8 +98,7 @@ def test_interrupt_fails_trial_kills_run_and_prints_resume(workdir: Path, data_d
     assert "Interrupted: study 'sig'" in out and "Resume with: hpo search" in out and "Traceback" not in out
     assert states() == {"FAIL": 1}
     reason = query(
-        Path("studies/hpo.db"),
-        "SELECT value_json FROM trial_user_attributes WHERE key='fail_reason'",
+        Path("studies/hpo.db"), "SELECT value_json FROM trial_user_attributes WHERE key='fail_reason'"
     )
     assert "interrupted" in reason[0][0]
     assert mlflow_statuses() == {"KILLED": 2}  # the trial's run and the study's parent run
@@ -112,11 +111,7 @@ def test_kill_9_then_resume_reaches_target(workdir: Path, data_dir: Path) -> Non
     assert states() == {"RUNNING": 1} and mlflow_statuses().get("RUNNING") == 2
     # A smaller trial budget keeps the resumed run short; recovery happens before any new trial.
     done = subprocess.run(
-        command(data_dir, trials=2),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env_for_subprocess(),
+        command(data_dir, trials=2), capture_output=True, text=True, timeout=300, env=env_for_subprocess()
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 trial(s) of a dead process marked failed" in done.stdout
