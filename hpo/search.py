@@ -10,11 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import signal
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +22,7 @@ from hpo.data import TrainValData, load_train_val
 from hpo.errors import HpoError
 from hpo.experiment import log_checkpoint, provenance, tracked_fit
 from hpo.models import build_model, count_parameters
+from hpo.recovery import HOST, process_token, recover_orphans, shielded, sigterm_as_interrupt
 from hpo.space import Space, sample, space_to_json
 from hpo.study import (
     OPTUNA_VERSION,
@@ -37,12 +34,12 @@ from hpo.study import (
     make_pruner,
     make_sampler,
     open_storage,
+    store_lock,
 )
 from hpo.tracking import Tracker
 from hpo.train import EpochMetrics, resolve_device, seed_everything
 
 PARENT_ATTR = "mlflow_parent_run_id"
-HOST = socket.gethostname()
 
 
 class SearchObserver(Protocol):
@@ -83,43 +80,6 @@ class _Context:
     observer: SearchObserver
 
 
-def process_token(pid: int) -> str:
-    """Start time of `pid` (Linux clock ticks since boot) to tell a live process from a reused
-    pid; "" where /proc is not available."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def process_alive(pid: int, token: str) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not token or process_token(pid) in ("", token)
-
-
-def recover_orphans(*, study: StudyHandle, tracker: Tracker) -> int:
-    """Fail trials left RUNNING by dead processes; close any of their MLflow runs still RUNNING."""
-    recovered = 0
-    for row in study.rows(states=("RUNNING",)):
-        pid, host = row.attrs.get("pid"), row.attrs.get("host")
-        if host == HOST and isinstance(pid, int) and not process_alive(pid, row.attrs.get("pid_token", "")):
-            study.fail_running(row.number, f"process {pid} on {host} died during the trial")
-            recovered += 1
-    study.fail_stale()  # other hosts: heartbeat older than the grace period
-    for row in study.rows(states=("FAIL",)):
-        run_id = row.attrs.get("mlflow_run_id")
-        if run_id and tracker.run_status(run_id) == "RUNNING":
-            tracker.set_tags(run_id, {"state": "FAIL", "fail_reason": row.attrs.get("fail_reason", "")})
-            tracker.end_run(run_id, status="KILLED")
-    return recovered
-
-
 def _parent_run(*, study: StudyHandle, tracker: Tracker, experiment_id: str, tags: dict[str, str]) -> str:
     """The study's MLflow parent run, created once and reopened by each search call."""
     run_id = study.attr(PARENT_ATTR)
@@ -135,47 +95,13 @@ def _parent_run(*, study: StudyHandle, tracker: Tracker, experiment_id: str, tag
     return str(run_id)
 
 
-@contextlib.contextmanager
-def _shielded() -> Iterator[None]:
-    """Ignore SIGINT/SIGTERM while recording a trial's end, so a second Ctrl-C cannot leave a
-    half-written record."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """A scheduler's SIGTERM behaves like Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def _free_memory(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
 
-def _start_trial(ctx: _Context) -> tuple[TrialHandle, str]:
-    trial = ctx.study.ask()
-    trial.set_attrs(host=HOST, pid=os.getpid(), pid_token=process_token(os.getpid()))
+def _start_trial(ctx: _Context, trial: TrialHandle) -> str:
     run_id = ctx.tracker.start_run(
         experiment_id=ctx.experiment_id,
         name=f"trial-{trial.number:04d}",
@@ -183,7 +109,7 @@ def _start_trial(ctx: _Context) -> tuple[TrialHandle, str]:
         tags={**ctx.tags, "trial_number": str(trial.number), "study": ctx.study.name, "state": "RUNNING"},
     )
     trial.set_attrs(mlflow_run_id=run_id, device=ctx.tags["device"])
-    return trial, run_id
+    return run_id
 
 
 def _train_trial(ctx: _Context, trial: TrialHandle, run_id: str) -> tuple[str, float, int]:
@@ -257,7 +183,7 @@ def _finish(
     run_status: str = "",
 ) -> None:
     """Record a trial's end in MLflow first, then in Optuna (the source of truth for counts)."""
-    with _shielded():
+    with shielded():
         tags = {"state": state}
         if reason:
             tags["fail_reason"] = reason
@@ -276,10 +202,14 @@ def _finish(
             trial.fail(reason)
 
 
-def _run_one(ctx: _Context) -> TrialRow:
-    """One trial from ask to tell. Out-of-memory fails only this trial; an interrupt or one of
-    our errors fails it and propagates."""
-    trial, run_id = _start_trial(ctx)
+def _run_one(ctx: _Context) -> TrialRow | None:
+    """One trial from ask to tell; None when the study's target is already reached (or claimed).
+    Out-of-memory fails only this trial; an interrupt or one of our errors fails it and propagates."""
+    owner = {"host": HOST, "pid": os.getpid(), "pid_token": process_token(os.getpid())}
+    trial = ctx.study.claim(target=ctx.cfg.trials, attrs=owner)
+    if trial is None:
+        return None
+    run_id = _start_trial(ctx, trial)
     try:
         state, value, epoch = _train_trial(ctx, trial, run_id)
         reason = str(trial.attr("fail_reason") or "")
@@ -314,43 +244,65 @@ def study_spec(*, cfg: SearchConfig, data_cfg: DataConfig, space: Space, fingerp
     }
 
 
+@dataclass(frozen=True)
+class PreparedStudy:
+    study: StudyHandle
+    tracker: Tracker
+    experiment_id: str
+    parent_run_id: str
+    tags: dict[str, str]
+
+
+def prepare_study(
+    *, cfg: SearchConfig, data_cfg: DataConfig, space: Space, fingerprint: str, device: torch.device
+) -> PreparedStudy:
+    """Open both stores, create or resume the study (refusing incomparable settings) and its
+    MLflow experiment and parent run."""
+    storage = open_storage(cfg.storage)
+    with store_lock(storage):  # several processes may start on a fresh store at once
+        tracker = Tracker(uri=cfg.tracking_uri)
+        spec = study_spec(cfg=cfg, data_cfg=data_cfg, space=space, fingerprint=fingerprint)
+        study, _ = create_or_resume(
+            storage,
+            name=cfg.study,
+            spec=spec,
+            sampler=make_sampler(cfg.sampler, seed=cfg.seed),
+            pruner=make_pruner(cfg.pruner, epochs=cfg.epochs),
+        )
+        tags = {
+            **provenance(device=device, dataset=data_cfg.dataset, fingerprint=fingerprint, seed=cfg.seed),
+            "optuna_version": OPTUNA_VERSION,
+        }
+        experiment_id = tracker.experiment(cfg.study)
+        parent = _parent_run(study=study, tracker=tracker, experiment_id=experiment_id, tags=tags)
+    return PreparedStudy(
+        study=study, tracker=tracker, experiment_id=experiment_id, parent_run_id=parent, tags=tags
+    )
+
+
 def _open(
     cfg: SearchConfig, data_cfg: DataConfig, space: Space, observer: SearchObserver, worker: int
 ) -> _Context:
     device = resolve_device(cfg.device)
     seed_everything(seed=cfg.seed, deterministic=False, device=device)
-    storage = open_storage(cfg.storage)  # fail fast on a bad URL, before loading data
-    tracker = Tracker(uri=cfg.tracking_uri)
+    open_storage(cfg.storage)  # fail fast on a bad URL, before loading data
     data = load_train_val(data_cfg, device=device)
-    spec = study_spec(cfg=cfg, data_cfg=data_cfg, space=space, fingerprint=data.fingerprint)
-    study, _ = create_or_resume(
-        storage,
-        name=cfg.study,
-        spec=spec,
-        sampler=make_sampler(cfg.sampler, seed=cfg.seed),
-        pruner=make_pruner(cfg.pruner, epochs=cfg.epochs),
-    )
+    p = prepare_study(cfg=cfg, data_cfg=data_cfg, space=space, fingerprint=data.fingerprint, device=device)
     # A resumed study must not replay the random start-up draws of the first call; a worker of
     # `--jobs` must not replay another worker's.
-    offset = 1009 * len(study.rows()) + 7919 * worker
-    study.reseed(make_sampler(cfg.sampler, seed=cfg.seed + offset))
-    tags = {
-        **provenance(device=device, dataset=data_cfg.dataset, fingerprint=data.fingerprint, seed=cfg.seed),
-        "optuna_version": OPTUNA_VERSION,
-    }
-    experiment_id = tracker.experiment(cfg.study)
-    parent = _parent_run(study=study, tracker=tracker, experiment_id=experiment_id, tags=tags)
+    offset = 1009 * len(p.study.rows()) + 7919 * worker
+    p.study.reseed(make_sampler(cfg.sampler, seed=cfg.seed + offset))
     return _Context(
         cfg=cfg,
         data_cfg=data_cfg,
         space=space,
         data=data,
         device=device,
-        tracker=tracker,
-        study=study,
-        experiment_id=experiment_id,
-        parent_run_id=parent,
-        tags=tags,
+        tracker=p.tracker,
+        study=p.study,
+        experiment_id=p.experiment_id,
+        parent_run_id=p.parent_run_id,
+        tags=p.tags,
         observer=observer,
     )
 
@@ -380,16 +332,15 @@ def run_search(
     )
     start, ran, stopped = time.monotonic(), 0, "target"
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             while True:
-                counts = ctx.study.counts()
-                if counts.finished + counts.running >= cfg.trials:
-                    stopped = "target" if ran or done < cfg.trials else "already-done"
-                    break
                 if cfg.timeout is not None and time.monotonic() - start >= cfg.timeout:
                     stopped = "timeout"
                     break
                 row = _run_one(ctx)
+                if row is None:
+                    stopped = "target" if ran or done < cfg.trials else "already-done"
+                    break
                 ran += 1
                 best = ctx.study.best()
                 _record_best(ctx, row, best)
@@ -397,22 +348,22 @@ def run_search(
     except KeyboardInterrupt:
         stopped = "interrupted"
     finally:
-        with _shielded(), contextlib.suppress(HpoError):
+        with shielded(), contextlib.suppress(HpoError):
             ctx.tracker.end_run(
                 ctx.parent_run_id, status="KILLED" if stopped == "interrupted" else "FINISHED"
             )
-    return _outcome(ctx, ran=ran, stopped=stopped, recovered=recovered)
+    return outcome_of(study=ctx.study, target=cfg.trials, ran=ran, stopped=stopped, recovered=recovered)
 
 
-def _outcome(ctx: _Context, *, ran: int, stopped: str, recovered: int) -> SearchOutcome:
-    complete = sorted(ctx.study.rows(states=("COMPLETE",)), key=lambda r: -(r.value or 0.0))
+def outcome_of(*, study: StudyHandle, target: int, ran: int, stopped: str, recovered: int) -> SearchOutcome:
+    complete = sorted(study.rows(states=("COMPLETE",)), key=lambda r: -(r.value or 0.0))
     return SearchOutcome(
-        study=ctx.study.name,
-        target=ctx.cfg.trials,
-        counts=ctx.study.counts(),
+        study=study.name,
+        target=target,
+        counts=study.counts(),
         ran=ran,
         stopped=stopped,
-        best=ctx.study.best(),
+        best=study.best(),
         top=complete[:5],
         recovered=recovered,
     )

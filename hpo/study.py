@@ -85,9 +85,10 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     elif not url.startswith(("postgresql", "mysql", "mariadb", "oracle", "mssql")):
         raise StudyError(f"unsupported --storage {url!r}: use sqlite:///..., postgresql://... or mysql://...")
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
-        )
+        with _file_lock(_lock_path(url)):  # creating the tables must not race another process
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+            )
     except Exception as exc:  # SQLAlchemy raises many types for bad URLs, drivers and hosts
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StudyError(f"cannot open study storage {url}: {first[:300]}") from None
@@ -216,6 +217,20 @@ class StudyHandle:
     def ask(self) -> TrialHandle:
         return TrialHandle(self.study, self.study.ask())
 
+    def claim(self, *, target: int, attrs: dict[str, Any]) -> TrialHandle | None:
+        """Start a trial owned by the caller unless finished + running trials already reach
+        `target`. For SQLite the check and the start happen under a file lock, so concurrent
+        workers on this host never overshoot the target."""
+        with store_lock(self.storage):
+            c = self.counts()
+            if c.finished + c.running >= target:
+                return None
+            trial = self.ask()
+            trial.set_attrs(**attrs)
+        with contextlib.suppress(Exception):  # a first heartbeat, so other hosts can judge it
+            self.storage.record_heartbeat(trial.trial_id)
+        return trial
+
     def fail_running(self, number: int, reason: str) -> None:
         """Mark a trial left RUNNING by a dead process as FAIL, with the reason."""
         trial = self.study.get_trials(deepcopy=False)[number]
@@ -244,6 +259,33 @@ class StudyHandle:
         finally:
             stop.set()
             thread.join(timeout=5)
+
+
+def _lock_path(url: str) -> Path | None:
+    return Path(url.removeprefix("sqlite:///") + ".lock") if url.startswith("sqlite:///") else None
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path | None) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock; concurrent workers may overshoot by a trial or two
+        yield
+        return
+    if path is None:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def store_lock(storage: optuna.storages.RDBStorage) -> contextlib.AbstractContextManager[None]:
+    """Serializes setup and trial claims of the processes on this host sharing a SQLite store."""
+    return _file_lock(_lock_path(storage.url))
 
 
 def study_names(storage: optuna.storages.RDBStorage) -> list[str]:

@@ -58,6 +58,7 @@ def search(
     """Search hyperparameters with Optuna; resumable, pruned, every trial tracked in MLflow."""
     from hpo.search import run_search
     from hpo.space import DEFAULT_SPACE, load_space_file, restrict_family
+    from hpo.workers import run_parallel_search
 
     data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
     if model not in ("mlp", "cnn", "any"):
@@ -79,7 +80,8 @@ def search(
     out = common.console()
     view = (QuietView if quiet else LiveView if out.is_terminal else PlainView)(out)
     with view:
-        outcome = run_search(cfg=cfg, data_cfg=data_cfg, space=chosen, observer=view)
+        runner = run_parallel_search if cfg.jobs > 1 else run_search
+        outcome = runner(cfg=cfg, data_cfg=data_cfg, space=chosen, observer=view)
     out.print(report.search_summary(outcome, storage=storage, resume=resume_command()))
     if outcome.stopped == "interrupted":
         raise typer.Exit(EXIT_INTERRUPTED)

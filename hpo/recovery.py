@@ -1,0 +1,97 @@
+"""Nothing lost, no zombies: trials of dead processes are failed (and their MLflow runs closed)
+before a search starts, SIGTERM behaves like Ctrl-C, and a trial's end is recorded with signals
+held off so a second Ctrl-C cannot leave it half-written."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+
+from hpo.study import StudyHandle
+from hpo.tracking import Tracker
+
+HOST = socket.gethostname()
+UNOWNED_S = 600  # a RUNNING trial that never recorded its owner is abandoned after this long
+
+
+def _age_seconds(started: str) -> float:
+    if not started:
+        return 0.0
+    return (datetime.datetime.now() - datetime.datetime.fromisoformat(started)).total_seconds()
+
+
+def process_token(pid: int) -> str:
+    """Start time of `pid` (Linux clock ticks since boot) to tell a live process from a reused
+    pid; "" where /proc is not available."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def process_alive(pid: int, token: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not token or process_token(pid) in ("", token)
+
+
+def recover_orphans(*, study: StudyHandle, tracker: Tracker) -> int:
+    """Fail trials left RUNNING by dead processes; close any of their MLflow runs still RUNNING."""
+    recovered = 0
+    for row in study.rows(states=("RUNNING",)):
+        pid, host = row.attrs.get("pid"), row.attrs.get("host")
+        if host == HOST and isinstance(pid, int) and not process_alive(pid, row.attrs.get("pid_token", "")):
+            study.fail_running(row.number, f"process {pid} on {host} died during the trial")
+            recovered += 1
+        elif pid is None and _age_seconds(row.started) > UNOWNED_S:
+            study.fail_running(row.number, "its process died before it started training")
+            recovered += 1
+    study.fail_stale()  # other hosts: heartbeat older than the grace period
+    for row in study.rows(states=("FAIL",)):
+        run_id = row.attrs.get("mlflow_run_id")
+        if run_id and tracker.run_status(run_id) == "RUNNING":
+            tracker.set_tags(run_id, {"state": "FAIL", "fail_reason": row.attrs.get("fail_reason", "")})
+            tracker.end_run(run_id, status="KILLED")
+    return recovered
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Ignore SIGINT/SIGTERM while recording a trial's end, so a second Ctrl-C cannot leave a
+    half-written record."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """A scheduler's SIGTERM behaves like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
