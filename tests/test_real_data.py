@@ -89,3 +89,49 @@ def test_search_then_predict_real_digits(workdir: Path, real_data: Path, device:
     right = sum(rows[f"digit{i}.png"] == str(labels[i]) for i in range(10))
     assert right >= 9, out
     assert rows["drawing.png"] == str(labels[0]), out
+
+
+def test_engine_matches_seeds_dataloader_accuracy(real_data: Path) -> None:
+    """No regression from the speed-ups: same net, optimizer, epochs and batch size as the seeds'
+    DataLoader + ToTensor loop reach the same validation accuracy (within run-to-run noise)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    from hpo.config import DataConfig, ModelConfig, OptimConfig
+    from hpo.data import load_train_val, split_indices
+    from hpo.models import build_model
+    from hpo.train import fit
+
+    cfg = ModelConfig(hidden=(300, 100))
+    torch.manual_seed(0)
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    full = datasets.MNIST(str(real_data), train=True, download=False, transform=tf)
+    train_idx, val_idx = split_indices(n=len(full), val_size=10_000, seed=0)
+    model = build_model(cfg)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    for x, y in DataLoader(Subset(full, train_idx.tolist()), batch_size=128, shuffle=True):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        correct = sum(
+            int((model(x).argmax(1) == y).sum())
+            for x, y in DataLoader(Subset(full, val_idx.tolist()), batch_size=2000)
+        )
+    seeds_acc = correct / len(val_idx)
+
+    torch.manual_seed(0)
+    data = load_train_val(DataConfig(data_dir=str(real_data)), device=torch.device("cpu"))
+    result = fit(
+        model=build_model(cfg),
+        data=data,
+        optim=OptimConfig(lr=0.05, momentum=0.9),
+        epochs=1,
+        batch_size=128,
+        seed=0,
+    )
+    assert abs(result.history[0].val_accuracy - seeds_acc) < 0.01, (result.history[0].val_accuracy, seeds_acc)
+    assert seeds_acc > 0.95
