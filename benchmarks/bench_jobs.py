@@ -59,7 +59,7 @@ def main() -> None:
     p.add_argument("--jobs", type=int, nargs="+", default=[1, 2, 4])
     args = p.parse_args()
     print(
-        f"{args.trials} trials x {args.epochs} epochs, MLP space, device {args.device} (wall time incl. start-up)"
+        f"{args.trials} trials x {args.epochs} epochs, MLP space, device {args.device}; wall incl. start-up"
     )
     base = 0.0
     for jobs in args.jobs:

@@ -36,7 +36,7 @@ for _name in ("mlflow", "alembic", "alembic.runtime.migration"):
 MLFLOW_VERSION: str = mlflow.__version__
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_ARTIFACT_ROOT = "mlruns/artifacts"
-_RETRIES = 8  # attempts for a locked store; backoff doubles from 0.1 s (about 25 s in all)
+_RETRIES = 4  # attempts for a locked store (each waits out SQLite's busy timeout), backoff from 0.1 s
 T = TypeVar("T")
 
 

@@ -1,0 +1,52 @@
+"""Runs `hpo ARGS` in this process after arranging one fault at an exact moment, delivered as a
+real signal to this process, so tests can hit phases that timing alone cannot:
+
+    python tests/fault_driver.py FAULT hpo-args...
+
+FAULT: sigint-in-validation | sigterm-in-validation | sigint-in-upload | sigkill-in-upload."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+
+def _signal_during(owner: Any, name: str, sig: int, *, on_call: int = 1) -> None:
+    original = getattr(owner, name)
+    calls = {"n": 0}
+
+    def wrapper(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == on_call:
+            if sig == signal.SIGKILL:
+                original(*args, **kwargs)  # the upload lands on disk; the run is never closed
+            os.kill(os.getpid(), sig)  # SIGINT/SIGTERM: raised here, in the middle of the call
+        return original(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
+def main() -> None:
+    fault, args = sys.argv[1], sys.argv[2:]
+    import hpo.train
+    from hpo.tracking import Tracker
+
+    if fault in ("sigint-in-validation", "sigterm-in-validation"):
+        sig = signal.SIGINT if fault.startswith("sigint") else signal.SIGTERM
+        _signal_during(hpo.train, "evaluate", sig, on_call=2)  # epoch 2's validation pass
+    elif fault == "sigint-in-upload":
+        _signal_during(Tracker, "log_dir", signal.SIGINT)
+    elif fault == "sigkill-in-upload":
+        _signal_during(Tracker, "log_dir", signal.SIGKILL)
+    else:
+        raise SystemExit(f"unknown fault {fault}")
+    from hpo.cli import app
+
+    sys.argv = ["hpo", *args]
+    app()
+
+
+if __name__ == "__main__":
+    main()

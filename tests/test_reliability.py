@@ -1,0 +1,182 @@
+"""Faults a long search must survive: signals at exact phases (real processes, real signals),
+out-of-memory, locked or unwritable stores, and a corrupt study store."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from hpo.study import load_study, open_storage
+from hpo.tracking import Tracker
+from tests.conftest import VAL_SIZE, env_for_subprocess
+from tests.helpers import assert_one_line_error, hpo, search
+from tests.test_signals import mlflow_statuses, states
+
+SPACE = 'mlp_layers = 1\nmlp_width = [32]\nbatch_size = [256]\noptimizer = ["adam"]\n'
+
+
+def faulty(fault: str, data_dir: Path, *, trials: int = 2) -> subprocess.CompletedProcess[str]:
+    Path("space.toml").write_text(SPACE)
+    args = [
+        "search",
+        "--data-dir",
+        str(data_dir),
+        "--val-size",
+        str(VAL_SIZE),
+        "--trials",
+        str(trials),
+        "--epochs",
+        "3",
+        "--model",
+        "mlp",
+        "--space",
+        "space.toml",
+        "--pruner",
+        "none",
+        "--device",
+        "cpu",
+        "--study",
+        "f",
+    ]
+    command = (
+        [sys.executable, str(Path(__file__).with_name("fault_driver.py")), fault, *args]
+        if fault
+        else [sys.executable, "-m", "hpo", *args]
+    )
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env_for_subprocess())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["sigint-in-validation", "sigterm-in-validation", "sigint-in-upload"])
+def test_interrupt_at_exact_phase_leaves_nothing_running(workdir: Path, data_dir: Path, fault: str) -> None:
+    done = faulty(fault, data_dir)
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "Resume with:" in done.stdout and "Traceback" not in done.stdout + done.stderr
+    assert states() == {"FAIL": 1}
+    assert mlflow_statuses() == {"KILLED": 2}
+    # and the study resumes to its target
+    again = faulty("", data_dir)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert states() == {"FAIL": 1, "COMPLETE": 2}
+
+
+@pytest.mark.slow
+def test_sigkill_during_checkpoint_upload_is_never_best(workdir: Path, data_dir: Path) -> None:
+    done = faulty("sigkill-in-upload", data_dir)
+    assert done.returncode == -signal.SIGKILL
+    handle = load_study(open_storage("sqlite:///studies/hpo.db"), "f")
+    assert states() == {"RUNNING": 1} and handle.best() is None
+    killed_run = handle.rows()[0].attrs["mlflow_run_id"]
+    again = faulty("", data_dir)
+    assert again.returncode == 0, again.stdout + again.stderr
+    handle = load_study(open_storage("sqlite:///studies/hpo.db"), "f")
+    assert states() == {"FAIL": 1, "COMPLETE": 2}
+    assert handle.best().attrs["mlflow_run_id"] != killed_run  # type: ignore[union-attr]
+    assert Tracker().run(killed_run).status == "KILLED"
+
+
+def test_out_of_memory_fails_one_trial_and_the_study_continues(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hpo.search
+
+    calls = {"n": 0}
+    real = hpo.search.tracked_fit
+
+    def oom_once(**kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(**kwargs)  # type: ignore[arg-type]
+
+    freed = []
+    monkeypatch.setattr(hpo.search, "tracked_fit", oom_once)
+    monkeypatch.setattr(hpo.search, "_free_memory", lambda device: freed.append(device))
+    out = search(data_dir, trials=2)
+    assert (out.counts.failed, out.counts.finished) == (1, 2) and len(freed) == 3
+    failed = [
+        r for r in load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows() if r.state == "FAIL"
+    ]
+    assert "out of memory" in failed[0].attrs["fail_reason"]
+    run = Tracker().run(failed[0].attrs["mlflow_run_id"])
+    assert run.status == "FAILED" and "out of memory" in run.tags["fail_reason"]
+
+
+def _hold_lock(db: Path, seconds: float) -> threading.Thread:
+    ready = threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        ready.set()
+        time.sleep(seconds)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    ready.wait()
+    return thread
+
+
+def test_locked_mlflow_store_is_waited_for(workdir: Path) -> None:
+    tracker = Tracker()
+    run_id = tracker.start_run(experiment_id=tracker.experiment("x"), name="r", tags={})
+    holder = _hold_lock(Path("mlruns/mlflow.db"), 1.5)
+    tracker.log_metrics(run_id, {"a": 1.0}, step=1)  # blocks until the lock is released
+    holder.join()
+    assert tracker.run(run_id).metrics == {"a": 1.0}
+
+
+def test_persistently_locked_store_is_retried_then_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lock that outlasts SQLite's own busy wait (MLflow: 20 s per attempt) is retried with
+    backoff, then reported in one line; the call that failed wrote nothing."""
+    import hpo.tracking
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(hpo.tracking.time, "sleep", sleeps.append)
+    attempts = {"n": 0}
+
+    def locked() -> None:
+        attempts["n"] += 1
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(hpo.tracking.TrackingError, match="cannot log metrics: database is locked"):
+        hpo.tracking._call("log metrics", locked)
+    assert (
+        attempts["n"] == hpo.tracking._RETRIES
+        and sleeps == sorted(sleeps)
+        and len(sleeps) == attempts["n"] - 1
+    )
+
+
+def test_unwritable_store_locations_are_one_line(workdir: Path, data_dir: Path) -> None:
+    Path("afile").write_text("")
+    code, out, err = hpo("search", "--data-dir", data_dir, "--storage", "sqlite:///afile/hpo.db")
+    assert_one_line_error(code, out, err, "cannot create the study store folder")
+    code, out, err = hpo(
+        "train", "--data-dir", data_dir, "--val-size", VAL_SIZE, "--tracking-uri", "sqlite:///afile/mlflow.db"
+    )
+    assert_one_line_error(code, out, err, "cannot create the MLflow store folder")
+
+
+def test_corrupt_study_store_names_the_file_and_mlflow_still_reads(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=1)
+    Path("studies/hpo.db").write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        Path(f"studies/hpo.db{suffix}").unlink(missing_ok=True)
+    for args in (["studies"], ["trials"], ["best"], ["report"]):
+        code, out, err = hpo(*args)
+        assert_one_line_error(code, out, err, "studies/hpo.db", "not a database")
+    tracker = Tracker()
+    assert len(tracker.runs(tracker.experiment("s"))) == 2  # MLflow's records are untouched
+    other = hpo("studies", "--storage", "sqlite:///studies/other.db")
+    assert other[0] == 0 and "No studies" in other[1]
