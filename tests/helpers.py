@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,36 @@ from hpo.space import Space, parse_space, restrict_family
 from tests.conftest import VAL_SIZE
 
 runner = CliRunner()
+PYTHON_HPO = [sys.executable, "-m", "hpo"]  # for tests that need a real process
+
+
+def search_argv(
+    data_dir: Path, *, trials: int, epochs: int, study: str, pruner: str = "median", jobs: int = 1
+) -> list[str]:
+    """Arguments of a small MLP `hpo search` on synthetic data with ./space.toml."""
+    return [
+        "search",
+        "--data-dir",
+        str(data_dir),
+        "--val-size",
+        str(VAL_SIZE),
+        "--trials",
+        str(trials),
+        "--epochs",
+        str(epochs),
+        "--model",
+        "mlp",
+        "--space",
+        "space.toml",
+        "--pruner",
+        pruner,
+        "--device",
+        "cpu",
+        "--study",
+        study,
+        "--jobs",
+        str(jobs),
+    ]
 
 
 def hpo(*args: object) -> tuple[int, str, str]:

@@ -4,14 +4,14 @@ and the target total is met exactly."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from hpo.study import load_study, open_storage
 from hpo.tracking import Tracker
-from tests.conftest import VAL_SIZE, env_for_subprocess
+from tests.conftest import env_for_subprocess
+from tests.helpers import PYTHON_HPO, search_argv
 
 pytestmark = pytest.mark.slow
 
@@ -19,30 +19,7 @@ SPACE = 'mlp_layers = 1\nmlp_width = [16, 32]\nbatch_size = [128, 256]\noptimize
 
 
 def search_args(data_dir: Path, *, trials: int, jobs: int = 1) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "hpo",
-        "search",
-        "--data-dir",
-        str(data_dir),
-        "--val-size",
-        str(VAL_SIZE),
-        "--trials",
-        str(trials),
-        "--epochs",
-        "2",
-        "--model",
-        "mlp",
-        "--space",
-        "space.toml",
-        "--device",
-        "cpu",
-        "--study",
-        "shared",
-        "--jobs",
-        str(jobs),
-    ]
+    return [*PYTHON_HPO, *search_argv(data_dir, trials=trials, epochs=2, study="shared", jobs=jobs)]
 
 
 def check_store(trials: int) -> None:

@@ -17,7 +17,7 @@ import torch
 from hpo.study import load_study, open_storage
 from hpo.tracking import Tracker
 from tests.conftest import VAL_SIZE, env_for_subprocess
-from tests.helpers import assert_one_line_error, hpo, search
+from tests.helpers import PYTHON_HPO, assert_one_line_error, hpo, search, search_argv
 from tests.test_signals import mlflow_statuses, states
 
 SPACE = 'mlp_layers = 1\nmlp_width = [32]\nbatch_size = [256]\noptimizer = ["adam"]\n'
@@ -25,31 +25,11 @@ SPACE = 'mlp_layers = 1\nmlp_width = [32]\nbatch_size = [256]\noptimizer = ["ada
 
 def faulty(fault: str, data_dir: Path, *, trials: int = 2) -> subprocess.CompletedProcess[str]:
     Path("space.toml").write_text(SPACE)
-    args = [
-        "search",
-        "--data-dir",
-        str(data_dir),
-        "--val-size",
-        str(VAL_SIZE),
-        "--trials",
-        str(trials),
-        "--epochs",
-        "3",
-        "--model",
-        "mlp",
-        "--space",
-        "space.toml",
-        "--pruner",
-        "none",
-        "--device",
-        "cpu",
-        "--study",
-        "f",
-    ]
+    args = search_argv(data_dir, trials=trials, epochs=3, study="f", pruner="none")
     command = (
         [sys.executable, str(Path(__file__).with_name("fault_driver.py")), fault, *args]
         if fault
-        else [sys.executable, "-m", "hpo", *args]
+        else [*PYTHON_HPO, *args]
     )
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env_for_subprocess())
 
@@ -62,7 +42,8 @@ def test_interrupt_at_exact_phase_leaves_nothing_running(workdir: Path, data_dir
     assert "Resume with:" in done.stdout and "Traceback" not in done.stdout + done.stderr
     assert states() == {"FAIL": 1}
     assert mlflow_statuses() == {"KILLED": 2}
-    # and the study resumes to its target
+    if fault != "sigint-in-validation":
+        return  # one resume below is enough: the other phases leave the same records
     again = faulty("", data_dir)
     assert again.returncode == 0, again.stdout + again.stderr
     assert states() == {"FAIL": 1, "COMPLETE": 2}

@@ -172,3 +172,47 @@ def test_studies_and_trials_commands(workdir: Path, data_dir: Path) -> None:
 def test_bad_search_input_is_one_line(workdir: Path, data_dir: Path, args: list[str], needle: str) -> None:
     code, out, err = hpo("search", "--data-dir", data_dir, *args)
     assert_one_line_error(code, out, err, needle)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "pruner"), [("tpe", "hyperband"), ("random", "sha"), ("gp", "median"), ("cmaes", "none")]
+)
+def test_every_sampler_and_pruner_runs(workdir: Path, data_dir: Path, sampler: str, pruner: str) -> None:
+    out = search(data_dir, trials=3, epochs=2, sampler=sampler, pruner=pruner)
+    assert out.counts.finished == 3 and out.counts.failed == 0
+
+
+def test_timeout_stops_starting_trials(workdir: Path, data_dir: Path) -> None:
+    out = search(data_dir, trials=500, epochs=1, timeout=1.0)
+    assert out.stopped == "timeout" and 1 <= out.ran < 500
+
+
+def test_live_view_renders_progress(workdir: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from hpo.commands.search import LiveView
+    from hpo.study import Counts, TrialRow
+    from hpo.train import EpochMetrics
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=120)
+    row = TrialRow(
+        number=0,
+        state="COMPLETE",
+        value=0.9812,
+        params={"family": "mlp", "mlp_width_0": 64, "optimizer": "adam", "lr": 0.001, "batch_size": 128},
+        attrs={},
+        seconds=1.5,
+        started="",
+    )
+    with LiveView(console) as view:
+        view.started(study="s", done=0, target=2, resumed=False, device="cpu")
+        view.trial_started(number=0, params=row.params)
+        view.epoch(number=0, metrics=EpochMetrics(1, 0.5, 0.8, 0.4, 0.9812, 1.0, 0.001), max_epochs=3)
+        view.trial_finished(row=row, counts=Counts(complete=1), best=row)
+        view.live.refresh()
+    text = buffer.getvalue()
+    assert "Starting study 's': 0/2" in text and "trial    0" in text and "98.12%" in text
+    assert "best: trial 0" in text and "mlp 64" in text

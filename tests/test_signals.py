@@ -5,45 +5,22 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import VAL_SIZE, env_for_subprocess
+from tests.conftest import env_for_subprocess
+from tests.helpers import PYTHON_HPO, search_argv
 
 pytestmark = pytest.mark.slow
 
 SPACE = 'mlp_layers = 1\nmlp_width = [32]\nbatch_size = [32]\noptimizer = ["adam"]\n'
-EPOCHS = 150  # long enough (several seconds per trial) to be caught mid-trial
+EPOCHS = 60  # long enough (about 2 s per trial) to be caught mid-trial
 
 
 def command(data_dir: Path, *, trials: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "hpo",
-        "search",
-        "--data-dir",
-        str(data_dir),
-        "--val-size",
-        str(VAL_SIZE),
-        "--trials",
-        str(trials),
-        "--epochs",
-        str(EPOCHS),
-        "--model",
-        "mlp",
-        "--space",
-        "space.toml",
-        "--pruner",
-        "none",
-        "--device",
-        "cpu",
-        "--study",
-        "sig",
-    ]
+    return [*PYTHON_HPO, *search_argv(data_dir, trials=trials, epochs=EPOCHS, study="sig", pruner="none")]
 
 
 def query(db: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
