@@ -30,6 +30,8 @@ def test_best_shows_trial_and_unused_test_set(searched: Path) -> None:
     assert code == 0, out + err
     for needle in ("best trial", "validation accuracy", "MLflow run", "checkpoint", "never used"):
         assert needle in out
+    assert "test accuracy" not in out  # plain `best` never touches the test set
+    assert load_study(open_storage(STORE), "s").attr("test_evaluations") is None
 
 
 def test_evaluate_test_once_then_refuse_then_force(searched: Path) -> None:
