@@ -22,8 +22,8 @@ import torch.nn.functional as F
 
 from hpo.config import DataConfig, ModelConfig, OptimConfig
 from hpo.data import load_train_val, split_indices
+from hpo.engine import fit, resolve_device, seed_everything
 from hpo.models import build_model
-from hpo.train import fit, resolve_device, seed_everything
 
 MLP = ModelConfig(family="mlp", hidden=(300, 100))
 SEED_001_CNN = ModelConfig(family="cnn", channels=(10, 20), kernel_size=5, padding="valid", fc_width=0)
@@ -106,14 +106,17 @@ def alternate(a: Callable[[], float], b: Callable[[], float], repeats: int) -> t
 
 
 def bookkeeping_seconds(*, epochs: int = 3) -> float:
-    """Optuna storage + MLflow logging of one trial, as `hpo search` does it, in a scratch dir."""
+    """Optuna storage + MLflow logging of one trial through the run lifecycle `hpo search` uses
+    (`TrackedRun`: start, params, per-epoch metrics, checkpoint, end), in a scratch folder."""
     import os
 
-    from hpo.experiment import log_checkpoint
+    from hpo import link
+    from hpo.config import TrainConfig, as_params
+    from hpo.engine import EpochMetrics, FitResult
+    from hpo.lifecycle import TrackedRun
+    from hpo.mlflow_store import MlflowStore
+    from hpo.optuna_store import create_or_resume, make_pruner, make_sampler, open_storage
     from hpo.space import DEFAULT_SPACE, restrict_family, sample
-    from hpo.study import create_or_resume, make_pruner, make_sampler, open_storage
-    from hpo.tracking import Tracker
-    from hpo.train import EpochMetrics, FitResult
 
     model = build_model(MLP)
     result = FitResult(
@@ -121,34 +124,32 @@ def bookkeeping_seconds(*, epochs: int = 3) -> float:
     )
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
-        storage = open_storage("sqlite:///studies/hpo.db")
-        tracker = Tracker()
+        store = MlflowStore()
         study, _ = create_or_resume(
-            storage,
+            open_storage("sqlite:///studies/hpo.db"),
             name="bench",
-            spec={"x": 1},
             sampler=make_sampler("tpe", seed=0),
             pruner=make_pruner("median", epochs=epochs),
         )
-        exp = tracker.experiment("bench")
+        exp = store.experiment("bench")
         data = load_train_val(DataConfig(data_dir=ARGS.data_dir), device=torch.device("cpu"))
         times = []
         for n in range(3):
             start = time.perf_counter()
-            trial = study.ask()
-            sample(trial.suggest, restrict_family(DEFAULT_SPACE, "mlp"))  # ~15 suggest_* calls
-            trial.set_attrs(host="h", pid=1, pid_token="t")
-            run = tracker.start_run(experiment_id=exp, name=f"trial-{n}", tags={"a": "b"})
-            trial.set_attrs(mlflow_run_id=run)
-            tracker.log_params(run, {f"p{i}": i for i in range(20)})
-            for e in range(1, epochs + 1):
-                m = EpochMetrics(e, 0.1, 0.9, 0.1, 0.9, 1.0, 0.05)
-                tracker.log_metrics(run, m.metrics(), step=e)
-                trial.report(0.9, step=e)
-            log_checkpoint(tracker=tracker, run_id=run, result=result, model_config=MLP, data=data, meta={})
-            tracker.set_tags(run, {"state": "COMPLETE"})
-            tracker.end_run(run, status="FINISHED")
-            trial.complete(0.97)
+            trial = study.claim(target=100, attrs={"host": "h", "pid": 1, "pid_token": "t"})
+            assert trial is not None
+            chosen = sample(trial.suggest, restrict_family(DEFAULT_SPACE, "mlp"))  # ~15 suggest_* calls
+            with TrackedRun(store=store, experiment_id=exp, name=f"trial-{n}", tags={"a": "b"}) as run:
+                trial.set_attrs(**{link.RUN_ID: run.run_id})
+                train = TrainConfig(epochs=epochs, batch_size=chosen.batch_size)
+                run.log_params(as_params(chosen.model, chosen.optim, train))
+                for e in range(1, epochs + 1):
+                    m = EpochMetrics(e, 0.1, 0.9, 0.1, 0.9, 1.0, 0.05)
+                    store.log_metrics(run.run_id, m.metrics(), step=e)
+                    trial.report(0.9, step=e)
+                run.save_checkpoint(result=result, model_config=MLP, data=data, meta={})
+                run.end("completed", tags={"state": "COMPLETE"})
+            trial.tell("COMPLETE", 0.97)
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
@@ -170,6 +171,9 @@ ROW = "{:<5} {:>5} {:>16} {:>14} {:>8} {:>13}"
 
 
 def main() -> None:
+    from hpo.runtime import configure
+
+    configure()
     device = resolve_device(ARGS.device)
     seed_everything(seed=0, deterministic=False, device=device)
     data = load_train_val(DataConfig(data_dir=ARGS.data_dir), device=device)

@@ -14,6 +14,8 @@ FAMILIES = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("none", "cosine", "onecycle", "exponential")
+SAMPLERS = ("tpe", "random", "gp", "cmaes")
+PRUNERS = ("median", "hyperband", "sha", "none")
 PADDINGS = ("same", "valid")
 KERNEL_SIZES = (3, 5)
 
@@ -158,14 +160,18 @@ class TrainConfig:
             raise ConfigError(f"--batch-size must be at least 1; got {self.batch_size}")
 
 
-def flatten(**sections: Any) -> dict[str, str]:
-    """{'model': ModelConfig(...)} -> {'model.hidden': '300,100', ...} (MLflow params are str)."""
+def as_params(*sections: object) -> dict[str, str]:
+    """Config dataclasses -> MLflow params named exactly as their fields ({'lr': '0.05',
+    'hidden': '300,100', ...}); MLflow params are strings. Field names are unique across the
+    config classes, so nothing is prefixed and `hpo train` and a search trial log the same names."""
     flat: dict[str, str] = {}
-    for prefix, section in sections.items():
-        for key, value in asdict(section).items():
+    for section in sections:
+        for key, value in asdict(section).items():  # type: ignore[call-overload]
             if isinstance(value, (tuple, list)):
                 value = ",".join(str(v) for v in value)
-            flat[f"{prefix}.{key}"] = str(value)
+            if key in flat:
+                raise AssertionError(f"config field {key!r} is defined twice")  # a programming error
+            flat[key] = str(value)
     return flat
 
 
@@ -205,7 +211,34 @@ class SearchConfig:
             raise ConfigError(f"--timeout must be a positive number of seconds; got {self.timeout}")
         if not 1 <= self.jobs <= 64:
             raise ConfigError(f"--jobs must be between 1 and 64; got {self.jobs}")
-        _choice("sampler", self.sampler, ("tpe", "random", "gp", "cmaes"))
-        _choice("pruner", self.pruner, ("median", "hyperband", "sha", "none"))
+        _choice("sampler", self.sampler, SAMPLERS)
+        _choice("pruner", self.pruner, PRUNERS)
         if not self.study or any(c in self.study for c in "/\\\n"):
             raise ConfigError(f"--study must be a plain name like mnist-mlp; got {self.study!r}")
+
+
+# One name per hyperparameter. The name is the config field above, the MLflow param of every run
+# (`as_params`) and the column of `hpo trials`; `hpo train` takes it as the flag given here, and a
+# search space samples it under the key(s) given here (space.py; per-layer keys get a suffix _0,
+# _1...). tests/test_config.py checks that every flag and space key exists.
+SPELLINGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # name: (hpo train flag, search-space keys)
+    "family": ("--model", ("family",)),
+    "hidden": ("--hidden", ("mlp_layers", "mlp_width")),
+    "channels": ("--channels", ("cnn_blocks", "cnn_channels")),
+    "kernel_size": ("--kernel-size", ("cnn_kernel",)),
+    "padding": ("--padding", ()),  # searched CNNs always use "same"
+    "fc_width": ("--fc-width", ("cnn_fc_width",)),
+    "activation": ("--activation", ("activation",)),
+    "dropout": ("--dropout", ("dropout",)),
+    "batch_norm": ("--batch-norm", ("batch_norm",)),
+    "optimizer": ("--optimizer", ("optimizer",)),
+    "lr": ("--lr", ("lr",)),
+    "momentum": ("--momentum", ("momentum",)),
+    "nesterov": ("--nesterov", ()),
+    "weight_decay": ("--weight-decay", ("weight_decay",)),
+    "schedule": ("--schedule", ("schedule",)),
+    "gamma": ("--gamma", ("gamma",)),
+    "batch_size": ("--batch-size", ("batch_size",)),
+    "epochs": ("--epochs", ()),  # a search's --epochs is the study's maximum per trial
+}

@@ -13,12 +13,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from hpo import link
 from hpo.data import class_names, normalize_images
+from hpo.engine import predict_logits, resolve_device
 from hpo.errors import DataError
-from hpo.lockbox import best_of, load_best_model
-from hpo.study import open_storage, pick_study
-from hpo.tracking import Tracker
-from hpo.train import predict_logits, resolve_device
+from hpo.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -73,12 +72,13 @@ def preprocess(img: Image.Image, *, dataset: str) -> tuple[torch.Tensor, bool]:
 
 
 def predict_files(
-    *, paths: list[Path], storage: str, study: str | None, tracking_uri: str | None, top: int, device: str
+    *, ws: Workspace, paths: list[Path], study: str | None, top: int, device: str
 ) -> list[Prediction]:
-    handle = pick_study(open_storage(storage), study)
-    run_id = str(best_of(handle).attrs.get("mlflow_run_id", ""))
-    loaded = load_best_model(tracker=Tracker(uri=tracking_uri), run_id=run_id)
-    dataset = str(handle.spec.get("dataset", "mnist"))
+    """Classify image files with the best model of `study`; (label, probability) pairs per file."""
+    handle = ws.study(study)
+    loaded = ws.load_model(link.run_id(ws.best_trial(handle)))
+    spec = link.read_spec(handle)
+    dataset = spec.dataset if spec else "mnist"
     prepared = [preprocess(read_image(p), dataset=dataset) for p in paths]
     dev = resolve_device(device)
     x = normalize_images(

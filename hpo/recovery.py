@@ -12,8 +12,9 @@ import socket
 import threading
 from collections.abc import Iterator
 
-from hpo.study import StudyHandle
-from hpo.tracking import Tracker
+from hpo import link
+from hpo.mlflow_store import MlflowStore
+from hpo.optuna_store import StudyHandle
 
 HOST = socket.gethostname()
 UNOWNED_S = 600  # a RUNNING trial that never recorded its owner is abandoned after this long
@@ -45,23 +46,30 @@ def process_alive(pid: int, token: str) -> bool:
     return not token or process_token(pid) in ("", token)
 
 
-def recover_orphans(*, study: StudyHandle, tracker: Tracker) -> int:
+def recover_orphans(*, study: StudyHandle, store: MlflowStore) -> int:
     """Fail trials left RUNNING by dead processes; close any of their MLflow runs still RUNNING."""
     recovered = 0
     for row in study.rows(states=("RUNNING",)):
-        pid, host = row.attrs.get("pid"), row.attrs.get("host")
-        if host == HOST and isinstance(pid, int) and not process_alive(pid, row.attrs.get("pid_token", "")):
-            study.fail_running(row.number, f"process {pid} on {host} died during the trial")
+        pid, host = row.attrs.get(link.OWNER_PID), row.attrs.get(link.OWNER_HOST)
+        token = row.attrs.get(link.OWNER_TOKEN, "")
+        if host == HOST and isinstance(pid, int) and not process_alive(pid, token):
+            study.fail_running(
+                row.number, attrs={link.FAIL_REASON: f"process {pid} on {host} died during the trial"}
+            )
             recovered += 1
         elif pid is None and _age_seconds(row.started) > UNOWNED_S:
-            study.fail_running(row.number, "its process died before it started training")
+            study.fail_running(
+                row.number, attrs={link.FAIL_REASON: "its process died before it started training"}
+            )
             recovered += 1
     study.fail_stale()  # other hosts: heartbeat older than the grace period
     for row in study.rows(states=("FAIL",)):
-        run_id = row.attrs.get("mlflow_run_id")
-        if run_id and tracker.run_status(run_id) == "RUNNING":
-            tracker.set_tags(run_id, {"state": "FAIL", "fail_reason": row.attrs.get("fail_reason", "")})
-            tracker.end_run(run_id, status="KILLED")
+        run_id = link.run_id(row)
+        if run_id and store.run_status(run_id) == "RUNNING":
+            store.set_tags(
+                run_id, {link.STATE: "FAIL", link.FAIL_REASON: row.attrs.get(link.FAIL_REASON, "")}
+            )
+            store.end_run(run_id, status="KILLED")
     return recovered
 
 

@@ -139,17 +139,43 @@ def sample(trial: TrialLike, space: Space) -> TrialConfig:
     optimizer = _suggest(trial, "optimizer", space["optimizer"])
     momentum = _suggest(trial, "momentum", space["momentum"]) if optimizer in ("sgd", "rmsprop") else 0.0
     schedule = _suggest(trial, "schedule", space["schedule"])
+    gamma = {"gamma": _suggest(trial, "gamma", space["gamma"])} if schedule == "exponential" else {}
     optim = OptimConfig(
         optimizer=optimizer,
         lr=_suggest(trial, "lr", space["lr"]),
         momentum=momentum,
         weight_decay=_suggest(trial, "weight_decay", space["weight_decay"]),
         schedule=schedule,
-        gamma=_suggest(trial, "gamma", space["gamma"]) if schedule == "exponential" else 0.7,
+        **gamma,  # OptimConfig's default otherwise: unused, but recorded
     )
     return TrialConfig(
         model=model, optim=optim, batch_size=_suggest(trial, "batch_size", space["batch_size"])
     )
+
+
+class _Replay:
+    """A TrialLike that answers each suggest_* with the value a trial recorded."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self.params[name]
+
+    def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int:
+        return int(self.params[name])
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float:
+        return float(self.params[name])
+
+
+def config_from_params(params: dict[str, Any]) -> TrialConfig | None:
+    """The configuration a trial trained, rebuilt from its recorded parameters (Optuna's keys) by
+    replaying `sample`; None when the trial stopped before its parameters were all drawn."""
+    try:
+        return sample(_Replay(params), DEFAULT_SPACE)  # replay reads only the keys, not the ranges
+    except (KeyError, ConfigError):
+        return None
 
 
 def _check_value(name: str, value: Any) -> None:

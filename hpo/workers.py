@@ -1,9 +1,11 @@
-"""`hpo search --jobs N`: N worker processes run trials of one study on the same device and store.
+"""`hpo search --jobs N`: N worker processes run trials of one search session on the same device
+and store.
 
-The parent prepares the stores and the study once (so workers never race to create tables or
-the study's MLflow parent run), starts the workers, and relays their events to one display.
+The session is opened (and later closed) by the parent process in `hpo.session`, so workers
+never race to create tables, the study or its MLflow parent run, and never end the parent run:
+each worker only runs the trial loop and relays its events to the parent's one display.
 Ctrl-C reaches every worker through the terminal's process group; SIGTERM to the parent is
-forwarded. The outcome is read back from the study when all workers have stopped."""
+forwarded."""
 
 from __future__ import annotations
 
@@ -11,19 +13,13 @@ import multiprocessing as mp
 import os
 import queue
 import signal
-from dataclasses import replace
 from typing import Any
 
 import torch
 
-from hpo.config import DataConfig, SearchConfig
-from hpo.data import load_train_val
 from hpo.errors import HpoError, StudyError
-from hpo.recovery import recover_orphans
-from hpo.search import SearchObserver, SearchOutcome, outcome_of, prepare_study, run_search
-from hpo.space import Space
-from hpo.study import open_storage
-from hpo.train import resolve_device
+from hpo.session import Session, run_trials
+from hpo.trial import SearchObserver
 
 
 class _QueueObserver:
@@ -45,14 +41,16 @@ class _QueueObserver:
         self.events.put(("trial_finished", kw))
 
 
-def _worker(worker: int, cfg: SearchConfig, data_cfg: DataConfig, space: Space, events: Any) -> None:
+def _worker(worker: int, session: Session, events: Any) -> None:
+    """A worker process's root: configure it like the CLI does, then run the trial loop."""
+    from hpo.runtime import configure
+
+    configure()
     # Share the CPU cores instead of oversubscribing them (each process would take them all).
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.jobs))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // session.cfg.jobs))
     try:
-        out = run_search(
-            cfg=cfg, data_cfg=data_cfg, space=space, observer=_QueueObserver(events, worker), worker=worker
-        )
-        events.put(("done", {"ran": out.ran, "stopped": out.stopped}))
+        ran, stopped = run_trials(session=session, observer=_QueueObserver(events, worker), worker=worker)
+        events.put(("done", {"ran": ran, "stopped": stopped}))
     except KeyboardInterrupt:
         events.put(("done", {"ran": 0, "stopped": "interrupted"}))
     except HpoError as exc:
@@ -86,21 +84,12 @@ def _relay(procs: list[Any], events: Any, observer: SearchObserver) -> tuple[int
     return ran, reasons, errors
 
 
-def run_parallel_search(
-    *, cfg: SearchConfig, data_cfg: DataConfig, space: Space, observer: SearchObserver
-) -> SearchOutcome:
-    """Like `run_search`, with `cfg.jobs` processes."""
-    open_storage(cfg.storage)  # fail fast on a bad URL, before loading data
-    device = resolve_device(cfg.device)
-    fingerprint = load_train_val(data_cfg, device=torch.device("cpu")).fingerprint
-    prepared = prepare_study(cfg=cfg, data_cfg=data_cfg, space=space, fingerprint=fingerprint, device=device)
-    study = prepared.study
-    recovered = recover_orphans(study=study, tracker=prepared.tracker)
+def run_workers(*, session: Session, observer: SearchObserver) -> tuple[int, str]:
+    """Run the session's trials in `session.cfg.jobs` processes; returns (trials run, why stopped)."""
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
     events = ctx.Queue()
     procs = [
-        ctx.Process(target=_worker, args=(i, replace(cfg), data_cfg, space, events), daemon=False)
-        for i in range(cfg.jobs)
+        ctx.Process(target=_worker, args=(i, session, events), daemon=False) for i in range(session.cfg.jobs)
     ]
     for p in procs:
         p.start()
@@ -122,5 +111,4 @@ def run_parallel_search(
             p.join(timeout=60)
     if errors:
         raise StudyError(errors[0])
-    stopped = next((r for r in ("interrupted", "timeout", "target") if r in reasons), "already-done")
-    return outcome_of(study=study, target=cfg.trials, ran=ran, stopped=stopped, recovered=recovered)
+    return ran, next((r for r in ("interrupted", "timeout", "target") if r in reasons), "already-done")

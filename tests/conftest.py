@@ -21,6 +21,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--device", default="cpu", help="device for training tests: cpu, cuda, auto")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """What the CLI root does once per process (tests call the library directly too)."""
+    from hpo.runtime import configure
+
+    configure()
+
+
 @pytest.fixture(scope="session")
 def device(request: pytest.FixtureRequest) -> str:
     return str(request.config.getoption("--device"))
@@ -77,10 +84,10 @@ def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MLflow SQLite store created once (creating one runs ~3 s of migrations)."""
     import sqlite3
 
-    from hpo.tracking import Tracker
+    from hpo.mlflow_store import MlflowStore
 
     folder = tmp_path_factory.mktemp("mlflow-template")
-    Tracker(uri=f"sqlite:///{folder}/mlflow.db", artifact_root=str(folder / "artifacts"))
+    MlflowStore(uri=f"sqlite:///{folder}/mlflow.db", artifact_root=str(folder / "artifacts"))
     with sqlite3.connect(folder / "mlflow.db") as conn:  # fold the WAL into the file before copies
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return folder / "mlflow.db"
@@ -97,6 +104,15 @@ def workdir(tmp_path: Path, mlflow_template: Path, monkeypatch: pytest.MonkeyPat
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("COLUMNS", "160")  # pin Rich's width so table assertions are stable
     return work
+
+
+@pytest.fixture()
+def searched(workdir: Path, data_dir: Path) -> Path:
+    """A study 's' with two complete-or-pruned MLP trials in the workdir's stores."""
+    from tests.helpers import search
+
+    search(data_dir, trials=2, epochs=2)
+    return data_dir
 
 
 @pytest.fixture(scope="session")

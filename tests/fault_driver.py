@@ -30,16 +30,16 @@ def _signal_during(owner: Any, name: str, sig: int, *, on_call: int = 1) -> None
 
 def main() -> None:
     fault, args = sys.argv[1], sys.argv[2:]
-    import hpo.train
-    from hpo.tracking import Tracker
+    import hpo.engine
+    from hpo.mlflow_store import MlflowStore
 
     if fault in ("sigint-in-validation", "sigterm-in-validation"):
         sig = signal.SIGINT if fault.startswith("sigint") else signal.SIGTERM
-        _signal_during(hpo.train, "evaluate", sig, on_call=2)  # epoch 2's validation pass
+        _signal_during(hpo.engine, "evaluate", sig, on_call=2)  # epoch 2's validation pass
     elif fault == "sigint-in-upload":
-        _signal_during(Tracker, "log_dir", signal.SIGINT)
+        _signal_during(MlflowStore, "log_dir", signal.SIGINT)
     elif fault == "sigkill-in-upload":
-        _signal_during(Tracker, "log_dir", signal.SIGKILL)
+        _signal_during(MlflowStore, "log_dir", signal.SIGKILL)
     else:
         raise SystemExit(f"unknown fault {fault}")
     from hpo.cli import app

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from hpo.cli import app
 from hpo.config import DataConfig, SearchConfig
-from hpo.search import SearchOutcome, run_search
+from hpo.session import SearchOutcome, run_search
 from hpo.space import Space, parse_space, restrict_family
 from tests.conftest import VAL_SIZE
 
@@ -100,4 +100,4 @@ def search(
         **kw,
     )
     data_cfg = DataConfig(dataset=dataset, data_dir=str(data_dir), val_size=val_size)
-    return run_search(cfg=cfg, data_cfg=data_cfg, space=chosen, observer=Silent())
+    return run_search(cfg=cfg, data_cfg=data_cfg, space=chosen, observer=Silent(), command="hpo search")

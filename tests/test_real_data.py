@@ -37,11 +37,11 @@ def test_train_mlp_on_real_mnist_reaches_97(workdir: Path, real_data: Path, devi
         "-q",
     )
     assert code == 0, out + err
-    from hpo.tracking import Tracker
+    from hpo.mlflow_store import MlflowStore
 
-    tracker = Tracker()
-    (run,) = tracker.runs(tracker.experiment("train"))
-    history = tracker.metric_history(run.run_id, "val_accuracy")
+    store = MlflowStore()
+    (run,) = store.runs(store.experiment("train"))
+    history = store.metric_history(run.run_id, "val_accuracy")
     assert len(history) == 2 and max(v for _, v in history) >= 0.97
 
 
@@ -101,8 +101,8 @@ def test_engine_matches_seeds_dataloader_accuracy(real_data: Path) -> None:
 
     from hpo.config import DataConfig, ModelConfig, OptimConfig
     from hpo.data import load_train_val, split_indices
+    from hpo.engine import fit
     from hpo.models import build_model
-    from hpo.train import fit
 
     cfg = ModelConfig(hidden=(300, 100))
     torch.manual_seed(0)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from hpo.study import load_study, open_storage
-from hpo.tracking import Tracker
+from hpo import link
+from hpo.mlflow_store import MlflowStore
+from hpo.optuna_store import load_study, open_storage
 from tests.conftest import VAL_SIZE, env_for_subprocess
 from tests.helpers import PYTHON_HPO, assert_one_line_error, hpo, search, search_argv
 from tests.test_signals import mlflow_statuses, states
@@ -55,39 +56,40 @@ def test_sigkill_during_checkpoint_upload_is_never_best(workdir: Path, data_dir:
     assert done.returncode == -signal.SIGKILL
     handle = load_study(open_storage("sqlite:///studies/hpo.db"), "f")
     assert states() == {"RUNNING": 1} and handle.best() is None
-    killed_run = handle.rows()[0].attrs["mlflow_run_id"]
+    killed_run = handle.rows()[0].attrs[link.RUN_ID]
     again = faulty("", data_dir)
     assert again.returncode == 0, again.stdout + again.stderr
     handle = load_study(open_storage("sqlite:///studies/hpo.db"), "f")
     assert states() == {"FAIL": 1, "COMPLETE": 2}
-    assert handle.best().attrs["mlflow_run_id"] != killed_run  # type: ignore[union-attr]
-    assert Tracker().run(killed_run).status == "KILLED"
+    assert handle.best().attrs[link.RUN_ID] != killed_run  # type: ignore[union-attr]
+    assert MlflowStore().run(killed_run).status == "KILLED"
 
 
 def test_out_of_memory_fails_one_trial_and_the_study_continues(
     workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import hpo.search
+    import hpo.trial
+    from hpo.lifecycle import TrackedRun
 
     calls = {"n": 0}
-    real = hpo.search.tracked_fit
+    real = TrackedRun.fit
 
-    def oom_once(**kwargs: object) -> object:
+    def oom_once(self: TrackedRun, **kwargs: object) -> object:
         calls["n"] += 1
         if calls["n"] == 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(**kwargs)  # type: ignore[arg-type]
+        return real(self, **kwargs)  # type: ignore[arg-type]
 
     freed = []
-    monkeypatch.setattr(hpo.search, "tracked_fit", oom_once)
-    monkeypatch.setattr(hpo.search, "_free_memory", lambda device: freed.append(device))
+    monkeypatch.setattr(TrackedRun, "fit", oom_once)
+    monkeypatch.setattr(hpo.trial, "_free_memory", lambda device: freed.append(device))
     out = search(data_dir, trials=2)
     assert (out.counts.failed, out.counts.finished) == (1, 2) and len(freed) == 3
     failed = [
         r for r in load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows() if r.state == "FAIL"
     ]
     assert "out of memory" in failed[0].attrs["fail_reason"]
-    run = Tracker().run(failed[0].attrs["mlflow_run_id"])
+    run = MlflowStore().run(failed[0].attrs[link.RUN_ID])
     assert run.status == "FAILED" and "out of memory" in run.tags["fail_reason"]
 
 
@@ -109,31 +111,31 @@ def _hold_lock(db: Path, seconds: float) -> threading.Thread:
 
 
 def test_locked_mlflow_store_is_waited_for(workdir: Path) -> None:
-    tracker = Tracker()
-    run_id = tracker.start_run(experiment_id=tracker.experiment("x"), name="r", tags={})
+    store = MlflowStore()
+    run_id = store.start_run(experiment_id=store.experiment("x"), name="r", tags={})
     holder = _hold_lock(Path("mlruns/mlflow.db"), 1.5)
-    tracker.log_metrics(run_id, {"a": 1.0}, step=1)  # blocks until the lock is released
+    store.log_metrics(run_id, {"a": 1.0}, step=1)  # blocks until the lock is released
     holder.join()
-    assert tracker.run(run_id).metrics == {"a": 1.0}
+    assert store.run(run_id).metrics == {"a": 1.0}
 
 
 def test_persistently_locked_store_is_retried_then_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """A lock that outlasts SQLite's own busy wait (MLflow: 20 s per attempt) is retried with
     backoff, then reported in one line; the call that failed wrote nothing."""
-    import hpo.tracking
+    import hpo.mlflow_store
 
     sleeps: list[float] = []
-    monkeypatch.setattr(hpo.tracking.time, "sleep", sleeps.append)
+    monkeypatch.setattr(hpo.mlflow_store.time, "sleep", sleeps.append)
     attempts = {"n": 0}
 
     def locked() -> None:
         attempts["n"] += 1
         raise sqlite3.OperationalError("database is locked")
 
-    with pytest.raises(hpo.tracking.TrackingError, match="cannot log metrics: database is locked"):
-        hpo.tracking._call("log metrics", locked)
+    with pytest.raises(hpo.mlflow_store.TrackingError, match="cannot log metrics: database is locked"):
+        hpo.mlflow_store._call("log metrics", locked)
     assert (
-        attempts["n"] == hpo.tracking._RETRIES
+        attempts["n"] == hpo.mlflow_store._RETRIES
         and sleeps == sorted(sleeps)
         and len(sleeps) == attempts["n"] - 1
     )
@@ -157,7 +159,7 @@ def test_corrupt_study_store_names_the_file_and_mlflow_still_reads(workdir: Path
     for args in (["studies"], ["trials"], ["best"], ["report"]):
         code, out, err = hpo(*args)
         assert_one_line_error(code, out, err, "studies/hpo.db", "not a database")
-    tracker = Tracker()
-    assert len(tracker.runs(tracker.experiment("s"))) == 2  # MLflow's records are untouched
+    store = MlflowStore()
+    assert len(store.runs(store.experiment("s"))) == 2  # MLflow's records are untouched
     other = hpo("studies", "--storage", "sqlite:///studies/other.db")
     assert other[0] == 0 and "No studies" in other[1]

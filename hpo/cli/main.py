@@ -1,14 +1,16 @@
-"""The `hpo` command line: parse options, call one library function, render the result.
+"""The `hpo` root: the one error boundary and the one place that configures the process.
 
-One error boundary (`HpoGroup.main`) turns our HpoErrors, usage errors and unexpected failures
-into one red line and an exit code; `--debug` or HPO_DEBUG=1 re-raises with the traceback.
-The commands live in `hpo.commands.*` and are registered at the bottom. No CLI module imports
-torch, optuna or mlflow: library modules are imported inside the commands so that `hpo --help`
-is instant."""
+`HpoGroup.main` configures the process (`hpo.runtime.configure`) unless only help or the version
+is asked for, hands the command line down to the commands (`ctx.obj`), and turns our HpoErrors,
+usage errors and unexpected failures into one red line and an exit code; `--debug` or
+HPO_DEBUG=1 re-raises with the traceback. The commands live in `hpo.cli.*` and are registered at
+the bottom. No CLI module imports torch, optuna or mlflow at the top: library modules are
+imported inside the commands so that `hpo --help` is instant."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -18,13 +20,14 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from hpo import __version__
-from hpo.commands import evaluate as evaluate_cmd
-from hpo.commands import inspect as inspect_cmd
-from hpo.commands import search as search_cmd
-from hpo.commands import train as train_cmd
+from hpo.cli import inspect as inspect_cmd
+from hpo.cli import results as results_cmd
+from hpo.cli import search as search_cmd
+from hpo.cli import train as train_cmd
+from hpo.cli.options import EXIT_INTERRUPTED, Invocation
 from hpo.errors import HpoError
 
-EXIT_INTERRUPTED = 130
+_INFO_ONLY = ("--help", "-h", "--version")
 
 
 def _debug(args: Sequence[str]) -> bool:
@@ -33,6 +36,15 @@ def _debug(args: Sequence[str]) -> bool:
 
 def error_line(message: str) -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+
+
+def _prepare(argv: list[str]) -> Invocation:
+    """Configure the process once, unless the call only prints help or the version."""
+    if argv and not any(a in _INFO_ONLY for a in argv):
+        from hpo.runtime import configure
+
+        configure()
+    return Invocation(command="hpo " + shlex.join(argv))
 
 
 class HpoGroup(TyperGroup):
@@ -49,7 +61,8 @@ class HpoGroup(TyperGroup):
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         try:
-            rv = super().main(argv, prog_name, complete_var, False, windows_expand_args, **extra)
+            obj = _prepare(argv)
+            rv = super().main(argv, prog_name, complete_var, False, windows_expand_args, obj=obj, **extra)
             code = rv if isinstance(rv, int) else 0
         except HpoError as exc:
             if _debug(argv):
@@ -122,7 +135,7 @@ app.command()(train_cmd.train)
 app.command()(search_cmd.search)
 app.command()(inspect_cmd.studies)
 app.command()(inspect_cmd.trials)
-app.command()(evaluate_cmd.best)
-app.command("report")(evaluate_cmd.report_cmd)
-app.command()(evaluate_cmd.predict)
-app.command()(evaluate_cmd.ui)
+app.command()(results_cmd.best)
+app.command("report")(results_cmd.report)
+app.command()(results_cmd.predict)
+app.command()(results_cmd.ui)

@@ -1,31 +1,44 @@
-"""Matplotlib figures written as PNG files. Built from plain data; nothing is shown on screen."""
+"""Figures, the only module that imports matplotlib, and `hpo report` (`write_report`): the
+study's figures as PNG files, also logged to the study's MLflow parent run.
+
+Figures are built from plain data on `matplotlib.figure.Figure` objects, which render straight to
+files: no pyplot, no global backend, nothing shown on screen, nothing changed on import."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: works without a display
-import matplotlib.pyplot as plt
 import torch
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from hpo import link
+from hpo.optuna_store import param_importances
 
-def _save(fig: Any, path: Path) -> Path:
+if TYPE_CHECKING:
+    from hpo.workspace import Workspace
+
+
+def _figure(*, figsize: tuple[float, float]) -> tuple[Figure, Any]:
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
+def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def confusion_png(confusion: list[list[int]], *, classes: Sequence[str], path: Path) -> Path:
     k = len(classes)
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = _figure(figsize=(7, 6))
     ax.imshow(confusion, cmap="Blues")
     ax.set_xticks(range(k), classes, rotation=45, ha="right")
     ax.set_yticks(range(k), classes)
@@ -54,7 +67,8 @@ def misclassified_png(
     shown = wrong[:limit].tolist()
     cols = 6
     rows = max(1, math.ceil(len(shown) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.7, rows * 1.9), squeeze=False)
+    fig = Figure(figsize=(cols * 1.7, rows * 1.9))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, shown, strict=False):
@@ -67,7 +81,7 @@ def misclassified_png(
 def history_png(rows: Sequence[Any], *, path: Path) -> Path:
     """Validation accuracy of each complete trial, and the best so far, by trial number."""
     done = sorted((r for r in rows if r.state == "COMPLETE"), key=lambda r: r.number)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure(figsize=(7, 4))
     xs, ys = [r.number for r in done], [100 * (r.value or 0) for r in done]
     ax.scatter(xs, ys, s=14, label="trial")
     best, running = [], 0.0
@@ -83,7 +97,7 @@ def history_png(rows: Sequence[Any], *, path: Path) -> Path:
 
 
 def importances_png(importances: dict[str, float], *, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure(figsize=(7, 4))
     if importances:
         names = list(importances)[::-1]
         ax.barh(names, [importances[n] for n in names])
@@ -111,12 +125,12 @@ def parallel_png(rows: Sequence[Any], *, path: Path) -> Path:
     """Parallel coordinates of the parameters most complete trials share, coloured by accuracy."""
     done = [r for r in rows if r.state == "COMPLETE"]
     names = sorted({k for r in done for k in r.params if sum(k in d.params for d in done) == len(done)})
-    fig, ax = plt.subplots(figsize=(max(7, len(names) * 0.9), 4.5))
+    fig, ax = _figure(figsize=(max(7, len(names) * 0.9), 4.5))
     if done and names:
         axes = {n: _axis_values(done, n) for n in names}
         values = [r.value or 0.0 for r in done]
         low, high = min(values), max(values)
-        cmap = plt.get_cmap("viridis")
+        cmap = colormaps["viridis"]
         for i, value in sorted(enumerate(values), key=lambda t: t[1]):
             shade = (value - low) / (high - low) if high > low else 1.0
             ax.plot(range(len(names)), [axes[n][i] for n in names], color=cmap(shade), alpha=0.7)
@@ -128,7 +142,7 @@ def parallel_png(rows: Sequence[Any], *, path: Path) -> Path:
 
 def curves_png(rows: Sequence[Any], *, path: Path) -> Path:
     """Validation accuracy per epoch of every trial; pruned trials end early with an x."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _figure(figsize=(7, 4.5))
     colors = {"COMPLETE": "C0", "PRUNED": "C1", "FAIL": "C3"}
     for r in rows:
         if not r.curve:
@@ -143,3 +157,29 @@ def curves_png(rows: Sequence[Any], *, path: Path) -> Path:
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title("Validation curves (blue: complete, orange: pruned, red: failed)")
     return _save(fig, path)
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    study: str
+    files: list[Path]
+    logged_to: str  # MLflow run id of the study, "" when it has none
+
+
+def write_report(*, ws: Workspace, study: str | None, out_dir: Path | None) -> StudyReport:
+    """`hpo report`: the study's four figures as PNG files, logged to its parent run too."""
+    handle = ws.study(study)
+    rows = handle.rows()
+    folder = out_dir or Path("reports") / handle.name
+    files = [
+        history_png(rows, path=folder / "optimization_history.png"),
+        importances_png(param_importances(handle), path=folder / "param_importances.png"),
+        parallel_png(rows, path=folder / "parallel_coordinates.png"),
+        curves_png(rows, path=folder / "validation_curves.png"),
+    ]
+    parent = link.parent_run_id(handle)
+    if parent and ws.mlflow.run_status(parent) is None:
+        parent = ""
+    for f in files if parent else []:
+        ws.mlflow.log_file(parent, f, artifact_path="report")
+    return StudyReport(study=handle.name, files=files, logged_to=parent)

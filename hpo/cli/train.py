@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Group
-from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hpo.commands import common
+from hpo.cli import options, render
+from hpo.cli.views import train_progress
 from hpo.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, parse_int_list
 
 
 def train(
-    dataset: str = common.DATASET,
-    data_dir: str = common.DATA_DIR,
+    ctx: typer.Context,
+    dataset: str = options.DATASET,
+    data_dir: str = options.DATA_DIR,
     model: str = typer.Option("mlp", "--model", help="mlp or cnn."),
     hidden: str = typer.Option("300,100", "--hidden", help="MLP hidden widths, e.g. 300,100."),
     channels: str = typer.Option("32,64", "--channels", help="CNN channels per conv block, e.g. 32,64."),
@@ -34,14 +33,14 @@ def train(
     gamma: float = typer.Option(0.7, "--gamma", help="Per-epoch lr decay of the exponential schedule."),
     batch_size: int = typer.Option(128, "--batch-size", help="Training batch size."),
     epochs: int = typer.Option(10, "--epochs", help="Training epochs."),
-    val_size: int = common.VAL_SIZE,
-    split_seed: int = common.SPLIT_SEED,
-    device: str = common.DEVICE,
-    seed: int = common.SEED,
+    val_size: int = options.VAL_SIZE,
+    split_seed: int = options.SPLIT_SEED,
+    device: str = options.DEVICE,
+    seed: int = options.SEED,
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic cuDNN/torch kernels."),
     experiment: str = typer.Option("train", "--experiment", help="MLflow experiment name."),
-    tracking_uri: str | None = common.TRACKING_URI,
-    quiet: bool = common.QUIET,
+    tracking_uri: str | None = options.TRACKING_URI,
+    quiet: bool = options.QUIET,
 ) -> None:
     """Train one configuration and log it as one MLflow run (metrics, params, best checkpoint)."""
     data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
@@ -69,36 +68,25 @@ def train(
         epochs=epochs, batch_size=batch_size, seed=seed, device=device, deterministic=deterministic
     )
 
-    from hpo import report
-    from hpo.experiment import train_single
+    from hpo.lifecycle import train_one
 
-    out = common.console()
-    history: list = []
-    progress = Progress(
-        TextColumn("epoch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=out
-    )
-    task = progress.add_task("train", total=epochs)
-    with Live(Group(progress), console=out, refresh_per_second=4, transient=True) as live:
-
-        def on_epoch(metrics: report.EpochMetrics) -> None:
-            history.append(metrics)
-            progress.update(task, completed=metrics.epoch)
-            live.update(Group(progress, report.epoch_table(history)))
-
-        summary = train_single(
+    out = options.console()
+    with train_progress(out, epochs=epochs) as on_epoch:
+        summary = train_one(
             data_cfg=data_cfg,
             model_cfg=model_cfg,
             optim_cfg=optim_cfg,
             train_cfg=train_cfg,
             experiment=experiment,
             tracking_uri=tracking_uri,
+            command=options.invocation(ctx).command,
             on_epoch=on_epoch,
         )
-    if not quiet:
-        out.print(report.epoch_table(history, best_epoch=summary.result.best_epoch))
     res = summary.result
+    if not quiet:
+        out.print(render.epoch_table(on_epoch.history, best_epoch=res.best_epoch))  # type: ignore[attr-defined]
     out.print(
-        report.train_result(
+        render.train_result(
             outcome=res.outcome,
             best_epoch=res.best_epoch,
             best_val_accuracy=res.best_val_accuracy,

@@ -1,5 +1,6 @@
-"""Optuna behind a small interface: storage, sampler, pruner, study creation and the resume
-rules. The only module that imports optuna; `search.py` drives trials through these handles."""
+"""Optuna behind a small interface: storage, sampler, pruner, study and trial handles. The only
+module that imports optuna. It knows nothing of MLflow: the keys that link the two stores live in
+`hpo.link`, and the search session drives trials through these handles."""
 
 from __future__ import annotations
 
@@ -9,30 +10,32 @@ import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from hpo import sqlite
+from hpo.config import PRUNERS, SAMPLERS
 from hpo.errors import ConfigError, StudyError
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-# We drive trials with ask/tell and beat the heartbeat ourselves (StudyHandle.heartbeat).
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
-sqlite.install()
-
-OPTUNA_VERSION: str = optuna.__version__
-SAMPLERS = ("tpe", "random", "gp", "cmaes")
-PRUNERS = ("median", "hyperband", "sha", "none")
 HEARTBEAT_S = 30  # a live trial touches the store this often; other hosts judge it stale...
 GRACE_S = 120  # ...after this long without a heartbeat
-SPEC_ATTR = "hpo_spec"  # study user attr: how the study was made (dataset, split, space...)
-INCOMPARABLE = ("dataset", "val_size", "split_seed", "fingerprint", "epochs", "space")
 DEFAULT_STORAGE = "sqlite:///studies/hpo.db"
+_RDB_SCHEMES = ("postgresql", "mysql", "mariadb", "oracle", "mssql")
+
+
+def version() -> str:
+    return str(optuna.__version__)
+
+
+def configure() -> None:
+    """Optuna's process-wide settings; called once by `hpo.runtime.configure`."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # We drive trials with ask/tell and beat the heartbeat ourselves (StudyHandle.heartbeat).
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -60,32 +63,20 @@ class Counts:
         return self.complete + self.pruned
 
 
-def absolute_storage_url(url: str) -> str:
-    """Relative SQLite paths are made absolute (and their folder created)."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        path = Path(url.removeprefix("sqlite:///")).resolve()
-        url = "sqlite:///" + str(path)
-    if url.startswith("sqlite:///"):
-        folder = Path(url.removeprefix("sqlite:///")).parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StudyError(f"cannot create the study store folder {folder}: {exc.strerror}") from None
-    return url
-
-
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats; SQLite waits up to 60 s on a lock instead of failing."""
     if "://" not in url:
         raise StudyError(f"malformed --storage {url!r}: expected a URL like sqlite:///studies/hpo.db")
-    url = absolute_storage_url(url)
+    url = sqlite.absolute(url)
     engine: dict[str, Any] = {}
     if url.startswith("sqlite"):
+        sqlite.create_folder(url, error=StudyError, what="study store")
         engine = {"connect_args": {"timeout": 60}}
-    elif not url.startswith(("postgresql", "mysql", "mariadb", "oracle", "mssql")):
+    elif not url.startswith(_RDB_SCHEMES):
         raise StudyError(f"unsupported --storage {url!r}: use sqlite:///..., postgresql://... or mysql://...")
+    sqlite.install()
     try:
-        with _file_lock(_lock_path(url)):  # creating the tables must not race another process
+        with sqlite.file_lock(url):  # creating the tables must not race another process
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
             )
@@ -163,25 +154,18 @@ class TrialHandle:
     def attr(self, key: str) -> Any:
         return self._trial.user_attrs.get(key)
 
-    def complete(self, value: float) -> None:
-        self._study.tell(self._trial, value)
-
-    def prune(self) -> None:
-        self._study.tell(self._trial, state=TrialState.PRUNED)
-
-    def fail(self, reason: str) -> None:
-        self._trial.set_user_attr("fail_reason", reason)
-        self._study.tell(self._trial, state=TrialState.FAIL)
+    def tell(self, state: str, value: float = 0.0) -> None:
+        """End the trial: COMPLETE (with `value`), PRUNED or FAIL."""
+        if state == "COMPLETE":
+            self._study.tell(self._trial, value)
+        else:
+            self._study.tell(self._trial, state=TrialState[state])
 
 
 class StudyHandle:
     def __init__(self, study: optuna.Study, storage: optuna.storages.RDBStorage) -> None:
         self.study, self.storage = study, storage
         self.name: str = study.study_name
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        return dict(self.study.user_attrs.get(SPEC_ATTR, {}))
 
     def attr(self, key: str, default: Any = None) -> Any:
         return self.study.user_attrs.get(key, default)
@@ -221,7 +205,7 @@ class StudyHandle:
         """Start a trial owned by the caller unless finished + running trials already reach
         `target`. For SQLite the check and the start happen under a file lock, so concurrent
         workers on this host never overshoot the target."""
-        with store_lock(self.storage):
+        with sqlite.file_lock(self.storage.url):
             c = self.counts()
             if c.finished + c.running >= target:
                 return None
@@ -231,10 +215,11 @@ class StudyHandle:
             self.storage.record_heartbeat(trial.trial_id)
         return trial
 
-    def fail_running(self, number: int, reason: str) -> None:
-        """Mark a trial left RUNNING by a dead process as FAIL, with the reason."""
+    def fail_running(self, number: int, *, attrs: dict[str, Any]) -> None:
+        """Mark a trial left RUNNING by a dead process as FAIL, recording `attrs` (the reason)."""
         trial = self.study.get_trials(deepcopy=False)[number]
-        self.storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+        for key, value in attrs.items():
+            self.storage.set_trial_user_attr(trial._trial_id, key, value)
         self.storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
 
     def fail_stale(self) -> None:
@@ -261,33 +246,6 @@ class StudyHandle:
             thread.join(timeout=5)
 
 
-def _lock_path(url: str) -> Path | None:
-    return Path(url.removeprefix("sqlite:///") + ".lock") if url.startswith("sqlite:///") else None
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path | None) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock; concurrent workers may overshoot by a trial or two
-        yield
-        return
-    if path is None:
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def store_lock(storage: optuna.storages.RDBStorage) -> contextlib.AbstractContextManager[None]:
-    """Serializes setup and trial claims of the processes on this host sharing a SQLite store."""
-    return _file_lock(_lock_path(storage.url))
-
-
 def study_names(storage: optuna.storages.RDBStorage) -> list[str]:
     return sorted(s.study_name for s in storage.get_all_studies())
 
@@ -303,12 +261,10 @@ def create_or_resume(
     storage: optuna.storages.RDBStorage,
     *,
     name: str,
-    spec: dict[str, Any],
     sampler: optuna.samplers.BaseSampler,
     pruner: optuna.pruners.BasePruner,
 ) -> tuple[StudyHandle, bool]:
-    """The study `name`: created with `spec` recorded, or resumed if its spec is comparable.
-    Returns (handle, resumed)."""
+    """The study `name`, created if this store has none. Returns (handle, resumed)."""
     resumed = name in study_names(storage)
     study = optuna.create_study(
         storage=storage,
@@ -318,62 +274,7 @@ def create_or_resume(
         pruner=pruner,
         load_if_exists=True,
     )
-    handle = StudyHandle(study, storage)
-    recorded = handle.spec
-    if not recorded:
-        handle.set_attr(SPEC_ATTR, spec)
-        return handle, resumed
-    for key in INCOMPARABLE:
-        if recorded.get(key) != spec.get(key):
-            raise StudyError(
-                f"study {name!r} was made with a different {key} ({_short(recorded.get(key))} vs "
-                f"now {_short(spec.get(key))}); its trials would not be comparable: use the same "
-                f"settings or start a new study with --study NEW_NAME"
-            )
-    return handle, resumed
-
-
-def _short(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def pick_study(storage: optuna.storages.RDBStorage, name: str | None) -> StudyHandle:
-    """The named study, or the only one in the store when no name is given."""
-    if name:
-        return load_study(storage, name)
-    names = study_names(storage)
-    if len(names) == 1:
-        return load_study(storage, names[0])
-    if not names:
-        raise StudyError("this store has no studies yet: run `hpo search` first, or check --storage")
-    raise StudyError(f"this store has several studies ({', '.join(names)}): choose one with --study")
-
-
-def summaries(url: str) -> list[dict[str, Any]]:
-    """One row per study: trial counts by state, best value, test-set uses."""
-    storage = open_storage(url)
-    rows = []
-    for name in study_names(storage):
-        handle = load_study(storage, name)
-        c, best = handle.counts(), handle.best()
-        rows.append(
-            {
-                "name": name,
-                "complete": c.complete,
-                "pruned": c.pruned,
-                "failed": c.failed,
-                "running": c.running,
-                "best": best.value if best else None,
-                "test_uses": len(handle.attr("test_evaluations", [])),
-            }
-        )
-    return rows
-
-
-def trial_rows(url: str, name: str | None) -> tuple[str, list[TrialRow]]:
-    handle = pick_study(open_storage(url), name)
-    return handle.name, handle.rows()
+    return StudyHandle(study, storage), resumed
 
 
 def param_importances(handle: StudyHandle) -> dict[str, float]:

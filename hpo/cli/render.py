@@ -1,4 +1,5 @@
-"""Rich renderables built from plain data. Nothing here prints: the CLI renders what it gets."""
+"""Every Rich renderable of the CLI, built from the library's plain results. Nothing here
+prints or calls the library beyond `hpo.space` (pure): the commands print what they get."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from hpo import link
+from hpo.space import config_from_params
+
 if TYPE_CHECKING:  # annotations only: importing these would load torch and optuna
-    from hpo.lockbox import BestInfo, TestReport
-    from hpo.search import SearchOutcome
-    from hpo.study import Counts, TrialRow
-    from hpo.train import EpochMetrics
+    from hpo.engine import EpochMetrics
+    from hpo.lockbox import TestReport
+    from hpo.optuna_store import Counts, TrialRow
+    from hpo.predict import Prediction
+    from hpo.session import SearchOutcome
+    from hpo.workspace import BestInfo, StudySummary
 
 
 def pct(value: float | None) -> str:
@@ -66,21 +72,24 @@ def train_result(
     return Group(head, detail)
 
 
-def _params_text(params: dict[str, Any], *, limit: int = 0) -> str:
-    """One line, e.g. 'mlp 512-128 relu bn | adam lr=0.001 wd=1e-06 cosine | bs 128'."""
-    p = params
-    if p.get("family") == "cnn":
-        widths = "-".join(str(p[k]) for k in sorted(p) if k.startswith("cnn_channels_"))
-        arch = f"cnn {widths} k{p.get('cnn_kernel', '?')} fc{p.get('cnn_fc_width', '?')}"
+def config_text(params: dict[str, Any], *, limit: int = 0) -> str:
+    """A trial's configuration in one line, e.g. 'mlp 512-128 relu bn | adam lr=0.001 wd=1e-06
+    cosine | bs 128', rebuilt from its recorded parameters; "-" when it has none yet."""
+    cfg = config_from_params(params)
+    if cfg is None:
+        return "-"
+    m, o = cfg.model, cfg.optim
+    if m.family == "cnn":
+        arch = f"cnn {'-'.join(map(str, m.channels))} k{m.kernel_size} fc{m.fc_width}"
     else:
-        arch = "mlp " + "-".join(str(p[k]) for k in sorted(p) if k.startswith("mlp_width_"))
-    arch += f" {p.get('activation', '')}" + (" bn" if p.get("batch_norm") else "")
-    arch += f" drop={_fmt(p['dropout'])}" if p.get("dropout") else ""
-    opt = f"{p.get('optimizer', '')} lr={_fmt(p.get('lr'))}"
-    opt += f" m={_fmt(p['momentum'])}" if "momentum" in p else ""
-    opt += f" wd={_fmt(p['weight_decay'])}" if "weight_decay" in p else ""
-    opt += f" {p.get('schedule', '')}" + (f"({_fmt(p['gamma'])})" if "gamma" in p else "")
-    text = f"{arch} | {opt} | bs {p.get('batch_size', '?')}"
+        arch = "mlp " + "-".join(map(str, m.hidden))
+    arch += f" {m.activation}" + (" bn" if m.batch_norm else "")
+    arch += f" drop={_fmt(m.dropout)}" if m.dropout else ""
+    opt = f"{o.optimizer} lr={_fmt(o.lr)}"
+    opt += f" m={_fmt(o.momentum)}" if o.optimizer in ("sgd", "rmsprop") else ""
+    opt += f" wd={_fmt(o.weight_decay)} {o.schedule}"
+    opt += f"({_fmt(o.gamma)})" if o.schedule == "exponential" else ""
+    text = f"{arch} | {opt} | bs {cfg.batch_size}"
     return text if not limit or len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -104,8 +113,8 @@ def trial_line(*, row: TrialRow, counts: Counts, best: TrialRow | None) -> Text:
     line.append(f"{row.state:<8}", style=style)
     value = pct(row.value) if row.state == "COMPLETE" else _last_value(row)
     line.append(f" {value:>7}  {_seconds(row.seconds)}")
-    if row.attrs.get("fail_reason"):
-        line.append(f"  ({row.attrs['fail_reason']})", style="dim")
+    if row.attrs.get(link.FAIL_REASON):
+        line.append(f"  ({row.attrs[link.FAIL_REASON]})", style="dim")
     line.append(f"  [{counts.finished} finished, best {pct(best.value) if best else '-'}]", style="dim")
     return line
 
@@ -124,7 +133,7 @@ def _seconds(value: float | None) -> str:
 def best_line(best: TrialRow | None) -> Text:
     if best is None:
         return Text("best: none yet", style="dim")
-    return Text(f"best: trial {best.number} {pct(best.value)}  {_params_text(best.params, limit=110)}")
+    return Text(f"best: trial {best.number} {pct(best.value)}  {config_text(best.params, limit=110)}")
 
 
 def trials_table(rows: Sequence[TrialRow], *, title: str = "", limit: int = 0) -> Table:
@@ -142,8 +151,8 @@ def trials_table(rows: Sequence[TrialRow], *, title: str = "", limit: int = 0) -
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for r in ranked[: limit or None]:
         value = pct(r.value) if r.state == "COMPLETE" else _last_value(r)
-        epochs = str(r.attrs.get("epochs_run", max(r.curve) if r.curve else "-"))
-        table.add_row(str(r.number), r.state, value, epochs, _seconds(r.seconds), _params_text(r.params))
+        epochs = str(r.attrs.get(link.EPOCHS_RUN, max(r.curve) if r.curve else "-"))
+        table.add_row(str(r.number), r.state, value, epochs, _seconds(r.seconds), config_text(r.params))
     return table
 
 
@@ -169,27 +178,34 @@ def search_summary(outcome: SearchOutcome, *, storage: str, resume: str) -> Rend
                 style="bold green",
             )
         )
-        parts.append(Text(_params_text(outcome.best.params)))
+        parts.append(Text(config_text(outcome.best.params)))
     if outcome.stopped in ("interrupted", "timeout"):
         parts.append(Text(f"Resume with: {resume}", style="bold"))
     return Group(*parts)
 
 
-def studies_table(rows: Sequence[dict[str, Any]], *, storage: str) -> Table:
+def studies_table(rows: Sequence[StudySummary], *, storage: str) -> Table:
     table = Table(title=f"Studies in {storage}", header_style="bold", show_edge=False)
     for name in ("study", "complete", "pruned", "failed", "running", "best val acc", "test used"):
         table.add_column(name, justify="left" if name == "study" else "right")
     for r in rows:
+        c = r.counts
         table.add_row(
-            r["name"],
-            str(r["complete"]),
-            str(r["pruned"]),
-            str(r["failed"]),
-            str(r["running"]),
-            pct(r["best"]),
-            str(r["test_uses"]),
+            r.name,
+            str(c.complete),
+            str(c.pruned),
+            str(c.failed),
+            str(c.running),
+            pct(r.best),
+            str(r.test_uses),
         )
     return table
+
+
+def _split_text(spec: Any) -> str:
+    if spec is None:
+        return "-"
+    return f"{spec.dataset} / val {spec.val_size}, seed {spec.split_seed}, fingerprint {spec.fingerprint}"
 
 
 def best_view(info: BestInfo) -> RenderableType:
@@ -201,17 +217,13 @@ def best_view(info: BestInfo) -> RenderableType:
         ("study", info.study),
         ("best trial", str(t.number)),
         ("validation accuracy", pct(t.value)),
-        ("best epoch", str(t.attrs.get("best_epoch", "-"))),
+        ("best epoch", str(t.attrs.get(link.BEST_EPOCH, "-"))),
         ("duration", _seconds(t.seconds)),
-        ("device", str(t.attrs.get("device", "-"))),
+        ("device", str(t.attrs.get(link.DEVICE, "-"))),
         ("MLflow run", info.run_id or "-"),
         ("checkpoint", info.checkpoint_uri or "-"),
-        ("parameters", _params_text(t.params)),
-        (
-            "dataset / split",
-            f"{info.spec.get('dataset')} / val {info.spec.get('val_size')}, "
-            f"seed {info.spec.get('split_seed')}, fingerprint {info.spec.get('fingerprint')}",
-        ),
+        ("parameters", config_text(t.params)),
+        ("dataset / split", _split_text(info.spec)),
     ]
     for key, value in rows:
         table.add_row(key, value)
@@ -261,3 +273,15 @@ def test_view(r: TestReport) -> RenderableType:
         )
     files = Text("artifacts: " + ", ".join(r.artifacts) + f" (also on MLflow run {r.run_id})", style="dim")
     return Group(head, ranked, confusion, files)
+
+
+def predictions_table(results: Sequence[Prediction], *, top: int) -> Table:
+    table = Table(header_style="bold", show_edge=False)
+    for name in ("image", "label", "probability", *(["top"] if top > 1 else [])):
+        table.add_column(name)
+    for r in results:
+        label, prob = r.top[0]
+        others = ", ".join(f"{name} {100 * p:.1f}%" for name, p in r.top[1:])
+        note = " (inverted)" if r.inverted else ""
+        table.add_row(r.path + note, label, f"{100 * prob:.1f}%", *([others] if top > 1 else []))
+    return table

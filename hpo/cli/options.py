@@ -1,9 +1,26 @@
-"""Options and helpers shared by several commands."""
+"""Options shared by several commands, the console, and what the root hands down to commands."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import typer
 from rich.console import Console
+
+EXIT_INTERRUPTED = 130  # what a shell reports for a process ended by Ctrl-C
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Set by the root as the Typer context's `obj`: the command line as the user typed it."""
+
+    command: str  # e.g. "hpo search --trials 20", quoted so it can be pasted back
+
+
+def invocation(ctx: typer.Context) -> Invocation:
+    root = ctx.find_root()
+    return root.obj if isinstance(root.obj, Invocation) else Invocation(command="hpo")
+
 
 DATA_DIR = typer.Option(
     "data",
@@ -28,6 +45,7 @@ STORAGE = typer.Option(
     envvar="HPO_STORAGE",
     help="Optuna storage URL (SQLite, PostgreSQL, MySQL...).",
 )
+STUDY = typer.Option(None, "--study", help="Study name [default: the only study in the store].")
 QUIET = typer.Option(False, "--quiet", "-q", help="Print only the final result.")
 
 

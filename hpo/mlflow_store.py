@@ -1,23 +1,21 @@
-"""MLflow tracking. The only module that imports mlflow.
+"""MLflow tracking behind a small interface. The only module that imports mlflow.
 
 Default store: `sqlite:///mlruns/mlflow.db` with artifacts under `mlruns/artifacts`, both
 relative to the working directory. Every write is retried while the store is locked (several
-workers may share one SQLite file) and turned into a one-line TrackingError if it keeps failing."""
+workers may share one SQLite file) and turned into a one-line TrackingError if it keeps failing.
+Process-wide settings (quiet loggers, no progress bars) are applied by `hpo.runtime.configure`
+through environment variables that mlflow reads when it is imported."""
 
 from __future__ import annotations
 
-import logging
-import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-
-# Before mlflow is imported: no progress bars or INFO chatter on the user's terminal.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow
 import mlflow.artifacts
@@ -27,11 +25,6 @@ from mlflow.exceptions import MlflowException
 
 from hpo import sqlite
 from hpo.errors import TrackingError
-
-sqlite.install()
-
-for _name in ("mlflow", "alembic", "alembic.runtime.migration"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
 
 MLFLOW_VERSION: str = mlflow.__version__
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
@@ -52,12 +45,9 @@ class RunRecord:
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
-    """Flag, then MLFLOW_TRACKING_URI, then the default; a relative SQLite path is made absolute
-    (MLflow caches one engine per URI string, so a relative one could follow the wrong folder)."""
-    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    if chosen.startswith("sqlite:///") and not chosen.startswith("sqlite:////"):
-        chosen = "sqlite:///" + str(Path(chosen.removeprefix("sqlite:///")).resolve())
-    return chosen
+    """The flag's value (the CLI fills it from MLFLOW_TRACKING_URI), else the default; a relative
+    SQLite path is made absolute."""
+    return sqlite.absolute(uri or DEFAULT_TRACKING_URI)
 
 
 def _transient(exc: Exception) -> bool:
@@ -86,20 +76,14 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "experiment"
 
 
-class Tracker:
+class MlflowStore:
     """A handle on one MLflow tracking store."""
 
     def __init__(self, *, uri: str | None = None, artifact_root: str | None = None) -> None:
         self.uri = resolve_tracking_uri(uri)
         self.artifact_root = Path(artifact_root or DEFAULT_ARTIFACT_ROOT).resolve()
-        if self.uri.startswith("sqlite:///"):
-            db = Path(self.uri.removeprefix("sqlite:///"))
-            try:
-                db.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise TrackingError(
-                    f"cannot create the MLflow store folder {db.parent}: {exc.strerror}"
-                ) from exc
+        sqlite.create_folder(self.uri, error=TrackingError, what="MLflow store")
+        sqlite.install()
         self.client = _call("open the store " + self.uri, MlflowClient, tracking_uri=self.uri)
         # Opening the store creates or migrates its tables; fail here, clearly, if it cannot.
         _call("open the store " + self.uri, self.client.search_experiments, max_results=1)
@@ -211,8 +195,6 @@ def scratch_dir() -> tempfile.TemporaryDirectory[str]:
 
 def ui_command(*, uri: str | None, port: int, host: str) -> list[str]:
     """The `mlflow ui` command line for this store and artifact root."""
-    import sys
-
     return [
         sys.executable,
         "-m",

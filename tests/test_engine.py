@@ -8,9 +8,9 @@ import torch
 
 from hpo.config import OPTIMIZERS, SCHEDULES, DataConfig, ModelConfig, OptimConfig
 from hpo.data import load_train_val
+from hpo.engine import EpochMetrics, evaluate, fit, resolve_device
 from hpo.errors import ConfigError, DeviceError
 from hpo.models import build_model
-from hpo.train import EpochMetrics, evaluate, fit, resolve_device
 from tests.conftest import VAL_SIZE
 
 

@@ -1,0 +1,63 @@
+"""`hpo search`: run (or resume) a study; live display on a terminal, a line per trial otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from hpo.cli import options, render
+from hpo.cli.views import search_view
+from hpo.config import FAMILIES, DataConfig, SearchConfig
+from hpo.errors import ConfigError
+
+
+def search(
+    ctx: typer.Context,
+    trials: int = typer.Option(100, "--trials", help="Target total of finished trials in the study."),
+    epochs: int = typer.Option(10, "--epochs", help="Maximum epochs per trial."),
+    dataset: str = options.DATASET,
+    data_dir: str = options.DATA_DIR,
+    model: str = typer.Option("any", "--model", help="Model family to search: mlp, cnn or any."),
+    space: Path | None = typer.Option(None, "--space", help="TOML file narrowing the search space."),
+    study: str | None = typer.Option(None, "--study", help="Study name [default: DATASET-MODEL]."),
+    storage: str = options.STORAGE,
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe, random, gp or cmaes."),
+    pruner: str = typer.Option("median", "--pruner", help="median, hyperband, sha or none."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Stop starting trials after SECONDS."),
+    jobs: int = typer.Option(1, "--jobs", help="Worker processes running trials concurrently."),
+    val_size: int = options.VAL_SIZE,
+    split_seed: int = options.SPLIT_SEED,
+    device: str = options.DEVICE,
+    seed: int = options.SEED,
+    tracking_uri: str | None = options.TRACKING_URI,
+    quiet: bool = options.QUIET,
+) -> None:
+    """Search hyperparameters with Optuna; resumable, pruned, every trial tracked in MLflow."""
+    from hpo.session import run_search
+    from hpo.space import DEFAULT_SPACE, load_space_file, restrict_family
+
+    data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
+    if model not in (*FAMILIES, "any"):
+        raise ConfigError(f"unknown model {model!r}: choose mlp, cnn or any")
+    cfg = SearchConfig(
+        study=study or f"{dataset}-{model}",
+        storage=storage,
+        trials=trials,
+        epochs=epochs,
+        timeout=timeout,
+        sampler=sampler,
+        pruner=pruner,
+        seed=seed,
+        device=device,
+        jobs=jobs,
+        tracking_uri=tracking_uri,
+    )
+    chosen = restrict_family(load_space_file(space) if space else DEFAULT_SPACE, model)
+    out = options.console()
+    command = options.invocation(ctx).command
+    with search_view(out, quiet=quiet) as view:
+        outcome = run_search(cfg=cfg, data_cfg=data_cfg, space=chosen, observer=view, command=command)
+    out.print(render.search_summary(outcome, storage=storage, resume=command))
+    if outcome.stopped == "interrupted":
+        raise typer.Exit(options.EXIT_INTERRUPTED)

@@ -1,0 +1,211 @@
+"""One tracked run, the lifecycle every command shares: start an MLflow run with provenance tags,
+log params, fit with each epoch's metrics logged, upload the best epoch's checkpoint, end the
+run with the status its outcome maps to. `hpo train` (`train_one`), every search trial
+(`hpo.trial`) and the bookkeeping benchmark go through `TrackedRun`.
+
+The outcome of a run decides both stores' records through one table, `OUTCOMES`."""
+
+from __future__ import annotations
+
+import platform
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import torch
+
+import hpo
+from hpo.checkpoint import write_checkpoint
+from hpo.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, as_params
+from hpo.data import TrainValData, load_train_val
+from hpo.engine import EpochMetrics, FitResult, OnEpoch, fit, resolve_device, seed_everything
+from hpo.mlflow_store import MLFLOW_VERSION, MlflowStore, scratch_dir
+from hpo.models import build_model, count_parameters
+
+CHECKPOINT_PATH = "checkpoint"  # artifact folder of a run that holds model.pt + config.json
+
+# outcome -> (Optuna trial state, MLflow run status)
+OUTCOMES: dict[str, tuple[str, str]] = {
+    "completed": ("COMPLETE", "FINISHED"),
+    "pruned": ("PRUNED", "KILLED"),  # the pruner stopped it: a result, cut short
+    "diverged": ("PRUNED", "FAILED"),  # non-finite loss: pruned so the sampler learns to avoid it
+    "interrupted": ("FAIL", "KILLED"),  # Ctrl-C or SIGTERM: re-run on resume
+    "failed": ("FAIL", "FAILED"),  # an error, e.g. out of memory
+}
+_FIT_OUTCOMES = {"completed": "completed", "stopped": "pruned", "diverged": "diverged"}
+
+
+def outcome_of(result: FitResult) -> str:
+    """The run outcome of a fit ("stopped" by the epoch hook means pruned)."""
+    return _FIT_OUTCOMES[result.outcome]
+
+
+def device_label(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+def provenance(
+    *, device: torch.device, dataset: str, fingerprint: str, seed: int, command: str
+) -> dict[str, str]:
+    """Tags that say how a result was made, on every run. `command` is the command line as the
+    user typed it, given by the CLI."""
+    return {
+        "hpo_version": hpo.__version__,
+        "torch_version": torch.__version__,
+        "mlflow_version": MLFLOW_VERSION,
+        "python_version": platform.python_version(),
+        "host": socket.gethostname(),
+        "device": device_label(device),
+        "dataset": dataset,
+        "split_fingerprint": fingerprint,
+        "seed": str(seed),
+        "command": command[:5000],
+    }
+
+
+class TrackedRun:
+    """One MLflow run from start to end. As a context manager it ends the run on the way out if
+    the caller did not: "interrupted" on Ctrl-C/SIGTERM, "failed" on any other exception."""
+
+    def __init__(
+        self,
+        *,
+        store: MlflowStore,
+        experiment_id: str,
+        name: str,
+        tags: Mapping[str, str],
+        parent_run_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.run_id = store.start_run(
+            experiment_id=experiment_id, name=name, tags=tags, parent_run_id=parent_run_id
+        )
+        self.ended = ""  # the outcome once ended
+
+    def __enter__(self) -> TrackedRun:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self.ended:
+            self.end("interrupted" if kind is KeyboardInterrupt else "failed")
+
+    def log_params(self, params: Mapping[str, object]) -> None:
+        self.store.log_params(self.run_id, params)
+
+    def fit(
+        self,
+        *,
+        model: torch.nn.Module,
+        data: TrainValData,
+        optim: OptimConfig,
+        train: TrainConfig,
+        on_epoch: OnEpoch | None = None,
+    ) -> FitResult:
+        """`engine.fit` with each epoch's six metrics logged in one batch (step = epoch)."""
+
+        def hook(metrics: EpochMetrics) -> bool:
+            self.store.log_metrics(self.run_id, metrics.metrics(), step=metrics.epoch)
+            return on_epoch(metrics) if on_epoch is not None else False
+
+        return fit(
+            model=model,
+            data=data,
+            optim=optim,
+            epochs=train.epochs,
+            batch_size=train.batch_size,
+            seed=train.seed,
+            on_epoch=hook,
+        )
+
+    def save_checkpoint(
+        self, *, result: FitResult, model_config: ModelConfig, data: TrainValData, meta: dict[str, object]
+    ) -> None:
+        """Upload the best epoch's weights + config under the run's `checkpoint/` artifacts."""
+        if result.best_state is None:
+            return
+        with scratch_dir() as tmp:
+            folder = Path(tmp) / CHECKPOINT_PATH
+            write_checkpoint(
+                folder,
+                state_dict=result.best_state,
+                model_config=model_config,
+                normalization=data.normalization,
+                meta={
+                    **meta,
+                    "best_epoch": result.best_epoch,
+                    "best_val_accuracy": result.best_val_accuracy,
+                    "fingerprint": data.fingerprint,
+                },
+            )
+            self.store.log_dir(self.run_id, folder, artifact_path=CHECKPOINT_PATH)
+
+    def end(self, outcome: str, *, tags: Mapping[str, object] | None = None) -> None:
+        """Tag the outcome (and `tags`), then close the run with the status OUTCOMES gives."""
+        status = OUTCOMES[outcome][1]
+        self.ended = outcome
+        self.store.set_tags(self.run_id, {"outcome": outcome, **(tags or {})})
+        self.store.end_run(self.run_id, status=status)
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    run_id: str
+    experiment: str
+    result: FitResult
+    parameters: int
+    device: str
+    fingerprint: str
+
+
+def train_one(
+    *,
+    data_cfg: DataConfig,
+    model_cfg: ModelConfig,
+    optim_cfg: OptimConfig,
+    train_cfg: TrainConfig,
+    experiment: str,
+    tracking_uri: str | None,
+    command: str,
+    on_epoch: Callable[[EpochMetrics], None] | None,
+) -> TrainSummary:
+    """`hpo train`: one configuration as one MLflow run; the run is never left RUNNING."""
+    device = resolve_device(train_cfg.device)
+    seed_everything(seed=train_cfg.seed, deterministic=train_cfg.deterministic, device=device)
+    store = MlflowStore(uri=tracking_uri)
+    data = load_train_val(data_cfg, device=device)
+    model = build_model(model_cfg).to(device)
+    tags = provenance(
+        device=device,
+        dataset=data_cfg.dataset,
+        fingerprint=data.fingerprint,
+        seed=train_cfg.seed,
+        command=command,
+    )
+    parameters = count_parameters(model)
+    name = f"{model_cfg.family}-{data_cfg.dataset}"
+    with TrackedRun(store=store, experiment_id=store.experiment(experiment), name=name, tags=tags) as run:
+        run.log_params({**as_params(data_cfg, model_cfg, optim_cfg, train_cfg), "parameters": parameters})
+
+        def observe(metrics: EpochMetrics) -> bool:
+            if on_epoch is not None:
+                on_epoch(metrics)
+            return False
+
+        result = run.fit(model=model, data=data, optim=optim_cfg, train=train_cfg, on_epoch=observe)
+        meta = {"dataset": data_cfg.dataset, "val_size": data_cfg.val_size, "split_seed": data_cfg.split_seed}
+        run.save_checkpoint(result=result, model_config=model_cfg, data=data, meta={**meta, **tags})
+        run.end(outcome_of(result), tags={"best_epoch": result.best_epoch})
+    return TrainSummary(
+        run_id=run.run_id,
+        experiment=experiment,
+        result=result,
+        parameters=parameters,
+        device=device_label(device),
+        fingerprint=data.fingerprint,
+    )

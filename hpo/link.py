@@ -1,0 +1,123 @@
+"""The link between the two stores: every key by which an Optuna study or trial points at MLflow
+(and back), typed accessors for them, and `StudySpec`, what a study was made with.
+
+These strings are spelled here and nowhere else in the package. Renaming one orphans the
+records of existing stores, so they never change."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Protocol
+
+from hpo import __version__
+from hpo.config import DataConfig
+
+# Optuna trial user attributes.
+RUN_ID = "mlflow_run_id"  # the trial's MLflow child run
+FAIL_REASON = "fail_reason"  # why a trial failed or was pruned early (diverged); also a run tag
+DEVICE = "device"  # where it trained, as the run's `device` tag says
+BEST_EPOCH = "best_epoch"  # also a run tag
+EPOCHS_RUN = "epochs_run"
+OUTCOME = "outcome"  # lifecycle.OUTCOMES key; also a run tag
+OWNER_HOST, OWNER_PID, OWNER_TOKEN = "host", "pid", "pid_token"  # the process running it
+# Optuna study user attributes.
+PARENT_RUN_ID = "mlflow_parent_run_id"  # the study's MLflow parent run
+SPEC = "hpo_spec"  # StudySpec.to_attr()
+TEST_EVALUATIONS = "test_evaluations"  # list of lockbox records; also a run tag holding the count
+# MLflow run tags.
+ROLE = "hpo_role"  # "study" on the parent run
+ROLE_STUDY = "study"
+STUDY = "study"  # the study's name, on parent and child runs
+TRIAL_NUMBER = "trial_number"
+STATE = "state"  # the trial's Optuna state, mirrored on its run
+PRUNED_AT_EPOCH = "pruned_at_epoch"  # also a trial attribute
+BEST_TRIAL = "best_trial"  # on the parent run
+BEST_RUN_ID = "best_run_id"  # on the parent run
+
+
+class HasAttrs(Protocol):
+    @property
+    def attrs(self) -> dict[str, Any]: ...
+
+
+class StudyAttrs(Protocol):
+    def attr(self, key: str, default: Any = None) -> Any: ...
+    def set_attr(self, key: str, value: Any) -> None: ...
+
+
+def run_id(trial: HasAttrs) -> str:
+    """The trial's MLflow run id, "" when it never started one."""
+    return str(trial.attrs.get(RUN_ID) or "")
+
+
+def parent_run_id(study: StudyAttrs) -> str:
+    return str(study.attr(PARENT_RUN_ID) or "")
+
+
+def lockbox_records(study: StudyAttrs) -> list[dict[str, Any]]:
+    """The lockbox records of the study, oldest first."""
+    return list(study.attr(TEST_EVALUATIONS, None) or [])
+
+
+def trial_run_name(number: int) -> str:
+    return f"trial-{number:04d}"
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """What makes a study's trials comparable (checked when a search resumes it), plus how it
+    was made. Stored as a study user attribute; `space` is `space.space_to_json(...)`."""
+
+    dataset: str
+    val_size: int
+    split_seed: int
+    fingerprint: str  # data.fingerprint: dataset content + validation indices
+    epochs: int  # maximum epochs per trial
+    space: dict[str, Any]
+    hpo_version: str = __version__
+    created: str = ""  # local time, ISO 8601
+
+    COMPARABLE = ("dataset", "val_size", "split_seed", "fingerprint", "epochs", "space")
+
+    @classmethod
+    def new(cls, *, data_cfg: DataConfig, fingerprint: str, epochs: int, space: dict[str, Any]) -> StudySpec:
+        return cls(
+            dataset=data_cfg.dataset,
+            val_size=data_cfg.val_size,
+            split_seed=data_cfg.split_seed,
+            fingerprint=fingerprint,
+            epochs=epochs,
+            space=space,
+            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
+
+    def to_attr(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_attr(cls, raw: dict[str, Any]) -> StudySpec:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def data_config(self, *, data_dir: str) -> DataConfig:
+        """The data settings the study was made with, read from `data_dir`."""
+        return DataConfig(
+            dataset=self.dataset, data_dir=data_dir, val_size=self.val_size, split_seed=self.split_seed
+        )
+
+    def mismatch(self, other: StudySpec) -> tuple[str, Any, Any] | None:
+        """The first comparable setting that differs: (name, ours, theirs); None if comparable."""
+        for key in self.COMPARABLE:
+            if getattr(self, key) != getattr(other, key):
+                return key, getattr(self, key), getattr(other, key)
+        return None
+
+
+def read_spec(study: StudyAttrs) -> StudySpec | None:
+    raw = study.attr(SPEC, None)
+    return StudySpec.from_attr(raw) if raw else None
+
+
+def write_spec(study: StudyAttrs, spec: StudySpec) -> None:
+    study.set_attr(SPEC, spec.to_attr())

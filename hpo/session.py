@@ -1,0 +1,246 @@
+"""The search session, `hpo search` as a library call. The session is opened once by the process
+the user started (both stores, the study with its spec checked, the MLflow experiment and parent
+run, recovery of dead processes' trials); then trials run in this process or in `--jobs` workers
+(`run_trials`, which never touches the parent run); then the opening process closes the session
+once, ending the parent run with the call's outcome.
+
+No work is lost: the target is a total over all calls; Ctrl-C/SIGTERM end the running trial as
+FAIL (its run KILLED) and return an `interrupted` outcome."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+from hpo import link, optuna_store, sqlite
+from hpo.config import DataConfig, SearchConfig
+from hpo.data import TrainValData, load_train_val
+from hpo.engine import resolve_device, seed_everything
+from hpo.errors import HpoError, StudyError
+from hpo.lifecycle import provenance
+from hpo.mlflow_store import MlflowStore
+from hpo.optuna_store import Counts, StudyHandle, TrialRow, create_or_resume, make_pruner, make_sampler
+from hpo.recovery import recover_orphans, shielded, sigterm_as_interrupt
+from hpo.space import Space, space_to_json
+from hpo.trial import SearchObserver, TrialContext, run_trial
+from hpo.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    study: str
+    target: int
+    counts: Counts
+    ran: int  # trials this call ran
+    stopped: str  # "target", "timeout", "interrupted" or "already-done"
+    best: TrialRow | None
+    top: list[TrialRow] = field(default_factory=list)
+    recovered: int = 0  # trials of dead processes failed at start
+
+
+@dataclass(frozen=True)
+class Session:
+    """An open search call: what every process running its trials needs (picklable)."""
+
+    cfg: SearchConfig
+    data_cfg: DataConfig
+    space: Space
+    experiment_id: str
+    parent_run_id: str
+    tags: dict[str, str]  # provenance of this call, on every run
+    recovered: int  # trials of dead processes failed when the session opened
+
+    def workspace(self) -> Workspace:
+        return Workspace(storage=self.cfg.storage, tracking_uri=self.cfg.tracking_uri)
+
+
+def _study(ws: Workspace, cfg: SearchConfig, *, seed: int) -> StudyHandle:
+    study, _ = create_or_resume(
+        ws.storage,
+        name=cfg.study,
+        sampler=make_sampler(cfg.sampler, seed=seed),
+        pruner=make_pruner(cfg.pruner, epochs=cfg.epochs),
+    )
+    return study
+
+
+def _check_spec(study: StudyHandle, spec: link.StudySpec) -> None:
+    """Record the spec of a new study; refuse to resume one whose trials would not be comparable."""
+    recorded = link.read_spec(study)
+    if recorded is None:
+        link.write_spec(study, spec)
+        return
+    mismatch = recorded.mismatch(spec)
+    if mismatch is not None:
+        key, before, now = mismatch
+        raise StudyError(
+            f"study {study.name!r} was made with a different {key} ({_short(before)} vs now "
+            f"{_short(now)}); its trials would not be comparable: use the same settings or start a "
+            "new study with --study NEW_NAME"
+        )
+
+
+def _short(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _parent_run(*, study: StudyHandle, store: MlflowStore, experiment_id: str, tags: dict[str, str]) -> str:
+    """The study's MLflow parent run, created once and reopened by each search call."""
+    run_id = link.parent_run_id(study)
+    if run_id and store.run_status(run_id) is not None:
+        store.reopen(run_id)
+        return run_id
+    run_id = store.start_run(
+        experiment_id=experiment_id,
+        name=study.name,
+        tags={**tags, link.ROLE: link.ROLE_STUDY, link.STUDY: study.name},
+    )
+    spec = link.read_spec(study)
+    if spec is not None:
+        attr = spec.to_attr()
+        store.log_params(run_id, {f"study.{k}": v for k, v in attr.items() if k != "space"})
+        store.log_dict(run_id, attr, "study_spec.json")
+    study.set_attr(link.PARENT_RUN_ID, run_id)
+    return run_id
+
+
+def open_session(
+    *, cfg: SearchConfig, data_cfg: DataConfig, space: Space, fingerprint: str, device_tags: dict[str, str]
+) -> Session:
+    """Open both stores, create or resume the study and its MLflow experiment and parent run, and
+    fail the trials that dead processes left RUNNING."""
+    ws = Workspace(storage=cfg.storage, tracking_uri=cfg.tracking_uri)
+    with sqlite.file_lock(ws.storage.url):  # several processes may start on a fresh store at once
+        store = ws.mlflow
+        study = _study(ws, cfg, seed=cfg.seed)
+        spec = link.StudySpec.new(
+            data_cfg=data_cfg, fingerprint=fingerprint, epochs=cfg.epochs, space=space_to_json(space)
+        )
+        _check_spec(study, spec)
+        tags = {**device_tags, "optuna_version": optuna_store.version()}
+        experiment_id = store.experiment(cfg.study)
+        parent = _parent_run(study=study, store=store, experiment_id=experiment_id, tags=tags)
+    recovered = recover_orphans(study=study, store=store)
+    return Session(
+        cfg=cfg,
+        data_cfg=data_cfg,
+        space=space,
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        tags=tags,
+        recovered=recovered,
+    )
+
+
+def run_trials(
+    *, session: Session, observer: SearchObserver, worker: int = 0, data: TrainValData | None = None
+) -> tuple[int, str]:
+    """Run trials until the study has `cfg.trials` finished ones, the timeout passes or the user
+    interrupts; returns (trials run, why it stopped). The parent run is left to `close_session`."""
+    cfg = session.cfg
+    device = resolve_device(cfg.device)
+    seed_everything(seed=cfg.seed, deterministic=False, device=device)
+    data = data if data is not None else load_train_val(session.data_cfg, device=device)
+    ws = session.workspace()
+    study = _study(ws, cfg, seed=cfg.seed)
+    # A resumed study must not replay the random start-up draws of the first call; a worker of
+    # `--jobs` must not replay another worker's.
+    study.reseed(make_sampler(cfg.sampler, seed=cfg.seed + 1009 * len(study.rows()) + 7919 * worker))
+    ctx = TrialContext(
+        cfg=cfg,
+        data_cfg=session.data_cfg,
+        space=session.space,
+        data=data,
+        device=device,
+        store=ws.mlflow,
+        study=study,
+        experiment_id=session.experiment_id,
+        parent_run_id=session.parent_run_id,
+        tags=session.tags,
+        observer=observer,
+    )
+    done = study.counts().finished
+    observer.started(
+        study=cfg.study,
+        done=done,
+        target=cfg.trials,
+        resumed=done > 0 or session.recovered > 0,
+        device=session.tags["device"],
+    )
+    return _loop(ctx, already_done=done >= cfg.trials)
+
+
+def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, str]:
+    start, ran = time.monotonic(), 0
+    try:
+        with sigterm_as_interrupt():
+            while True:
+                if ctx.cfg.timeout is not None and time.monotonic() - start >= ctx.cfg.timeout:
+                    return ran, "timeout"
+                row = run_trial(ctx)
+                if row is None:
+                    return ran, "already-done" if already_done and not ran else "target"
+                ran += 1
+                best = ctx.study.best()
+                _record_best(ctx, row, best)
+                ctx.observer.trial_finished(row=row, counts=ctx.study.counts(), best=best)
+    except KeyboardInterrupt:
+        return ran, "interrupted"
+
+
+def _record_best(ctx: TrialContext, row: TrialRow, best: TrialRow | None) -> None:
+    if row.state == "COMPLETE" and best is not None and best.number == row.number:
+        ctx.store.log_metrics(ctx.parent_run_id, {"best_val_accuracy": row.value or 0.0}, step=row.number)
+        ctx.store.set_tags(
+            ctx.parent_run_id, {link.BEST_TRIAL: row.number, link.BEST_RUN_ID: link.run_id(row)}
+        )
+
+
+def close_session(session: Session, *, ran: int, stopped: str) -> SearchOutcome:
+    """End the parent run once: KILLED when interrupted, FAILED on an error, else FINISHED."""
+    ws = session.workspace()
+    status = {"interrupted": "KILLED", "error": "FAILED"}.get(stopped, "FINISHED")
+    with shielded(), contextlib.suppress(HpoError):
+        ws.mlflow.end_run(session.parent_run_id, status=status)
+    study = _study(ws, session.cfg, seed=session.cfg.seed)
+    complete = sorted(study.rows(states=("COMPLETE",)), key=lambda r: -(r.value or 0.0))
+    return SearchOutcome(
+        study=study.name,
+        target=session.cfg.trials,
+        counts=study.counts(),
+        ran=ran,
+        stopped=stopped,
+        best=study.best(),
+        top=complete[:5],
+        recovered=session.recovered,
+    )
+
+
+def run_search(
+    *, cfg: SearchConfig, data_cfg: DataConfig, space: Space, observer: SearchObserver, command: str
+) -> SearchOutcome:
+    """`hpo search`: open the session, run its trials (in `cfg.jobs` worker processes when above
+    1), close it. Safe to call again: it continues where the last call stopped."""
+    device = resolve_device(cfg.device)
+    Workspace(storage=cfg.storage).storage  # noqa: B018 -- fail fast on a bad URL, before loading data
+    # Workers load their own copy on their device; this process needs only the fingerprint then.
+    data = load_train_val(data_cfg, device=device if cfg.jobs == 1 else resolve_device("cpu"))
+    tags = provenance(
+        device=device, dataset=data_cfg.dataset, fingerprint=data.fingerprint, seed=cfg.seed, command=command
+    )
+    session = open_session(
+        cfg=cfg, data_cfg=data_cfg, space=space, fingerprint=data.fingerprint, device_tags=tags
+    )
+    ran, stopped = 0, "error"
+    try:
+        if cfg.jobs > 1:
+            from hpo.workers import run_workers
+
+            ran, stopped = run_workers(session=session, observer=observer)
+        else:
+            ran, stopped = run_trials(session=session, observer=observer, data=data)
+    finally:
+        outcome = close_session(session, ran=ran, stopped=stopped)
+    return outcome

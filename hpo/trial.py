@@ -1,0 +1,175 @@
+"""One search trial from claim to tell: claim a trial against the study's target, sample its
+configuration, train it as a `TrackedRun` (the MLflow child run) while reporting each epoch to
+the pruner, and record its end in MLflow first, then in Optuna (the source of truth for counts).
+
+Out-of-memory fails only this trial; an interrupt or any other error fails it and propagates."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from hpo import link
+from hpo.config import DataConfig, SearchConfig, TrainConfig, as_params
+from hpo.data import TrainValData
+from hpo.engine import EpochMetrics
+from hpo.errors import HpoError
+from hpo.lifecycle import OUTCOMES, TrackedRun, outcome_of
+from hpo.mlflow_store import MlflowStore
+from hpo.models import build_model, count_parameters
+from hpo.optuna_store import Counts, StudyHandle, TrialHandle, TrialRow
+from hpo.recovery import HOST, process_token, shielded
+from hpo.space import Space, sample
+
+
+class SearchObserver(Protocol):
+    """What the CLI hears while a search runs."""
+
+    def started(self, *, study: str, done: int, target: int, resumed: bool, device: str) -> None: ...
+    def trial_started(self, *, number: int, params: dict[str, Any]) -> None: ...
+    def epoch(self, *, number: int, metrics: EpochMetrics, max_epochs: int) -> None: ...
+    def trial_finished(self, *, row: TrialRow, counts: Counts, best: TrialRow | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial run by one process of a search shares."""
+
+    cfg: SearchConfig
+    data_cfg: DataConfig
+    space: Space
+    data: TrainValData
+    device: torch.device
+    store: MlflowStore
+    study: StudyHandle
+    experiment_id: str
+    parent_run_id: str
+    tags: dict[str, str]  # provenance, on every child run
+    observer: SearchObserver
+
+
+@dataclass(frozen=True)
+class _Trained:
+    outcome: str  # a lifecycle.OUTCOMES key
+    value: float  # best validation accuracy
+    epoch: int  # the last epoch run
+    best_epoch: int
+
+
+def _free_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def run_trial(ctx: TrialContext) -> TrialRow | None:
+    """One trial from ask to tell; None when the study's target is already reached (or claimed)."""
+    owner = {link.OWNER_HOST: HOST, link.OWNER_PID: os.getpid(), link.OWNER_TOKEN: process_token(os.getpid())}
+    trial = ctx.study.claim(target=ctx.cfg.trials, attrs=owner)
+    if trial is None:
+        return None
+    run = TrackedRun(
+        store=ctx.store,
+        experiment_id=ctx.experiment_id,
+        name=link.trial_run_name(trial.number),
+        parent_run_id=ctx.parent_run_id,
+        tags={
+            **ctx.tags,
+            link.TRIAL_NUMBER: str(trial.number),
+            link.STUDY: ctx.study.name,
+            link.STATE: "RUNNING",
+        },
+    )
+    trial.set_attrs(**{link.RUN_ID: run.run_id, link.DEVICE: ctx.tags["device"]})
+    try:
+        done = _train(ctx, trial, run)
+        reason = str(trial.attr(link.FAIL_REASON) or "")
+        _finish(
+            trial,
+            run,
+            outcome=done.outcome,
+            value=done.value,
+            epoch=done.epoch,
+            reason=reason,
+            tags={link.BEST_EPOCH: done.best_epoch},
+        )
+    except KeyboardInterrupt:
+        _finish(trial, run, outcome="interrupted", reason="interrupted (Ctrl-C or SIGTERM)")
+        raise
+    except torch.OutOfMemoryError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "no detail"
+        _finish(trial, run, outcome="failed", reason=f"out of memory on {ctx.device}: {first[:200]}")
+    except BaseException as exc:
+        _finish(trial, run, outcome="failed", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
+        raise
+    finally:
+        _free_memory(ctx.device)
+    return ctx.study.row(trial.number)
+
+
+def _train(ctx: TrialContext, trial: TrialHandle, run: TrackedRun) -> _Trained:
+    """Train the sampled configuration, reporting each epoch to the pruner."""
+    chosen = sample(trial.suggest, ctx.space)
+    model = build_model(chosen.model).to(ctx.device)
+    train = TrainConfig(
+        epochs=ctx.cfg.epochs,
+        batch_size=chosen.batch_size,
+        seed=ctx.cfg.seed + trial.number,
+        device=ctx.cfg.device,
+    )
+    run.log_params(
+        {**as_params(ctx.data_cfg, chosen.model, chosen.optim, train), "parameters": count_parameters(model)}
+    )
+    ctx.observer.trial_started(number=trial.number, params=trial.params)
+
+    def on_epoch(m: EpochMetrics) -> bool:
+        ctx.observer.epoch(number=trial.number, metrics=m, max_epochs=ctx.cfg.epochs)
+        return trial.report(m.val_accuracy, step=m.epoch)
+
+    with ctx.study.heartbeat(trial):
+        result = run.fit(model=model, data=ctx.data, optim=chosen.optim, train=train, on_epoch=on_epoch)
+        if result.outcome == "completed":
+            meta = {
+                "study": ctx.study.name,
+                "trial": trial.number,
+                "dataset": ctx.data_cfg.dataset,
+                **ctx.tags,
+            }
+            run.save_checkpoint(result=result, model_config=chosen.model, data=ctx.data, meta=meta)
+    last = result.history[-1].epoch if result.history else 0
+    outcome = outcome_of(result)
+    trial.set_attrs(**{link.BEST_EPOCH: result.best_epoch, link.EPOCHS_RUN: last, link.OUTCOME: outcome})
+    if outcome == "diverged":
+        trial.set_attrs(**{link.FAIL_REASON: f"diverged: non-finite loss at epoch {last}"})
+    return _Trained(outcome=outcome, value=result.best_val_accuracy, epoch=last, best_epoch=result.best_epoch)
+
+
+def _finish(
+    trial: TrialHandle,
+    run: TrackedRun,
+    *,
+    outcome: str,
+    value: float = 0.0,
+    epoch: int = 0,
+    reason: str = "",
+    tags: dict[str, object] | None = None,
+) -> None:
+    """Record a trial's end in MLflow first, then in Optuna, with SIGINT/SIGTERM held off."""
+    state = OUTCOMES[outcome][0]
+    with shielded():
+        run_tags: dict[str, object] = {**(tags or {}), link.STATE: state}
+        if reason:
+            run_tags[link.FAIL_REASON] = reason
+        if state == "PRUNED":
+            run_tags[link.PRUNED_AT_EPOCH] = str(epoch)
+            trial.set_attrs(**{link.PRUNED_AT_EPOCH: epoch})
+        with contextlib.suppress(HpoError):  # the Optuna record matters more than the MLflow tag
+            run.end(outcome, tags=run_tags)
+        if state == "FAIL":
+            trial.set_attrs(**{link.FAIL_REASON: reason})
+        trial.tell(state, value)

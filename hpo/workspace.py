@@ -1,0 +1,127 @@
+"""A project's two stores behind one handle, the way the CLI (and a notebook) reaches results:
+which studies there are, which study is meant, its best trial, and that trial's model.
+
+The CLI builds one `Workspace` per command and calls it. Each store is opened on first use, so
+commands that need only the study store never touch MLflow."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from hpo import link
+from hpo.checkpoint import LoadedModel, read_checkpoint
+from hpo.errors import CheckpointError, StudyError, TrackingError
+from hpo.lifecycle import CHECKPOINT_PATH
+from hpo.mlflow_store import MlflowStore
+from hpo.optuna_store import (
+    DEFAULT_STORAGE,
+    Counts,
+    StudyHandle,
+    TrialRow,
+    load_study,
+    open_storage,
+    study_names,
+)
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    name: str
+    counts: Counts
+    best: float | None  # best validation accuracy, None before a trial completes
+    test_uses: int  # lockbox records
+
+
+@dataclass(frozen=True)
+class BestInfo:
+    study: str
+    trial: TrialRow
+    run_id: str
+    checkpoint_uri: str
+    spec: link.StudySpec | None
+    evaluations: list[dict[str, Any]]  # lockbox records, oldest first
+
+
+class Workspace:
+    """Both stores of one project: the Optuna study store and the MLflow tracking store."""
+
+    def __init__(self, *, storage: str = DEFAULT_STORAGE, tracking_uri: str | None = None) -> None:
+        self.storage_url, self.tracking_uri = storage, tracking_uri
+
+    @cached_property
+    def storage(self) -> Any:  # optuna.storages.RDBStorage, kept opaque outside optuna_store
+        return open_storage(self.storage_url)
+
+    @cached_property
+    def mlflow(self) -> MlflowStore:
+        return MlflowStore(uri=self.tracking_uri)
+
+    def study_names(self) -> list[str]:
+        return study_names(self.storage)
+
+    def study(self, name: str | None) -> StudyHandle:
+        """The named study, or the only one in the store when no name is given."""
+        if name:
+            return load_study(self.storage, name)
+        names = self.study_names()
+        if len(names) == 1:
+            return load_study(self.storage, names[0])
+        if not names:
+            raise StudyError("this store has no studies yet: run `hpo search` first, or check --storage")
+        raise StudyError(f"this store has several studies ({', '.join(names)}): choose one with --study")
+
+    def summaries(self) -> list[StudySummary]:
+        """One row per study: trial counts by state, best value, test-set uses."""
+        rows = []
+        for name in self.study_names():
+            handle = load_study(self.storage, name)
+            best = handle.best()
+            rows.append(
+                StudySummary(
+                    name=name,
+                    counts=handle.counts(),
+                    best=best.value if best else None,
+                    test_uses=len(link.lockbox_records(handle)),
+                )
+            )
+        return rows
+
+    def best_trial(self, study: StudyHandle) -> TrialRow:
+        best = study.best()
+        if best is None:
+            raise StudyError(
+                f"study {study.name!r} has no complete trial yet: run `hpo search` until one completes"
+            )
+        return best
+
+    def best(self, name: str | None) -> BestInfo:
+        """The best trial of a study, where its checkpoint is, and the study's lockbox records."""
+        handle = self.study(name)
+        best = self.best_trial(handle)
+        run_id = link.run_id(best)
+        uri = f"{self.mlflow.run(run_id).artifact_uri}/{CHECKPOINT_PATH}" if run_id else ""
+        return BestInfo(
+            study=handle.name,
+            trial=best,
+            run_id=run_id,
+            checkpoint_uri=uri,
+            spec=link.read_spec(handle),
+            evaluations=link.lockbox_records(handle),
+        )
+
+    def load_model(self, run_id: str) -> LoadedModel:
+        """Download a run's checkpoint and rebuild the model from it alone (on the CPU)."""
+        if not run_id:
+            raise CheckpointError("the best trial has no MLflow run id, so no checkpoint can be found")
+        with tempfile.TemporaryDirectory(prefix="hpo-ckpt-") as tmp:
+            try:
+                folder = self.mlflow.download(run_id, CHECKPOINT_PATH, dst=Path(tmp))
+            except TrackingError as exc:
+                raise CheckpointError(
+                    f"the checkpoint of run {run_id} cannot be read ({exc}); was mlruns/artifacts deleted?"
+                ) from exc
+            return read_checkpoint(folder)

@@ -1,0 +1,108 @@
+"""The CLI root: every command has help; bad input is one line, exit != 0, no traceback;
+--debug / HPO_DEBUG=1 show it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hpo.cli import app
+from tests.conftest import VAL_SIZE, write_idx_images
+from tests.helpers import assert_one_line_error, hpo, search
+
+
+def all_commands() -> list[str]:
+    import typer.main
+
+    return sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def test_every_command_has_help() -> None:
+    commands = all_commands()
+    assert "train" in commands
+    for name in commands:
+        code, out, _ = hpo(name, "--help")
+        assert code == 0 and "Usage" in out and len(out) > 200, name
+
+
+def test_version_and_bare_help() -> None:
+    assert hpo("--version")[1].startswith("hpo ")
+    code, out, _ = hpo("--help")
+    assert code == 0 and "train" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--lr", "-0.1"], "--lr must be a positive"),
+        (["--dataset", "cifar10"], "unknown dataset 'cifar10'"),
+        (["--model", "rnn"], "unknown model 'rnn'"),
+        (["--optimizer", "lbfgs"], "unknown optimizer"),
+        (["--hidden", "300,x"], "--hidden expects"),
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--val-size", "60000"], "--val-size must be between"),
+        (["--epochs", "two"], "Invalid value for '--epochs'"),
+        (["--no-such-flag"], "No such option"),
+        (["--device", "cuda:7"], "not available"),
+    ],
+)
+def test_bad_values_give_one_line(workdir: Path, data_dir: Path, args: list[str], needle: str) -> None:
+    code, out, err = hpo("train", "--data-dir", data_dir, *args)
+    assert_one_line_error(code, out, err, needle)
+
+
+def test_missing_data_dir_is_one_line(workdir: Path, tmp_path: Path) -> None:
+    code, out, err = hpo("train", "--data-dir", tmp_path / "missing", "--device", "cpu")
+    assert_one_line_error(code, out, err, "train-images-idx3-ubyte", "--data-dir")
+    assert code == 1
+
+
+def test_debug_shows_traceback(workdir: Path, tmp_path: Path) -> None:
+    from hpo.errors import DataError
+
+    with pytest.raises(DataError):
+        hpo("--debug", "train", "--data-dir", tmp_path / "missing", "--device", "cpu")
+
+
+@pytest.mark.parametrize("command", ["best", "trials", "report"])
+def test_missing_study(workdir: Path, data_dir: Path, command: str) -> None:
+    search(data_dir, trials=1)
+    code, out, err = hpo(command, "--study", "ghost")
+    assert_one_line_error(code, out, err, "no study named 'ghost'", "studies: s")
+
+
+def test_empty_store(workdir: Path) -> None:
+    code, out, err = hpo("best")
+    assert_one_line_error(code, out, err, "no studies yet", "hpo search")
+
+
+def test_truncated_idx_through_cli(workdir: Path, data_dir: Path) -> None:
+    labels = data_dir / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:50])
+    code, out, err = hpo("train", "--data-dir", data_dir, "--val-size", VAL_SIZE, "--device", "cpu")
+    assert_one_line_error(code, out, err, str(data_dir / "MNIST" / "raw"), "truncated or not IDX")
+
+
+def test_wrong_image_shape_through_cli(workdir: Path, data_dir: Path) -> None:
+    write_idx_images(data_dir / "MNIST" / "raw" / "train-images-idx3-ubyte", np.zeros((1200, 32, 32)))
+    code, out, err = hpo("search", "--data-dir", data_dir, "--val-size", VAL_SIZE, "--device", "cpu")
+    assert_one_line_error(code, out, err, "expected (N, 28, 28)")
+
+
+def test_hpo_debug_env_shows_traceback(
+    workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpo.errors import DataError
+
+    monkeypatch.setenv("HPO_DEBUG", "1")
+    with pytest.raises(DataError):
+        hpo("train", "--data-dir", tmp_path / "missing", "--device", "cpu")
+
+
+def test_ui_dry_run_prints_commands(workdir: Path) -> None:
+    code, out, _ = hpo("ui", "--dry-run", "--port", 5123)
+    assert code == 0
+    assert "http://127.0.0.1:5123" in out and "mlflow ui --backend-store-uri sqlite:///" in out
+    assert "--default-artifact-root" in out and "optuna-dashboard sqlite:///studies/hpo.db" in out

@@ -1,0 +1,51 @@
+"""No side effects on import: importing every `hpo` module in a fresh interpreter changes no
+environment variable, logger level, warnings filter or matplotlib backend."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+PROBE = textwrap.dedent(
+    """
+    import importlib, logging, os, pkgutil, warnings
+    # Third-party libraries first: what they do on import is theirs, not ours.
+    import matplotlib, mlflow, numpy, optuna, PIL, rich, sqlalchemy, torch, torchvision, typer
+    import matplotlib.figure, mlflow.artifacts, torchvision.datasets
+
+    def snapshot():
+        # Loggers created later by library submodules start at NOTSET: only set levels count.
+        levels = {n: l.level for n, l in logging.Logger.manager.loggerDict.items()
+                  if isinstance(l, logging.Logger) and l.level}
+        return (dict(os.environ), levels, logging.getLogger().level, list(warnings.filters),
+                matplotlib.rcParams._get_backend_or_none(), sqlalchemy.event.contains(
+                    sqlalchemy.engine.Engine, "connect", __import__("hpo.sqlite").sqlite._configure))
+
+    before = snapshot()
+    import hpo
+    names = [m.name for m in pkgutil.walk_packages(hpo.__path__, "hpo.")]
+    for name in names:
+        importlib.import_module(name)
+    after = snapshot()
+    for label, a, b in zip(("env", "loggers", "root", "warnings", "backend", "sqlite hook"), before, after):
+        if a != b:
+            keys = set(a) | set(b) if isinstance(a, dict) else ()
+            diff = {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)} or (a, b)
+            raise SystemExit(f"{label} changed: {diff}")
+    print(len(names), "modules")
+    """
+)
+
+
+def test_importing_every_module_changes_nothing() -> None:
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout.split()[0]) >= 25
+
+
+def test_configure_is_what_sets_them() -> None:
+    probe = "import logging, os; from hpo.runtime import configure; configure(); import optuna; "
+    probe += "print(os.environ['MLFLOW_LOGGING_LEVEL'], optuna.logging.get_verbosity() == logging.WARNING)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["WARNING", "True"], done.stderr[-2000:]

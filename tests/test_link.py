@@ -1,0 +1,66 @@
+"""The link between the stores: keys spelled once, StudySpec round trips and comparisons."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hpo import link
+from hpo.config import DataConfig
+
+PACKAGE = Path(__file__).resolve().parents[1] / "hpo"
+
+
+def spec(**changes: Any) -> link.StudySpec:
+    base = link.StudySpec.new(
+        data_cfg=DataConfig(val_size=5000, split_seed=3), fingerprint="f" * 16, epochs=10, space={"lr": 1}
+    )
+    return link.StudySpec(**{**base.to_attr(), **changes})
+
+
+@pytest.mark.parametrize(
+    "key", [link.RUN_ID, link.PARENT_RUN_ID, link.TEST_EVALUATIONS, link.SPEC, link.FAIL_REASON]
+)
+def test_link_keys_are_spelled_once_in_the_package(key: str) -> None:
+    quoted = re.compile(rf"[\"']{re.escape(key)}[\"']")
+    places = [p.relative_to(PACKAGE) for p in PACKAGE.rglob("*.py") for _ in quoted.findall(p.read_text())]
+    assert places == [Path("link.py")], places
+
+
+def test_spec_round_trips_through_the_study_attribute() -> None:
+    original = spec()
+    assert link.StudySpec.from_attr(original.to_attr()) == original
+    assert original.data_config(data_dir="d") == DataConfig(data_dir="d", val_size=5000, split_seed=3)
+    # an attribute written by an older hpo with an extra key still reads
+    assert link.StudySpec.from_attr({**original.to_attr(), "retired": 1}) == original
+
+
+def test_spec_mismatch_names_the_first_incomparable_setting() -> None:
+    assert spec().mismatch(spec(created="later", hpo_version="9.9")) is None  # provenance only
+    assert spec().mismatch(spec(epochs=20)) == ("epochs", 10, 20)
+    assert spec().mismatch(spec(space={"lr": 2})) == ("space", {"lr": 1}, {"lr": 2})
+
+
+class Attrs:
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set_attr(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
+def test_typed_accessors() -> None:
+    study = Attrs()
+    assert link.read_spec(study) is None and link.parent_run_id(study) == ""
+    assert link.lockbox_records(study) == []
+    link.write_spec(study, spec())
+    assert link.read_spec(study) == spec(created=link.read_spec(study).created)  # type: ignore[union-attr]
+    study.set_attr(link.PARENT_RUN_ID, "p1")
+    assert link.parent_run_id(study) == "p1"
+    assert link.trial_run_name(7) == "trial-0007"

@@ -1,0 +1,154 @@
+"""The CLI's renderers and live views, fed plain values (no stores, no training)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console
+
+from hpo import link
+from hpo.cli import render
+from hpo.cli.views import LiveView, PlainView, search_view
+from hpo.engine import EpochMetrics
+from hpo.optuna_store import Counts, TrialRow
+from hpo.session import SearchOutcome
+from hpo.workspace import BestInfo, StudySummary
+
+MLP_PARAMS: dict[str, Any] = {
+    "family": "mlp",
+    "activation": "relu",
+    "dropout": 0.0,
+    "batch_norm": True,
+    "mlp_layers": 2,
+    "mlp_width_0": 512,
+    "mlp_width_1": 128,
+    "optimizer": "adam",
+    "lr": 0.001,
+    "weight_decay": 1e-6,
+    "schedule": "cosine",
+    "batch_size": 128,
+}
+CNN_PARAMS: dict[str, Any] = {
+    **{k: v for k, v in MLP_PARAMS.items() if not k.startswith("mlp_")},
+    "family": "cnn",
+    "batch_norm": False,
+    "dropout": 0.25,
+    "cnn_blocks": 2,
+    "cnn_channels_0": 32,
+    "cnn_channels_1": 64,
+    "cnn_kernel": 3,
+    "cnn_fc_width": 128,
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "schedule": "exponential",
+    "gamma": 0.8,
+}
+
+
+def row(number: int, state: str, value: float | None, **attrs: Any) -> TrialRow:
+    return TrialRow(
+        number=number,
+        state=state,
+        value=value,
+        params=MLP_PARAMS,
+        attrs=attrs,
+        seconds=1.5,
+        started="",
+        curve={1: 0.5, 2: value or 0.6},
+    )
+
+
+def text_of(renderable: Any) -> str:
+    console = Console(file=io.StringIO(), width=160, color_system=None)
+    console.print(renderable)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_config_text_rebuilds_architecture_from_recorded_params() -> None:
+    assert render.config_text(MLP_PARAMS) == "mlp 512-128 relu bn | adam lr=0.001 wd=1e-06 cosine | bs 128"
+    assert render.config_text(CNN_PARAMS) == (
+        "cnn 32-64 k3 fc128 relu drop=0.25 | sgd lr=0.001 m=0.9 wd=1e-06 exponential(0.8) | bs 128"
+    )
+    assert render.config_text({"family": "mlp"}) == "-"  # a trial that died while sampling
+    short = render.config_text(MLP_PARAMS, limit=20)
+    assert len(short) == 20 and short.endswith("…")
+
+
+def test_trials_table_ranks_complete_first_and_shows_reasons() -> None:
+    rows = [
+        row(0, "PRUNED", None),
+        row(1, "COMPLETE", 0.91),
+        row(2, "COMPLETE", 0.95, **{link.EPOCHS_RUN: 7}),
+    ]
+    lines = [line for line in text_of(render.trials_table(rows)).splitlines() if line.strip()[:1].isdigit()]
+    assert [line.split()[0] for line in lines] == ["2", "1", "0"]
+    assert "95.00%" in lines[0] and " 7 " in lines[0] and "60.00%@2" in lines[2]
+    failed = row(3, "FAIL", None, **{link.FAIL_REASON: "out of memory on cuda"})
+    line = text_of(render.trial_line(row=failed, counts=Counts(complete=2, failed=1), best=rows[2]))
+    assert "FAIL" in line and "(out of memory on cuda)" in line and "[2 finished, best 95.00%]" in line
+
+
+def test_studies_table_and_best_view() -> None:
+    summary = StudySummary(name="mnist-mlp", counts=Counts(complete=3, pruned=2), best=0.97, test_uses=1)
+    table = text_of(render.studies_table([summary], storage="sqlite:///x.db"))
+    assert "mnist-mlp" in table and "97.00%" in table and table.rstrip().endswith("1")
+    best = row(4, "COMPLETE", 0.97, **{link.BEST_EPOCH: 9, link.DEVICE: "cpu"})
+    spec = link.StudySpec(
+        dataset="mnist", val_size=10_000, split_seed=0, fingerprint="abc", epochs=10, space={}
+    )
+    info = BestInfo(
+        study="mnist-mlp", trial=best, run_id="r1", checkpoint_uri="file:///c", spec=spec, evaluations=[]
+    )
+    text = text_of(render.best_view(info))
+    assert "never used" in text and "mnist / val 10000, seed 0, fingerprint abc" in text and "r1" in text
+    used = {"time": "2026-01-01 10:00:00", "trial": 4, "accuracy": 0.965}
+    text = text_of(render.best_view(BestInfo(**{**info.__dict__, "evaluations": [used]})))
+    assert "used 1 time(s)" in text and "96.50%" in text
+
+
+def test_search_summary_prints_resume_command_when_interrupted() -> None:
+    best = row(2, "COMPLETE", 0.95)
+    outcome = SearchOutcome(
+        study="s",
+        target=10,
+        counts=Counts(complete=3, failed=1),
+        ran=3,
+        stopped="interrupted",
+        best=best,
+        top=[best],
+        recovered=1,
+    )
+    text = text_of(render.search_summary(outcome, storage="x", resume="hpo search --trials 10"))
+    assert "Interrupted: study 's' has 3/10 finished trials." in text
+    assert (
+        "1 trial(s) of a dead process marked failed" in text and "Resume with: hpo search --trials 10" in text
+    )
+    done = SearchOutcome(**{**outcome.__dict__, "stopped": "target"})
+    assert "Resume with" not in text_of(render.search_summary(done, storage="x", resume="r"))
+
+
+def test_plain_view_prints_a_line_per_event() -> None:
+    console = Console(file=io.StringIO(), width=160, color_system=None)
+    view = search_view(console, quiet=False)
+    assert isinstance(view, PlainView) and not isinstance(view, LiveView)  # not a terminal
+    with view:
+        view.started(study="s", done=1, target=3, resumed=True, device="cpu")
+        view.trial_finished(row=row(1, "COMPLETE", 0.9), counts=Counts(complete=2), best=None)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "Resuming study 's': 1/3 trials finished, running 2 more on cpu." in out and "trial    1" in out
+
+
+def test_live_view_renders_progress() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=120)
+    done = row(0, "COMPLETE", 0.9812)
+    with LiveView(console) as view:
+        view.started(study="s", done=0, target=2, resumed=False, device="cpu")
+        view.trial_started(number=0, params=done.params)
+        view.epoch(number=0, metrics=EpochMetrics(1, 0.5, 0.8, 0.4, 0.9812, 1.0, 0.001), max_epochs=3)
+        view.trial_finished(row=done, counts=Counts(complete=1), best=done)
+        view.live.refresh()
+    text = buffer.getvalue()
+    assert "Starting study 's': 0/2" in text and "trial    0" in text and "98.12%" in text
+    assert "best: trial 0" in text and "mlp 512-128" in text
