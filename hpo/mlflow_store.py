@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
-from hpo import sqlite
+from hpo import signals, sqlite
 from hpo.errors import TrackingError
 
 MLFLOW_VERSION: str = mlflow.__version__
@@ -59,7 +59,8 @@ def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     delay = 0.1
     for attempt in range(_RETRIES):
         try:
-            return fn(*args, **kwargs)
+            with signals.deferred():  # a Ctrl-C lands after the write, never inside it
+                return fn(*args, **kwargs)
         except TrackingError:
             raise
         except Exception as exc:

@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from hpo import sqlite
+from hpo import signals, sqlite
 from hpo.config import PRUNERS, SAMPLERS
 from hpo.errors import ConfigError, StudyError
 
@@ -143,12 +143,14 @@ class TrialHandle:
         return dict(self._trial.params)
 
     def set_attrs(self, **attrs: Any) -> None:
-        for key, value in attrs.items():
-            self._trial.set_user_attr(key, value)
+        with signals.deferred():  # store writes are never cut in half by Ctrl-C (hpo.signals)
+            for key, value in attrs.items():
+                self._trial.set_user_attr(key, value)
 
     def report(self, value: float, *, step: int) -> bool:
         """Record the epoch's validation accuracy; True when the pruner says stop."""
-        self._trial.report(value, step)
+        with signals.deferred():
+            self._trial.report(value, step)
         return bool(self._trial.should_prune())
 
     def attr(self, key: str) -> Any:
@@ -156,10 +158,11 @@ class TrialHandle:
 
     def tell(self, state: str, value: float = 0.0) -> None:
         """End the trial: COMPLETE (with `value`), PRUNED or FAIL."""
-        if state == "COMPLETE":
-            self._study.tell(self._trial, value)
-        else:
-            self._study.tell(self._trial, state=TrialState[state])
+        with signals.deferred():
+            if state == "COMPLETE":
+                self._study.tell(self._trial, value)
+            else:
+                self._study.tell(self._trial, state=TrialState[state])
 
 
 class StudyHandle:
@@ -171,7 +174,8 @@ class StudyHandle:
         return self.study.user_attrs.get(key, default)
 
     def set_attr(self, key: str, value: Any) -> None:
-        self.study.set_user_attr(key, value)
+        with signals.deferred():
+            self.study.set_user_attr(key, value)
 
     def rows(self, *, states: tuple[str, ...] | None = None) -> list[TrialRow]:
         wanted = tuple(TrialState[s] for s in states) if states else None
@@ -209,8 +213,9 @@ class StudyHandle:
             c = self.counts()
             if c.finished + c.running >= target:
                 return None
-            trial = self.ask()
-            trial.set_attrs(**attrs)
+            with signals.deferred():  # a claimed trial always records its owner
+                trial = self.ask()
+                trial.set_attrs(**attrs)
         with contextlib.suppress(Exception):  # a first heartbeat, so other hosts can judge it
             self.storage.record_heartbeat(trial.trial_id)
         return trial

@@ -1,16 +1,11 @@
 """Nothing lost, no zombies: trials of dead processes are failed (and their MLflow runs closed)
-before a search starts, SIGTERM behaves like Ctrl-C, and a trial's end is recorded with signals
-held off so a second Ctrl-C cannot leave it half-written."""
+before a search starts. Which process owns a trial: host, pid and the pid's start time."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
-import signal
 import socket
-import threading
-from collections.abc import Iterator
 
 from hpo import link
 from hpo.mlflow_store import MlflowStore
@@ -71,35 +66,3 @@ def recover_orphans(*, study: StudyHandle, store: MlflowStore) -> int:
             )
             store.end_run(run_id, status="KILLED")
     return recovered
-
-
-@contextlib.contextmanager
-def shielded() -> Iterator[None]:
-    """Ignore SIGINT/SIGTERM while recording a trial's end, so a second Ctrl-C cannot leave a
-    half-written record."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """A scheduler's SIGTERM behaves like Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)

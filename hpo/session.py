@@ -21,7 +21,8 @@ from hpo.errors import HpoError, StudyError
 from hpo.lifecycle import provenance
 from hpo.mlflow_store import MlflowStore
 from hpo.optuna_store import Counts, StudyHandle, TrialRow, create_or_resume, make_pruner, make_sampler
-from hpo.recovery import recover_orphans, shielded, sigterm_as_interrupt
+from hpo.recovery import recover_orphans
+from hpo.signals import shielded, sigterm_as_interrupt
 from hpo.space import Space, space_to_json
 from hpo.trial import SearchObserver, TrialContext, run_trial
 from hpo.workspace import Workspace

@@ -23,7 +23,8 @@ from hpo.lifecycle import OUTCOMES, TrackedRun, outcome_of
 from hpo.mlflow_store import MlflowStore
 from hpo.models import build_model, count_parameters
 from hpo.optuna_store import Counts, StudyHandle, TrialHandle, TrialRow
-from hpo.recovery import HOST, process_token, shielded
+from hpo.recovery import HOST, process_token
+from hpo.signals import shielded
 from hpo.space import Space, sample
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -12,8 +13,6 @@ import pytest
 
 from tests.conftest import env_for_subprocess
 from tests.helpers import PYTHON_HPO, search_argv
-
-pytestmark = pytest.mark.slow
 
 SPACE = 'mlp_layers = 1\nmlp_width = [32]\nbatch_size = [32]\noptimizer = ["adam"]\n'
 EPOCHS = 60  # long enough (about 2 s per trial) to be caught mid-trial
@@ -66,6 +65,7 @@ def mlflow_statuses() -> dict[str, int]:
     return {str(status): int(n) for status, n in rows}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_fails_trial_kills_run_and_prints_resume(workdir: Path, data_dir: Path, sig: int) -> None:
     proc = start_and_wait_for_epochs(data_dir, trials=3)
@@ -81,6 +81,7 @@ def test_interrupt_fails_trial_kills_run_and_prints_resume(workdir: Path, data_d
     assert mlflow_statuses() == {"KILLED": 2}  # the trial's run and the study's parent run
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_reaches_target(workdir: Path, data_dir: Path) -> None:
     proc = start_and_wait_for_epochs(data_dir, trials=2)
     proc.send_signal(signal.SIGKILL)
@@ -95,3 +96,41 @@ def test_kill_9_then_resume_reaches_target(workdir: Path, data_dir: Path) -> Non
     assert states() == {"FAIL": 1, "COMPLETE": 2}
     assert "RUNNING" not in mlflow_statuses()
     assert mlflow_statuses() == {"KILLED": 1, "FINISHED": 3}
+
+
+def test_signals_inside_deferred_block_are_delivered_after_it() -> None:
+    from hpo.signals import deferred
+
+    reached = []
+    with pytest.raises(KeyboardInterrupt), deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        reached.append("end of block")
+    assert reached == ["end of block"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_ctrl_c_during_an_mlflow_write_lands_after_it(workdir: Path) -> None:
+    """The write is whole, the interrupt arrives right after, and the store is not left locked."""
+    from hpo.mlflow_store import MlflowStore
+
+    store = MlflowStore()
+    run_id = store.start_run(experiment_id=store.experiment("x"), name="r", tags={})
+    real = store.client.log_batch
+
+    def interrupted_write(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # delivered while the write is under way
+        time.sleep(0.05)
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.client.log_batch = interrupted_write  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        store.log_metrics(run_id, {"a": 1.0}, step=1)
+    store.client.log_batch = real  # type: ignore[method-assign]
+    started = time.monotonic()
+    store.set_tags(run_id, {"state": "FAIL"})
+    store.end_run(run_id, status="KILLED")
+    assert time.monotonic() - started < 5  # no lock left behind
+    run = store.run(run_id)
+    assert run.metrics == {"a": 1.0} and run.status == "KILLED"
