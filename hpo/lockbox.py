@@ -5,7 +5,10 @@ study remembers every evaluation (time, trial, result). A second evaluation need
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,13 +16,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from hpo import link
+from hpo import link, sqlite
 from hpo.checkpoint import LoadedModel
 from hpo.config import DataConfig
 from hpo.data import class_names, load_test, load_test_images, load_train_val
 from hpo.engine import predict_logits, resolve_device
 from hpo.errors import CheckpointError, LockboxError, StudyError
 from hpo.optuna_store import StudyHandle
+from hpo.recovery import HOST, process_alive, process_token
 from hpo.workspace import Workspace
 
 
@@ -42,11 +46,61 @@ class TestReport:
 
 def _refuse_second_use(handle: StudyHandle, evaluations: list[dict[str, Any]]) -> None:
     last = evaluations[-1]
+    if last.get("pending"):
+        raise LockboxError(
+            f"the test set of study {handle.name!r} is being evaluated by another process (pid "
+            f"{last.get('pid')} on {last.get('host')}, since {last['time']}, trial {last['trial']}): "
+            "wait for its result in `hpo best`"
+        )
     raise LockboxError(
         f"the test set of study {handle.name!r} was already used on {last['time']} (trial {last['trial']}: "
         f"test accuracy {100 * last['accuracy']:.2f}%); evaluating again would let the test set "
         f"choose the model: pass --force only if you accept that"
     )
+
+
+def _live(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records without the claims of processes of this host that died before recording a result:
+    such a process showed nothing, so its look decided nothing."""
+    return [
+        r
+        for r in records
+        if not (
+            r.get("pending") and r.get("host") == HOST and not process_alive(r["pid"], r.get("token", ""))
+        )
+    ]
+
+
+@contextlib.contextmanager
+def _claimed_look(
+    *, ws: Workspace, handle: StudyHandle, force: bool, trial: int, run_id: str
+) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
+    """The lockbox's check-and-record, atomic for the processes of this host (the store's file
+    lock): the look is claimed, as a pending record, before the test split is read, so a second
+    process is refused while the first evaluates. Yields (earlier records, result to fill in);
+    the result replaces the claim, and a failed evaluation withdraws it (nothing recorded)."""
+    with sqlite.file_lock(ws.storage.url):
+        earlier = _live(link.lockbox_records(handle))
+        if earlier and not force:
+            _refuse_second_use(handle, earlier)
+        pid = os.getpid()
+        claim = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "trial": trial, "run_id": run_id}
+        claim |= {
+            "forced": bool(earlier),
+            "pending": True,
+            "host": HOST,
+            "pid": pid,
+            "token": process_token(pid),
+        }
+        handle.set_attr(link.TEST_EVALUATIONS, [*earlier, claim])
+    result: dict[str, Any] = {}
+    try:
+        yield earlier, result
+    finally:
+        with sqlite.file_lock(ws.storage.url):
+            records = [r for r in link.lockbox_records(handle) if r != claim]
+            final = {k: v for k, v in claim.items() if k not in ("pending", "token")}
+            handle.set_attr(link.TEST_EVALUATIONS, [*records, {**final, **result}] if result else records)
 
 
 def _check_split(
@@ -127,25 +181,22 @@ def evaluate_test(
     """Evaluate the best trial once on the official test split and record that it was done."""
     handle = ws.study(study)
     best = ws.best_trial(handle)
-    evaluations = link.lockbox_records(handle)
-    if evaluations and not force:
-        _refuse_second_use(handle, evaluations)
+    live = _live(link.lockbox_records(handle))
+    if live and not force:  # fail fast, before loading anything; checked again atomically below
+        _refuse_second_use(handle, live)
     run_id = link.run_id(best)
     loaded = ws.load_model(run_id)
     dev = resolve_device(device)
     data_cfg = _check_split(handle=handle, loaded=loaded, data_dir=data_dir, device=dev)
-    test = load_test(data_cfg, device=dev, normalization=loaded.normalization)
-    classes = class_names(data_cfg.dataset)
-    m = _metrics(predict_logits(loaded.model.to(dev), test.x), test.y, classes)
-    record = {
-        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "trial": best.number,
-        "run_id": run_id,
-        "accuracy": m["accuracy"],
-        "nll": m["nll_mean"],
-        "forced": bool(evaluations),
-    }
-    handle.set_attr(link.TEST_EVALUATIONS, [*evaluations, record])  # recorded before anything is shown
+    with _claimed_look(ws=ws, handle=handle, force=force, trial=best.number, run_id=run_id) as (
+        earlier,
+        result,
+    ):
+        test = load_test(data_cfg, device=dev, normalization=loaded.normalization)
+        classes = class_names(data_cfg.dataset)
+        m = _metrics(predict_logits(loaded.model.to(dev), test.x), test.y, classes)
+        result.update(accuracy=m["accuracy"], nll=m["nll_mean"])  # recorded before anything is shown
+    evaluations = earlier
     pngs = _figures(data_cfg=data_cfg, m=m, labels=test.y.cpu(), out_dir=out_dir)
     _log_results(ws=ws, handle=handle, run_id=run_id, m=m, uses=len(evaluations) + 1, pngs=pngs)
     return TestReport(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from hpo import link
 from hpo.mlflow_store import MlflowStore
 from hpo.optuna_store import load_study, open_storage
-from tests.helpers import assert_one_line_error, hpo, search
+from tests.conftest import env_for_subprocess
+from tests.helpers import PYTHON_HPO, assert_one_line_error, hpo, search
 
 STORE = "sqlite:///studies/hpo.db"
 
@@ -102,3 +104,53 @@ def test_best_without_study_or_complete_trial(workdir: Path, data_dir: Path) -> 
     search(data_dir, trials=1, space=space)  # diverges: pruned, never complete
     code, out, err = hpo("best", "--study", "s")
     assert_one_line_error(code, out, err, "no complete trial")
+
+
+@pytest.mark.slow
+def test_two_concurrent_looks_give_one_score(searched: Path) -> None:
+    """Two real processes ask for the test look at once: the check-and-record is atomic."""
+    command = [*PYTHON_HPO, "best", "--evaluate-test", "--data-dir", str(searched), "--device", "cpu"]
+    procs = [
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for_subprocess()
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert sorted(p.returncode for p in procs) == [0, 1], outs
+    scored = [out for out, _ in outs if "Per-class accuracy" in out]
+    refused = [err for _, err in outs if err.strip()]
+    assert len(scored) == 1 and len(refused) == 1 and "Traceback" not in refused[0]
+    assert "already used" in refused[0] or "being evaluated by another process" in refused[0]
+    records = link.lockbox_records(load_study(open_storage(STORE), "s"))
+    assert len(records) == 1 and "pending" not in records[0] and records[0]["accuracy"] > 0.9
+
+
+def test_claim_of_a_dead_process_is_void_and_failures_record_nothing(
+    searched: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from hpo import lockbox
+    from hpo.recovery import HOST
+
+    dead = subprocess.run(["true"], check=True)
+    del dead
+    handle = load_study(open_storage(STORE), "s")
+    # a claim left by a process of this host that died (no pid can exceed Linux's 2**22 limit)
+    stale = {"time": "t", "trial": 0, "run_id": "r", "pending": True, "host": HOST, "pid": 2**22 + 7}
+    handle.set_attr(link.TEST_EVALUATIONS, [stale])
+    assert "being evaluated now" in hpo("best")[1]
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise RuntimeError("disk gone")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(lockbox, "load_test", boom)
+        code, _, err = hpo("best", "--evaluate-test", "--data-dir", searched)
+    assert code == 1 and "disk gone" in err
+    assert link.lockbox_records(handle) == []  # the void claim is cleared, the failed one withdrawn
+    code, out, err = hpo("best", "--evaluate-test", "--data-dir", searched)
+    assert code == 0 and "test-set uses 1" in out, out + err
+    (record,) = link.lockbox_records(handle)
+    assert record["pid"] == os.getpid() and "pending" not in record

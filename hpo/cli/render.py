@@ -229,10 +229,8 @@ def best_view(info: BestInfo) -> RenderableType:
         table.add_row(key, value)
     if info.evaluations:
         last = info.evaluations[-1]
-        used = (
-            f"used {len(info.evaluations)} time(s); last {last['time']} on trial {last['trial']}: "
-            f"test accuracy {pct(last['accuracy'])}"
-        )
+        result = f"test accuracy {pct(last['accuracy'])}" if "accuracy" in last else "being evaluated now"
+        used = f"used {len(info.evaluations)} time(s); last {last['time']} on trial {last['trial']}: {result}"
         table.add_row("test set", Text(used, style="yellow"))
     else:
         table.add_row(
