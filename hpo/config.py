@@ -14,6 +14,7 @@ FAMILIES = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("none", "cosine", "onecycle", "exponential")
+AUGMENTS = ("none", "shift", "affine")  # see hpo/augment.py
 SAMPLERS = ("tpe", "random", "gp", "cmaes")
 PRUNERS = ("median", "hyperband", "sha", "none")
 PADDINGS = ("same", "valid")
@@ -149,15 +150,23 @@ class TrainConfig:
 
     epochs: int = 10
     batch_size: int = 128
-    seed: int = 0
+    seed: int = 0  # weights, dropout, augmentation and batch order all come from it
     device: str = "auto"
     deterministic: bool = False
+    augment: str = "none"  # training batches only, on the device
+    label_smoothing: float = 0.0  # of the training loss; validation loss stays plain
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1; got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1; got {self.batch_size}")
+        if self.batch_size < 2:
+            raise ConfigError(
+                f"--batch-size must be at least 2 (a batch of one image cannot train batch norm, and "
+                f"single images make a noisy, slow epoch); got {self.batch_size}"
+            )
+        _choice("augment", self.augment, AUGMENTS)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"--label-smoothing must be in [0, 1); got {self.label_smoothing}")
 
 
 def as_params(*sections: object) -> dict[str, str]:
@@ -201,6 +210,7 @@ class SearchConfig:
     device: str = "auto"
     jobs: int = 1
     tracking_uri: str | None = None
+    warm_start: bool = True  # a new study first tries hpo's known-good configurations
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -241,4 +251,6 @@ SPELLINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "gamma": ("--gamma", ("gamma",)),
     "batch_size": ("--batch-size", ("batch_size",)),
     "epochs": ("--epochs", ()),  # a search's --epochs is the study's maximum per trial
+    "augment": ("--augment", ("augment",)),
+    "label_smoothing": ("--label-smoothing", ("label_smoothing",)),
 }

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hpo.augment import augment_batch
 from hpo.config import OptimConfig
 from hpo.data import Split, TrainValData
 from hpo.errors import DeviceError
@@ -122,7 +123,8 @@ def build_schedule(
         return sched.ExponentialLR(optimizer, gamma=cfg.gamma), False
     if cfg.schedule == "onecycle":
         total = max(2, epochs * steps_per_epoch)
-        return sched.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total), True
+        # cycle_momentum=False: the sampled momentum (Adam's beta1) is what trains, as recorded.
+        return sched.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, cycle_momentum=False), True
     return None, False
 
 
@@ -143,27 +145,40 @@ def evaluate(model: nn.Module, split: Split) -> tuple[float, float]:
     return loss / n, right / n
 
 
+@dataclass(frozen=True)
+class _Batches:
+    """How an epoch draws and transforms its training batches."""
+
+    size: int
+    generator: torch.Generator  # on the data's device: order and augmentation follow the seed
+    augment: str = "none"
+    background: float = 0.0  # normalized value of a black pixel, for augmentation's fill
+    label_smoothing: float = 0.0
+
+
 def _train_epoch(
     *,
     model: nn.Module,
     split: Split,
     optimizer: torch.optim.Optimizer,
-    batch_size: int,
-    generator: torch.Generator,
+    batches: _Batches,
     batch_schedule: torch.optim.lr_scheduler.LRScheduler | None,
 ) -> tuple[float, float]:
     """One pass over a fresh device-side permutation; returns (mean loss, accuracy)."""
     model.train()
     n = len(split)
-    perm = torch.randperm(n, device=split.x.device, generator=generator)
+    perm = torch.randperm(n, device=split.x.device, generator=batches.generator)
     loss_sum = torch.zeros((), device=split.x.device)
     correct = torch.zeros((), device=split.x.device, dtype=torch.int64)
-    for idx in perm.split(batch_size):
+    for idx in perm.split(batches.size):
         if idx.numel() < 2 and n > 1:  # batch norm cannot train on a single image
             continue
         xb, yb = split.x.index_select(0, idx), split.y.index_select(0, idx)
+        xb = augment_batch(
+            xb, kind=batches.augment, background=batches.background, generator=batches.generator
+        )
         logits = model(xb)
-        loss = F.cross_entropy(logits, yb)
+        loss = F.cross_entropy(logits, yb, label_smoothing=batches.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -184,10 +199,19 @@ def fit(
     batch_size: int,
     seed: int,
     on_epoch: OnEpoch | None = None,
+    augment: str = "none",
+    label_smoothing: float = 0.0,
 ) -> FitResult:
     """Train `model` (already on the data's device) and keep the best validation epoch."""
     device = data.train.x.device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    norm = data.normalization
+    batches = _Batches(
+        size=batch_size,
+        generator=torch.Generator(device=device).manual_seed(seed),
+        augment=augment,
+        background=-norm.mean / norm.std,
+        label_smoothing=label_smoothing,
+    )
     optimizer = build_optimizer(model, optim, device=device)
     steps = math.ceil(len(data.train) / batch_size)
     schedule, per_batch = build_schedule(optimizer, optim, epochs=epochs, steps_per_epoch=steps)
@@ -199,8 +223,7 @@ def fit(
             model=model,
             split=data.train,
             optimizer=optimizer,
-            batch_size=batch_size,
-            generator=generator,
+            batches=batches,
             batch_schedule=schedule if per_batch else None,
         )
         val_loss, val_acc = evaluate(model, data.val)

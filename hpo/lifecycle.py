@@ -121,6 +121,8 @@ class TrackedRun:
             batch_size=train.batch_size,
             seed=train.seed,
             on_epoch=hook,
+            augment=train.augment,
+            label_smoothing=train.label_smoothing,
         )
 
     def save_checkpoint(

@@ -46,6 +46,9 @@ def test_version_and_bare_help() -> None:
         (["--epochs", "two"], "Invalid value for '--epochs'"),
         (["--no-such-flag"], "No such option"),
         (["--device", "cuda:7"], "not available"),
+        (["--batch-size", "1"], "--batch-size must be at least 2"),
+        (["--augment", "mixup"], "unknown augment 'mixup'"),
+        (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
     ],
 )
 def test_bad_values_give_one_line(workdir: Path, data_dir: Path, args: list[str], needle: str) -> None:

@@ -33,6 +33,10 @@ def train(
     gamma: float = typer.Option(0.7, "--gamma", help="Per-epoch lr decay of the exponential schedule."),
     batch_size: int = typer.Option(128, "--batch-size", help="Training batch size."),
     epochs: int = typer.Option(10, "--epochs", help="Training epochs."),
+    augment: str = typer.Option(
+        "none", "--augment", help="Training-batch augmentation on the device: none, shift or affine."
+    ),
+    label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="Label smoothing of the loss."),
     val_size: int = options.VAL_SIZE,
     split_seed: int = options.SPLIT_SEED,
     device: str = options.DEVICE,
@@ -65,7 +69,13 @@ def train(
         gamma=gamma,
     )
     train_cfg = TrainConfig(
-        epochs=epochs, batch_size=batch_size, seed=seed, device=device, deterministic=deterministic
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        deterministic=deterministic,
+        augment=augment,
+        label_smoothing=label_smoothing,
     )
 
     from hpo.lifecycle import train_one
