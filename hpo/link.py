@@ -19,6 +19,8 @@ FAIL_REASON = "fail_reason"  # why a trial failed or was pruned early (diverged)
 DEVICE = "device"  # where it trained, as the run's `device` tag says
 BEST_EPOCH = "best_epoch"  # also a run tag
 EPOCHS_RUN = "epochs_run"
+SEED = "seed"  # the trial's own seed (weights, dropout, augmentation, batch order)
+WARM_START = "warm_start"  # set on trials enqueued from hpo's known-good configurations
 OUTCOME = "outcome"  # lifecycle.OUTCOMES key; also a run tag
 OWNER_HOST, OWNER_PID, OWNER_TOKEN = "host", "pid", "pid_token"  # the process running it
 # Optuna study user attributes.
@@ -28,6 +30,9 @@ TEST_EVALUATIONS = "test_evaluations"  # list of lockbox records; also a run tag
 # MLflow run tags.
 ROLE = "hpo_role"  # "study" on the parent run
 ROLE_STUDY = "study"
+ROLE_BASELINE = "baseline"  # a classical baseline fitted by `hpo baselines`
+ROLE_REPRODUCE = "reproduce"  # a retraining of a trial by `hpo reproduce`
+REPRODUCES = "reproduces_run_id"  # on a reproduction's run: the trial run it retrains
 STUDY = "study"  # the study's name, on parent and child runs
 TRIAL_NUMBER = "trial_number"
 STATE = "state"  # the trial's Optuna state, mirrored on its run

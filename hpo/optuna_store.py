@@ -202,6 +202,11 @@ class StudyHandle:
     def reseed(self, sampler: optuna.samplers.BaseSampler) -> None:
         self.study.sampler = sampler
 
+    def enqueue(self, params: dict[str, Any], *, attrs: dict[str, Any]) -> None:
+        """A trial the next `ask` takes first, with these parameters, as an ordinary trial."""
+        with signals.deferred():
+            self.study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+
     def ask(self) -> TrialHandle:
         return TrialHandle(self.study, self.study.ask())
 

@@ -25,6 +25,7 @@ from hpo.recovery import recover_orphans
 from hpo.signals import shielded, sigterm_as_interrupt
 from hpo.space import Space, space_to_json
 from hpo.trial import SearchObserver, TrialContext, run_trial
+from hpo.warm_start import points_for
 from hpo.workspace import Workspace
 
 
@@ -116,6 +117,9 @@ def open_session(
     with sqlite.file_lock(ws.storage.url):  # several processes may start on a fresh store at once
         store = ws.mlflow
         study = _study(ws, cfg, seed=cfg.seed)
+        if cfg.warm_start and not study.rows():
+            for name, params in points_for(space, limit=cfg.trials).items():
+                study.enqueue(params, attrs={link.WARM_START: name})
         spec = link.StudySpec.new(
             data_cfg=data_cfg, fingerprint=fingerprint, epochs=cfg.epochs, space=space_to_json(space)
         )

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 import torch
 
 from hpo import link
-from hpo.config import DataConfig, SearchConfig, TrainConfig, as_params
+from hpo.config import NUM_CLASSES, DataConfig, SearchConfig, TrainConfig, as_params
 from hpo.data import TrainValData
-from hpo.engine import EpochMetrics
+from hpo.engine import EpochMetrics, FitResult
 from hpo.errors import HpoError
 from hpo.lifecycle import OUTCOMES, TrackedRun, outcome_of
 from hpo.mlflow_store import MlflowStore
@@ -26,6 +26,8 @@ from hpo.optuna_store import Counts, StudyHandle, TrialHandle, TrialRow
 from hpo.recovery import HOST, process_token
 from hpo.signals import shielded
 from hpo.space import Space, sample
+
+CHANCE_FACTOR = 2  # pruned at once: first-epoch validation accuracy <= 2 x 1/classes
 
 
 class SearchObserver(Protocol):
@@ -113,40 +115,59 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
     return ctx.study.row(trial.number)
 
 
+def chance_reason(*, epoch: int, val_accuracy: float, classes: int = NUM_CLASSES) -> str:
+    """Why to prune a trial at chance level after its first epoch ("" to go on): validation
+    accuracy at or below CHANCE_FACTOR x 1/classes, whatever the pruner's start-up rules say."""
+    limit = CHANCE_FACTOR / classes
+    if epoch == 1 and val_accuracy <= limit:
+        accuracy = f"{100 * val_accuracy:.1f}%"
+        return f"chance level: {accuracy} validation accuracy after epoch 1 (<= {100 * limit:.0f}%)"
+    return ""
+
+
 def _train(ctx: TrialContext, trial: TrialHandle, run: TrackedRun) -> _Trained:
     """Train the sampled configuration, reporting each epoch to the pruner."""
     chosen = sample(trial.suggest, ctx.space)
-    model = build_model(chosen.model).to(ctx.device)
     train = TrainConfig(
         epochs=ctx.cfg.epochs,
         batch_size=chosen.batch_size,
-        seed=ctx.cfg.seed + trial.number,
+        seed=ctx.cfg.seed + trial.number,  # the trial's own seed, whatever ran before it
         device=ctx.cfg.device,
+        augment=chosen.augment,
+        label_smoothing=chosen.label_smoothing,
     )
-    run.log_params(
-        {**as_params(ctx.data_cfg, chosen.model, chosen.optim, train), "parameters": count_parameters(model)}
-    )
+    torch.manual_seed(train.seed)  # weights and dropout; batch order and augmentation: fit's generator
+    model = build_model(chosen.model).to(ctx.device)
+    params = as_params(ctx.data_cfg, chosen.model, chosen.optim, train)
+    run.log_params({**params, "parameters": count_parameters(model)})
+    trial.set_attrs(**{link.SEED: train.seed})
     ctx.observer.trial_started(number=trial.number, params=trial.params)
+    guard: list[str] = []
 
     def on_epoch(m: EpochMetrics) -> bool:
         ctx.observer.epoch(number=trial.number, metrics=m, max_epochs=ctx.cfg.epochs)
-        return trial.report(m.val_accuracy, step=m.epoch)
+        stop = trial.report(m.val_accuracy, step=m.epoch)
+        guard.append(chance_reason(epoch=m.epoch, val_accuracy=m.val_accuracy))
+        return stop or bool(guard[-1])
 
     with ctx.study.heartbeat(trial):
         result = run.fit(model=model, data=ctx.data, optim=chosen.optim, train=train, on_epoch=on_epoch)
         if result.outcome == "completed":
-            meta = {
-                "study": ctx.study.name,
-                "trial": trial.number,
-                "dataset": ctx.data_cfg.dataset,
-                **ctx.tags,
-            }
-            run.save_checkpoint(result=result, model_config=chosen.model, data=ctx.data, meta=meta)
+            meta = {"study": ctx.study.name, "trial": trial.number, "dataset": ctx.data_cfg.dataset}
+            run.save_checkpoint(
+                result=result, model_config=chosen.model, data=ctx.data, meta={**meta, **ctx.tags}
+            )
+    return _record(trial, result, reason=guard[-1] if guard else "")
+
+
+def _record(trial: TrialHandle, result: FitResult, *, reason: str) -> _Trained:
     last = result.history[-1].epoch if result.history else 0
     outcome = outcome_of(result)
     trial.set_attrs(**{link.BEST_EPOCH: result.best_epoch, link.EPOCHS_RUN: last, link.OUTCOME: outcome})
     if outcome == "diverged":
-        trial.set_attrs(**{link.FAIL_REASON: f"diverged: non-finite loss at epoch {last}"})
+        reason = f"diverged: non-finite loss at epoch {last}"
+    if reason:
+        trial.set_attrs(**{link.FAIL_REASON: reason})
     return _Trained(outcome=outcome, value=result.best_val_accuracy, epoch=last, best_epoch=result.best_epoch)
 
 

@@ -71,6 +71,23 @@ FAST = {
 }
 
 
+FIXED = {  # one configuration: every trial trains the same thing, only its seed differs
+    "mlp_layers": 1,
+    "mlp_width": [32],
+    "activation": "relu",
+    "dropout": [0.2],
+    "batch_norm": [False],
+    "optimizer": "sgd",
+    "momentum": [0.9],
+    "lr": [0.05],
+    "weight_decay": [1e-5],
+    "schedule": "none",
+    "batch_size": [64],
+    "augment": "shift",
+    "label_smoothing": [0.0],
+}
+
+
 class Silent:
     def started(self, **_: Any) -> None: ...
     def trial_started(self, **_: Any) -> None: ...

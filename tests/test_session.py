@@ -12,7 +12,7 @@ from hpo.lifecycle import OUTCOMES
 from hpo.mlflow_store import MlflowStore
 from hpo.optuna_store import load_study, open_storage
 from tests.conftest import VAL_SIZE
-from tests.helpers import FAST, assert_one_line_error, hpo, search
+from tests.helpers import FAST, FIXED, assert_one_line_error, hpo, search
 
 
 def test_trials_is_a_target_total(workdir: Path, data_dir: Path, device: str) -> None:
@@ -171,3 +171,42 @@ def test_every_sampler_and_pruner_runs(workdir: Path, data_dir: Path, sampler: s
 def test_timeout_stops_starting_trials(workdir: Path, data_dir: Path) -> None:
     out = search(data_dir, trials=500, epochs=1, timeout=1.0)
     assert out.stopped == "timeout" and 1 <= out.ran < 500
+
+
+def losses(study: str, number: int) -> list[tuple[int, float]]:
+    """The trial's per-epoch validation loss (finer than accuracy, which saturates here)."""
+    row = load_study(open_storage("sqlite:///studies/hpo.db"), study).row(number)
+    return MlflowStore().metric_history(link.run_id(row), "val_loss")
+
+
+def test_a_trial_depends_on_its_own_seed_not_on_what_ran_before(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=2, space=FIXED, study="a", pruner="none", seed=0)
+    search(data_dir, trials=1, space=FIXED, study="b", pruner="none", seed=1)
+    # trial 1 of "a" (seed 0 + 1) ran after trial 0; trial 0 of "b" (seed 1 + 0) ran first
+    assert losses("a", 1) == losses("b", 0)
+    assert losses("a", 0) != losses("a", 1)
+    row = load_study(open_storage("sqlite:///studies/hpo.db"), "a").row(1)
+    assert row.attrs[link.SEED] == 1
+
+
+def test_chance_level_trials_are_pruned_after_one_epoch(workdir: Path, data_dir: Path) -> None:
+    stuck = {**FIXED, "lr": [1e-9], "augment": "none", "dropout": [0.0]}  # cannot learn anything
+    out = search(data_dir, trials=2, epochs=4, space=stuck)  # median pruner: would wait 5 trials
+    assert out.counts.pruned == 2
+    for row in load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows():
+        assert list(row.curve) == [1] and row.attrs[link.FAIL_REASON].startswith("chance level: ")
+
+
+def test_a_new_study_tries_the_known_good_configurations_first(workdir: Path, data_dir: Path) -> None:
+    from hpo.warm_start import POINTS
+
+    out = search(data_dir, trials=3, epochs=1, space={}, pruner="none")
+    rows = load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows()
+    mlp_points = [name for name, p in POINTS.items() if p["family"] == "mlp"]
+    assert [r.attrs.get(link.WARM_START) for r in rows[:2]] == mlp_points and out.counts.finished == 3
+    for row, name in zip(rows, mlp_points, strict=False):
+        assert row.params == POINTS[name]
+    assert link.WARM_START not in rows[2].attrs  # then the sampler takes over
+    search(data_dir, trials=1, epochs=1, space={}, study="cold", warm_start=False)
+    cold = load_study(open_storage("sqlite:///studies/hpo.db"), "cold").rows()
+    assert link.WARM_START not in cold[0].attrs

@@ -26,6 +26,9 @@ def search(
     pruner: str = typer.Option("median", "--pruner", help="median, hyperband, sha or none."),
     timeout: float | None = typer.Option(None, "--timeout", help="Stop starting trials after SECONDS."),
     jobs: int = typer.Option(1, "--jobs", help="Worker processes running trials concurrently."),
+    warm_start: bool = typer.Option(
+        True, "--warm-start/--no-warm-start", help="A new study first tries hpo's known-good configurations."
+    ),
     val_size: int = options.VAL_SIZE,
     split_seed: int = options.SPLIT_SEED,
     device: str = options.DEVICE,
@@ -52,6 +55,7 @@ def search(
         device=device,
         jobs=jobs,
         tracking_uri=tracking_uri,
+        warm_start=warm_start,
     )
     chosen = restrict_family(load_space_file(space) if space else DEFAULT_SPACE, model)
     out = options.console()

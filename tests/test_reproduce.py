@@ -1,0 +1,34 @@
+"""`hpo reproduce`: a trial retrained from its records gives the same curve on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hpo import link
+from hpo.mlflow_store import MlflowStore
+from hpo.optuna_store import load_study, open_storage
+from tests.helpers import FIXED, assert_one_line_error, hpo, search
+
+
+def test_reproduce_retrains_a_trial_exactly(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=2, epochs=3, space=FIXED, pruner="none")
+    code, out, err = hpo("reproduce", "--study", "s", "--trial", 1, "--data-dir", data_dir, "--device", "cpu")
+    assert code == 0, out + err
+    assert "Reproduced trial 1 of study 's' (3 epochs)" in out and "difference +0.00 points" in out
+    original = link.run_id(load_study(open_storage("sqlite:///studies/hpo.db"), "s").row(1))
+    store = MlflowStore()
+    (rerun,) = [r for r in store.runs(store.experiment("s")) if r.tags.get(link.ROLE) == link.ROLE_REPRODUCE]
+    assert rerun.name == "reproduce-0001" and rerun.status == "FINISHED"
+    assert rerun.tags[link.REPRODUCES] == original and rerun.params["seed"] == "1"
+    assert store.metric_history(rerun.run_id, "val_loss") == store.metric_history(original, "val_loss")
+
+
+def test_reproduce_refuses_what_it_cannot_retrain(workdir: Path, data_dir: Path, tmp_path: Path) -> None:
+    from tests.conftest import make_dataset
+
+    search(data_dir, trials=1, epochs=1, space=FIXED, pruner="none")
+    code, out, err = hpo("reproduce", "--trial", 7, "--data-dir", data_dir)
+    assert_one_line_error(code, out, err, "has no trial 7")
+    other = make_dataset(tmp_path / "other", "MNIST", seed=42)
+    code, out, err = hpo("reproduce", "--trial", 0, "--data-dir", other, "--device", "cpu")
+    assert_one_line_error(code, out, err, "split fingerprint", "--data-dir")
