@@ -21,7 +21,7 @@ from hpo import link
 from hpo.optuna_store import param_importances
 
 if TYPE_CHECKING:
-    from hpo.workspace import Workspace
+    from hpo.workspace import Baseline, Workspace
 
 
 def _figure(*, figsize: tuple[float, float]) -> tuple[Figure, Any]:
@@ -78,8 +78,9 @@ def misclassified_png(
     return _save(fig, path)
 
 
-def history_png(rows: Sequence[Any], *, path: Path) -> Path:
-    """Validation accuracy of each complete trial, and the best so far, by trial number."""
+def history_png(rows: Sequence[Any], *, path: Path, baseline: Any = None) -> Path:
+    """Validation accuracy of each complete trial, and the best so far, by trial number; the best
+    classical baseline (`workspace.Baseline`) as a dashed line when there is one."""
     done = sorted((r for r in rows if r.state == "COMPLETE"), key=lambda r: r.number)
     fig, ax = _figure(figsize=(7, 4))
     xs, ys = [r.number for r in done], [100 * (r.value or 0) for r in done]
@@ -89,6 +90,9 @@ def history_png(rows: Sequence[Any], *, path: Path) -> Path:
         running = max(running, y)
         best.append(running)
     ax.step(xs, best, where="post", color="C3", label="best so far")
+    if baseline is not None:
+        label = f"best baseline ({baseline.name})"
+        ax.axhline(100 * baseline.val_accuracy, color="grey", linestyle="--", lw=1, label=label)
     ax.set_xlabel("trial")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title("Optimization history")
@@ -164,6 +168,8 @@ class StudyReport:
     study: str
     files: list[Path]
     logged_to: str  # MLflow run id of the study, "" when it has none
+    best: float | None = None  # best trial's validation accuracy
+    baseline: Baseline | None = None  # the best classical baseline on the same split
 
 
 def write_report(*, ws: Workspace, study: str | None, out_dir: Path | None) -> StudyReport:
@@ -171,8 +177,9 @@ def write_report(*, ws: Workspace, study: str | None, out_dir: Path | None) -> S
     handle = ws.study(study)
     rows = handle.rows()
     folder = out_dir or Path("reports") / handle.name
+    baseline = ws.best_baseline(handle.name)
     files = [
-        history_png(rows, path=folder / "optimization_history.png"),
+        history_png(rows, path=folder / "optimization_history.png", baseline=baseline),
         importances_png(param_importances(handle), path=folder / "param_importances.png"),
         parallel_png(rows, path=folder / "parallel_coordinates.png"),
         curves_png(rows, path=folder / "validation_curves.png"),
@@ -182,4 +189,7 @@ def write_report(*, ws: Workspace, study: str | None, out_dir: Path | None) -> S
         parent = ""
     for f in files if parent else []:
         ws.mlflow.log_file(parent, f, artifact_path="report")
-    return StudyReport(study=handle.name, files=files, logged_to=parent)
+    best = handle.best()
+    return StudyReport(
+        study=handle.name, files=files, logged_to=parent, best=best.value if best else None, baseline=baseline
+    )

@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from hpo import link, sqlite
 from hpo.checkpoint import LoadedModel
 from hpo.config import DataConfig
-from hpo.data import class_names, load_test, load_test_images, load_train_val
+from hpo.data import TrainValData, class_names, load_test, load_test_images, load_train_val
 from hpo.engine import predict_logits, resolve_device
+from hpo.ensemble import Members, load_members, mean_probabilities, scores, top_trials
 from hpo.errors import CheckpointError, LockboxError, StudyError
 from hpo.optuna_store import StudyHandle
 from hpo.recovery import HOST, process_alive, process_token
@@ -42,6 +43,15 @@ class TestReport:
     confusion: list[list[int]]  # [true][predicted]
     evaluations: int  # how many times this study's test set has now been used
     artifacts: list[str] = field(default_factory=list)
+    ensemble: EnsembleReport | None = None
+
+
+@dataclass(frozen=True)
+class EnsembleReport:
+    members: list[int]  # trial numbers, best first
+    val_accuracy: float  # computed and recorded before the test look
+    accuracy: float
+    nll_mean: float
 
 
 def _refuse_second_use(handle: StudyHandle, evaluations: list[dict[str, Any]]) -> None:
@@ -73,7 +83,7 @@ def _live(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def _claimed_look(
-    *, ws: Workspace, handle: StudyHandle, force: bool, trial: int, run_id: str
+    *, ws: Workspace, handle: StudyHandle, force: bool, trial: int, run_id: str, fields: dict[str, Any]
 ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
     """The lockbox's check-and-record, atomic for the processes of this host (the store's file
     lock): the look is claimed, as a pending record, before the test split is read, so a second
@@ -84,7 +94,7 @@ def _claimed_look(
         if earlier and not force:
             _refuse_second_use(handle, earlier)
         pid = os.getpid()
-        claim = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "trial": trial, "run_id": run_id}
+        claim = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "trial": trial, "run_id": run_id, **fields}
         claim |= {
             "forced": bool(earlier),
             "pending": True,
@@ -104,25 +114,27 @@ def _claimed_look(
 
 
 def _check_split(
-    *, handle: StudyHandle, loaded: LoadedModel, data_dir: str, device: torch.device
-) -> DataConfig:
-    """The checkpoint, the study and the data on disk must agree on the split fingerprint."""
+    *, handle: StudyHandle, loaded: list[LoadedModel], data_dir: str, device: torch.device
+) -> tuple[DataConfig, TrainValData]:
+    """The checkpoints, the study and the data on disk must agree on the split fingerprint."""
     spec = link.read_spec(handle)
     if spec is None:
         raise StudyError(f"study {handle.name!r} records no spec: it was not made by `hpo search`")
     data_cfg = spec.data_config(data_dir=data_dir)
-    if loaded.meta.get("fingerprint") != spec.fingerprint:
-        raise CheckpointError(
-            f"the checkpoint's split fingerprint {loaded.meta.get('fingerprint')} is not the study's "
-            f"{spec.fingerprint}: it was not trained on this study's split"
-        )
-    found = load_train_val(data_cfg, device=device).fingerprint
+    for model in loaded:
+        if model.meta.get("fingerprint") != spec.fingerprint:
+            raise CheckpointError(
+                f"the checkpoint's split fingerprint {model.meta.get('fingerprint')} is not the study's "
+                f"{spec.fingerprint}: it was not trained on this study's split"
+            )
+    data = load_train_val(data_cfg, device=device)
+    found = data.fingerprint
     if found != spec.fingerprint:
         raise StudyError(
             f"the data in {data_dir} gives split fingerprint {found}, but study {handle.name!r} was made "
             f"with {spec.fingerprint}: point --data-dir at the dataset the study was trained on"
         )
-    return data_cfg
+    return data_cfg, data
 
 
 def _metrics(logits: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...]) -> dict[str, Any]:
@@ -146,13 +158,25 @@ def _metrics(logits: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...]) ->
 
 
 def _log_results(
-    *, ws: Workspace, handle: StudyHandle, run_id: str, m: dict[str, Any], uses: int, pngs: list[Path]
+    *,
+    ws: Workspace,
+    handle: StudyHandle,
+    run_id: str,
+    m: dict[str, Any],
+    uses: int,
+    pngs: list[Path],
+    ensemble: dict[str, Any],
 ) -> None:
     metrics = {"test_accuracy": m["accuracy"], "test_nll": m["nll_mean"], "test_nll_sum": m["nll_sum"]}
     parent = link.parent_run_id(handle)
     for target in [run_id, parent] if parent else [run_id]:
         ws.mlflow.log_metrics(target, metrics, step=uses)
         ws.mlflow.set_tags(target, {link.TEST_EVALUATIONS: uses})
+    if parent and "members" in ensemble:
+        keys = ("ensemble_val_accuracy", "ensemble_accuracy", "ensemble_nll")
+        names = ("val_ensemble_accuracy", "test_ensemble_accuracy", "test_ensemble_nll")
+        ws.mlflow.log_metrics(parent, {n: ensemble[k] for n, k in zip(names, keys, strict=True)}, step=uses)
+        ws.mlflow.set_tags(parent, {"test_ensemble_members": ",".join(map(str, ensemble["members"]))})
     for png in pngs:
         ws.mlflow.log_file(run_id, png, artifact_path="test")
 
@@ -175,30 +199,56 @@ def _figures(*, data_cfg: DataConfig, m: dict[str, Any], labels: torch.Tensor, o
     ]
 
 
+def _claim_fields(members: Members, data: TrainValData) -> dict[str, Any]:
+    """What the lockbox records about an ensemble before the test look: its members and its
+    validation accuracy."""
+    if len(members.trials) == 1:
+        return {}
+    val_accuracy, _ = scores(mean_probabilities(members.models, data.val.x), data.val.y)
+    return {"members": members.trials, "ensemble_val_accuracy": val_accuracy}
+
+
 def evaluate_test(
-    *, ws: Workspace, study: str | None, data_dir: str, device: str, force: bool, out_dir: Path
+    *,
+    ws: Workspace,
+    study: str | None,
+    data_dir: str,
+    device: str,
+    force: bool,
+    out_dir: Path,
+    ensemble: int = 1,
 ) -> TestReport:
-    """Evaluate the best trial once on the official test split and record that it was done."""
+    """Evaluate the best trial (and with `ensemble` K > 1 also the mean of the top-K trials) once
+    on the official test split, and record that it was done."""
     handle = ws.study(study)
-    best = ws.best_trial(handle)
+    rows = top_trials(handle, ensemble) if ensemble > 1 else [ws.best_trial(handle)]
+    best = rows[0]
     live = _live(link.lockbox_records(handle))
     if live and not force:  # fail fast, before loading anything; checked again atomically below
         _refuse_second_use(handle, live)
-    run_id = link.run_id(best)
-    loaded = ws.load_model(run_id)
+    members = load_members(ws, rows)
     dev = resolve_device(device)
-    data_cfg = _check_split(handle=handle, loaded=loaded, data_dir=data_dir, device=dev)
-    with _claimed_look(ws=ws, handle=handle, force=force, trial=best.number, run_id=run_id) as (
-        earlier,
-        result,
-    ):
-        test = load_test(data_cfg, device=dev, normalization=loaded.normalization)
+    data_cfg, data = _check_split(handle=handle, loaded=members.models, data_dir=data_dir, device=dev)
+    fields = _claim_fields(members, data)
+    run_id = members.run_ids[0]
+    look = _claimed_look(ws=ws, handle=handle, force=force, trial=best.number, run_id=run_id, fields=fields)
+    with look as (earlier, result):
+        test = load_test(data_cfg, device=dev, normalization=members.models[0].normalization)
         classes = class_names(data_cfg.dataset)
-        m = _metrics(predict_logits(loaded.model.to(dev), test.x), test.y, classes)
+        m = _metrics(predict_logits(members.models[0].model.to(dev), test.x), test.y, classes)
         result.update(accuracy=m["accuracy"], nll=m["nll_mean"])  # recorded before anything is shown
-    evaluations = earlier
+        if fields:
+            accuracy, nll = scores(mean_probabilities(members.models, test.x), test.y)
+            result.update(ensemble_accuracy=accuracy, ensemble_nll=nll)
+    uses = len(earlier) + 1
     pngs = _figures(data_cfg=data_cfg, m=m, labels=test.y.cpu(), out_dir=out_dir)
-    _log_results(ws=ws, handle=handle, run_id=run_id, m=m, uses=len(evaluations) + 1, pngs=pngs)
+    _log_results(ws=ws, handle=handle, run_id=run_id, m=m, uses=uses, pngs=pngs, ensemble=result | fields)
+    report = EnsembleReport(
+        members=members.trials,
+        val_accuracy=fields.get("ensemble_val_accuracy", 0.0),
+        accuracy=result.get("ensemble_accuracy", 0.0),
+        nll_mean=result.get("ensemble_nll", 0.0),
+    )
     return TestReport(
         study=handle.name,
         trial=best.number,
@@ -211,6 +261,7 @@ def evaluate_test(
         classes=classes,
         per_class=m["per_class"],
         confusion=m["confusion"],
-        evaluations=len(evaluations) + 1,
+        evaluations=uses,
         artifacts=[str(p) for p in pngs],
+        ensemble=report if fields else None,
     )

@@ -107,6 +107,13 @@ class MlflowStore:
                 raise
             return str(found.experiment_id)
 
+    def find_experiment(self, name: str) -> str | None:
+        """Id of the active experiment `name`, None when there is none (nothing is created)."""
+        found = _call("read experiments", self.client.get_experiment_by_name, name)
+        if found is None or found.lifecycle_stage == "deleted":
+            return None
+        return str(found.experiment_id)
+
     def start_run(
         self, *, experiment_id: str, name: str, tags: Mapping[str, str], parent_run_id: str | None = None
     ) -> str:
@@ -172,8 +179,11 @@ class MlflowStore:
         rows = _call("read metric history", self.client.get_metric_history, run_id, key)
         return sorted((int(m.step), float(m.value)) for m in rows)
 
-    def runs(self, experiment_id: str) -> list[RunRecord]:
-        found = _call("search runs", self.client.search_runs, [experiment_id], max_results=5000)
+    def runs(self, experiment_id: str, *, where: str = "") -> list[RunRecord]:
+        """The experiment's runs (newest first), filtered by an MLflow search string if given."""
+        found = _call(
+            "search runs", self.client.search_runs, [experiment_id], filter_string=where, max_results=5000
+        )
         return [_record(r) for r in found]
 
 

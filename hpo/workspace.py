@@ -37,6 +37,13 @@ class StudySummary:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    name: str  # e.g. "knn"
+    val_accuracy: float
+    fit_seconds: float
+
+
+@dataclass(frozen=True)
 class BestInfo:
     study: str
     trial: TrialRow
@@ -44,6 +51,7 @@ class BestInfo:
     checkpoint_uri: str
     spec: link.StudySpec | None
     evaluations: list[dict[str, Any]]  # lockbox records, oldest first
+    baseline: Baseline | None = None  # the best classical baseline on the same split, if fitted
 
 
 class Workspace:
@@ -111,6 +119,24 @@ class Workspace:
             checkpoint_uri=uri,
             spec=link.read_spec(handle),
             evaluations=link.lockbox_records(handle),
+            baseline=self.best_baseline(handle.name),
+        )
+
+    def best_baseline(self, study: str) -> Baseline | None:
+        """The best `hpo baselines` run in the study's experiment, None when none was fitted."""
+        experiment = self.mlflow.find_experiment(study)
+        if experiment is None:
+            return None
+        runs = self.mlflow.runs(experiment, where=f"tags.{link.ROLE} = '{link.ROLE_BASELINE}'")
+        scored = [r for r in runs if r.status == "FINISHED" and "val_accuracy" in r.metrics]
+        if not scored:
+            return None
+        top = max(scored, key=lambda r: r.metrics["val_accuracy"])
+        name = top.params.get("baseline", top.name)
+        return Baseline(
+            name=name,
+            val_accuracy=top.metrics["val_accuracy"],
+            fit_seconds=top.metrics.get("fit_seconds", 0.0),
         )
 
     def load_model(self, run_id: str) -> LoadedModel:

@@ -154,3 +154,27 @@ def test_claim_of_a_dead_process_is_void_and_failures_record_nothing(
     assert code == 0 and "test-set uses 1" in out, out + err
     (record,) = link.lockbox_records(handle)
     assert record["pid"] == os.getpid() and "pending" not in record
+
+
+def test_ensemble_is_chosen_on_validation_and_recorded_with_the_look(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=3, epochs=2)
+    handle = load_study(open_storage(STORE), "s")
+    ranked = sorted(handle.rows(states=("COMPLETE",)), key=lambda r: (-(r.value or 0), r.number))
+    code, out, err = hpo("best", "--evaluate-test", "--ensemble", 3, "--data-dir", data_dir)
+    assert code == 0, out + err
+    assert f"ensemble of 3 (trials {', '.join(str(r.number) for r in ranked)})" in out
+    (record,) = link.lockbox_records(handle)
+    assert record["members"] == [r.number for r in ranked] and record["trial"] == ranked[0].number
+    assert 0.5 < record["ensemble_val_accuracy"] <= 1 and 0.5 < record["ensemble_accuracy"] <= 1
+    parent = MlflowStore().run(link.parent_run_id(handle))
+    assert parent.metrics["test_ensemble_accuracy"] == record["ensemble_accuracy"]
+    assert parent.tags["test_ensemble_members"] == ",".join(str(r.number) for r in ranked)
+    assert "ensemble of 3:" in " ".join(hpo("best")[1].split())  # the table may wrap it
+    code, out, err = hpo("best", "--evaluate-test", "--ensemble", 3, "--data-dir", data_dir)
+    assert_one_line_error(code, "", err, "already used")
+
+
+def test_ensemble_needs_enough_complete_trials(searched: Path) -> None:
+    code, out, err = hpo("best", "--evaluate-test", "--ensemble", 5, "--data-dir", searched)
+    assert_one_line_error(code, out, err, "fewer than --ensemble 5")
+    assert link.lockbox_records(load_study(open_storage(STORE), "s")) == []

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 
 from hpo import link
-from hpo.cli import render
+from hpo.cli import render, render_results
 from hpo.cli.views import LiveView, PlainView, search_view
 from hpo.engine import EpochMetrics
 from hpo.optuna_store import Counts, TrialRow
@@ -100,10 +100,10 @@ def test_studies_table_and_best_view() -> None:
     info = BestInfo(
         study="mnist-mlp", trial=best, run_id="r1", checkpoint_uri="file:///c", spec=spec, evaluations=[]
     )
-    text = text_of(render.best_view(info))
+    text = text_of(render_results.best_view(info))
     assert "never used" in text and "mnist / val 10000, seed 0, fingerprint abc" in text and "r1" in text
     used = {"time": "2026-01-01 10:00:00", "trial": 4, "accuracy": 0.965}
-    text = text_of(render.best_view(BestInfo(**{**info.__dict__, "evaluations": [used]})))
+    text = text_of(render_results.best_view(BestInfo(**{**info.__dict__, "evaluations": [used]})))
     assert "used 1 time(s)" in text and "96.50%" in text
 
 

@@ -15,11 +15,9 @@ from hpo.space import config_from_params
 
 if TYPE_CHECKING:  # annotations only: importing these would load torch and optuna
     from hpo.engine import EpochMetrics
-    from hpo.lockbox import TestReport
     from hpo.optuna_store import Counts, TrialRow
-    from hpo.predict import Prediction
     from hpo.session import SearchOutcome
-    from hpo.workspace import BestInfo, StudySummary
+    from hpo.workspace import StudySummary
 
 
 def pct(value: float | None) -> str:
@@ -90,6 +88,8 @@ def config_text(params: dict[str, Any], *, limit: int = 0) -> str:
     opt += f" wd={_fmt(o.weight_decay)} {o.schedule}"
     opt += f"({_fmt(o.gamma)})" if o.schedule == "exponential" else ""
     text = f"{arch} | {opt} | bs {cfg.batch_size}"
+    text += f" aug={cfg.augment}" if cfg.augment != "none" else ""
+    text += f" ls={_fmt(cfg.label_smoothing)}" if cfg.label_smoothing else ""
     return text if not limit or len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -112,7 +112,7 @@ def trial_line(*, row: TrialRow, counts: Counts, best: TrialRow | None) -> Text:
     line = Text(f"trial {row.number:>4} ", style="bold")
     line.append(f"{row.state:<8}", style=style)
     value = pct(row.value) if row.state == "COMPLETE" else _last_value(row)
-    line.append(f" {value:>7}  {_seconds(row.seconds)}")
+    line.append(f" {value:>7}  {seconds_text(row.seconds)}")
     if row.attrs.get(link.FAIL_REASON):
         line.append(f"  ({row.attrs[link.FAIL_REASON]})", style="dim")
     line.append(f"  [{counts.finished} finished, best {pct(best.value) if best else '-'}]", style="dim")
@@ -126,7 +126,7 @@ def _last_value(row: TrialRow) -> str:
     return f"{pct(row.curve[epoch])}@{epoch}"
 
 
-def _seconds(value: float | None) -> str:
+def seconds_text(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
 
 
@@ -152,7 +152,7 @@ def trials_table(rows: Sequence[TrialRow], *, title: str = "", limit: int = 0) -
     for r in ranked[: limit or None]:
         value = pct(r.value) if r.state == "COMPLETE" else _last_value(r)
         epochs = str(r.attrs.get(link.EPOCHS_RUN, max(r.curve) if r.curve else "-"))
-        table.add_row(str(r.number), r.state, value, epochs, _seconds(r.seconds), config_text(r.params))
+        table.add_row(str(r.number), r.state, value, epochs, seconds_text(r.seconds), config_text(r.params))
     return table
 
 
@@ -199,87 +199,4 @@ def studies_table(rows: Sequence[StudySummary], *, storage: str) -> Table:
             pct(r.best),
             str(r.test_uses),
         )
-    return table
-
-
-def _split_text(spec: Any) -> str:
-    if spec is None:
-        return "-"
-    return f"{spec.dataset} / val {spec.val_size}, seed {spec.split_seed}, fingerprint {spec.fingerprint}"
-
-
-def best_view(info: BestInfo) -> RenderableType:
-    t = info.trial
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    rows = [
-        ("study", info.study),
-        ("best trial", str(t.number)),
-        ("validation accuracy", pct(t.value)),
-        ("best epoch", str(t.attrs.get(link.BEST_EPOCH, "-"))),
-        ("duration", _seconds(t.seconds)),
-        ("device", str(t.attrs.get(link.DEVICE, "-"))),
-        ("MLflow run", info.run_id or "-"),
-        ("checkpoint", info.checkpoint_uri or "-"),
-        ("parameters", config_text(t.params)),
-        ("dataset / split", _split_text(info.spec)),
-    ]
-    for key, value in rows:
-        table.add_row(key, value)
-    if info.evaluations:
-        last = info.evaluations[-1]
-        result = f"test accuracy {pct(last['accuracy'])}" if "accuracy" in last else "being evaluated now"
-        used = f"used {len(info.evaluations)} time(s); last {last['time']} on trial {last['trial']}: {result}"
-        table.add_row("test set", Text(used, style="yellow"))
-    else:
-        table.add_row(
-            "test set", Text("never used (hpo best --evaluate-test evaluates it once)", style="green")
-        )
-    return table
-
-
-def test_view(r: TestReport) -> RenderableType:
-    head = Text(
-        f"Test evaluation of study '{r.study}', trial {r.trial} ({r.n:,} test images)\n", style="bold"
-    )
-    head.append(f"test accuracy {pct(r.accuracy)}", style="bold green")
-    gap = 100 * (r.val_accuracy - r.accuracy)
-    head.append(f"   validation accuracy {pct(r.val_accuracy)}   gap {gap:+.2f} points\n")
-    head.append(f"mean NLL {r.nll_mean:.4f}   summed NLL {r.nll_sum:.1f}   test-set uses {r.evaluations}")
-    ranked = Table(
-        title="Per-class accuracy (hardest first)", min_width=40, header_style="bold", show_edge=False
-    )
-    for name in ("class", "accuracy", "images"):
-        ranked.add_column(name, justify="left" if name == "class" else "right")
-    for name, acc, count in r.per_class:
-        ranked.add_row(name, pct(acc), str(count))
-    confusion = Table(
-        title="Confusion matrix (rows: true, columns: predicted)", header_style="bold", show_edge=False
-    )
-    confusion.add_column("")
-    short = [c[:6] for c in r.classes]
-    for c in short:
-        confusion.add_column(c, justify="right")
-    for i, row in enumerate(r.confusion):
-        confusion.add_row(
-            short[i],
-            *[
-                Text(str(v), style="bold green" if i == j else ("red" if v else "dim"))
-                for j, v in enumerate(row)
-            ],
-        )
-    files = Text("artifacts: " + ", ".join(r.artifacts) + f" (also on MLflow run {r.run_id})", style="dim")
-    return Group(head, ranked, confusion, files)
-
-
-def predictions_table(results: Sequence[Prediction], *, top: int) -> Table:
-    table = Table(header_style="bold", show_edge=False)
-    for name in ("image", "label", "probability", *(["top"] if top > 1 else [])):
-        table.add_column(name)
-    for r in results:
-        label, prob = r.top[0]
-        others = ", ".join(f"{name} {100 * p:.1f}%" for name, p in r.top[1:])
-        note = " (inverted)" if r.inverted else ""
-        table.add_row(r.path + note, label, f"{100 * prob:.1f}%", *([others] if top > 1 else []))
     return table

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from hpo.cli import options, render
+from hpo.cli import options, render_results
 
 
 def best(
@@ -18,6 +18,9 @@ def best(
         False, "--evaluate-test", help="Evaluate the best trial once on the test set."
     ),
     force: bool = typer.Option(False, "--force", help="Evaluate the test set again although it was used."),
+    ensemble: int = typer.Option(
+        1, "--ensemble", help="Also evaluate the mean of the top-K trials' softmax (chosen on validation)."
+    ),
     data_dir: str = options.DATA_DIR,
     device: str = options.DEVICE,
     out: Path | None = typer.Option(None, "--out", help="Folder for the test PNGs [default: reports/STUDY]."),
@@ -30,7 +33,7 @@ def best(
     ws = Workspace(storage=storage, tracking_uri=tracking_uri)
     console = options.console()
     info = ws.best(study)
-    console.print(render.best_view(info))
+    console.print(render_results.best_view(info))
     if evaluate_test:
         result = evaluate(
             ws=ws,
@@ -39,8 +42,76 @@ def best(
             device=device,
             force=force,
             out_dir=out or Path("reports") / info.study,
+            ensemble=ensemble,
         )
-        console.print(render.test_view(result))
+        console.print(render_results.test_view(result))
+
+
+def reproduce(
+    ctx: typer.Context,
+    trial: int = typer.Option(..., "--trial", help="Number of the trial to retrain."),
+    study: str | None = options.STUDY,
+    storage: str = options.STORAGE,
+    data_dir: str = options.DATA_DIR,
+    device: str = options.DEVICE,
+    deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic cuDNN/torch kernels."),
+    tracking_uri: str | None = options.TRACKING_URI,
+) -> None:
+    """Retrain one trial from its recorded configuration and seed; compare validation accuracies."""
+    from hpo.reproduce import reproduce_trial
+    from hpo.workspace import Workspace
+
+    result = reproduce_trial(
+        ws=Workspace(storage=storage, tracking_uri=tracking_uri),
+        study=study,
+        number=trial,
+        data_dir=data_dir,
+        device=device,
+        deterministic=deterministic,
+        command=options.invocation(ctx).command,
+    )
+    options.console().print(render_results.reproduction_view(result))
+
+
+def baselines(
+    ctx: typer.Context,
+    study: str | None = typer.Option(
+        None,
+        "--study",
+        help="Study whose split and experiment to use [default: the only study, else DATASET-baselines].",
+    ),
+    only: str = typer.Option("logistic,knn,sklearn-mlp", "--only", help="Comma-separated baselines to fit."),
+    dataset: str = options.DATASET,
+    data_dir: str = options.DATA_DIR,
+    val_size: int = options.VAL_SIZE,
+    split_seed: int = options.SPLIT_SEED,
+    seed: int = options.SEED,
+    storage: str = options.STORAGE,
+    tracking_uri: str | None = options.TRACKING_URI,
+) -> None:
+    """Fit classical baselines (logistic regression, k-NN, scikit-learn MLP) on a study's split."""
+    from hpo import link
+    from hpo.baselines import run_baselines
+    from hpo.config import DataConfig
+    from hpo.workspace import Workspace
+
+    ws = Workspace(storage=storage, tracking_uri=tracking_uri)
+    data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
+    experiment = study or f"{dataset}-baselines"
+    if study or ws.study_names():  # a study's split wins over the data flags
+        handle = ws.study(study)
+        spec = link.read_spec(handle)
+        experiment, data_cfg = handle.name, spec.data_config(data_dir=data_dir) if spec else data_cfg
+    names = tuple(n.strip() for n in only.split(",") if n.strip())
+    results = run_baselines(
+        store=ws.mlflow,
+        experiment=experiment,
+        data_cfg=data_cfg,
+        names=names,
+        seed=seed,
+        command=options.invocation(ctx).command,
+    )
+    options.console().print(render_results.baselines_table(results, experiment=experiment))
 
 
 def report(
@@ -59,6 +130,7 @@ def report(
         console.print(f"wrote {path}")
     if result.logged_to:
         console.print(f"logged to MLflow run {result.logged_to} (artifacts/report)", style="dim")
+    console.print(render_results.against_baseline(best=result.best, baseline=result.baseline))
 
 
 def predict(
@@ -75,7 +147,7 @@ def predict(
 
     ws = Workspace(storage=storage, tracking_uri=tracking_uri)
     results = predict_files(ws=ws, paths=images, study=study, top=top, device=device)
-    options.console().print(render.predictions_table(results, top=top))
+    options.console().print(render_results.predictions_table(results, top=top))
 
 
 def ui(

@@ -1,0 +1,142 @@
+"""Rich renderables of the commands over a study's results (`hpo best`, the lockbox, `hpo
+predict`, `hpo reproduce`, `hpo baselines`), built from the library's plain results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from hpo import link
+from hpo.cli.render import config_text, pct, seconds_text
+
+if TYPE_CHECKING:  # annotations only: importing these would load torch and optuna
+    from hpo.baselines import BaselineResult
+    from hpo.lockbox import TestReport
+    from hpo.predict import Prediction
+    from hpo.reproduce import Reproduction
+    from hpo.workspace import Baseline, BestInfo
+
+
+def _split_text(spec: Any) -> str:
+    if spec is None:
+        return "-"
+    return f"{spec.dataset} / val {spec.val_size}, seed {spec.split_seed}, fingerprint {spec.fingerprint}"
+
+
+def best_view(info: BestInfo) -> RenderableType:
+    t = info.trial
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("study", info.study),
+        ("best trial", str(t.number)),
+        ("validation accuracy", pct(t.value)),
+        ("best epoch", str(t.attrs.get(link.BEST_EPOCH, "-"))),
+        ("duration", seconds_text(t.seconds)),
+        ("device", str(t.attrs.get(link.DEVICE, "-"))),
+        ("MLflow run", info.run_id or "-"),
+        ("checkpoint", info.checkpoint_uri or "-"),
+        ("parameters", config_text(t.params)),
+        ("dataset / split", _split_text(info.spec)),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    if info.baseline is not None:
+        b = info.baseline
+        gap = 100 * ((t.value or 0.0) - b.val_accuracy)
+        text = f"{b.name} {pct(b.val_accuracy)} validation ({b.fit_seconds:.0f} s to fit)"
+        text += f"; the best trial is {gap:+.2f} points above it"
+        table.add_row("best baseline", text)
+    if info.evaluations:
+        last = info.evaluations[-1]
+        result = f"test accuracy {pct(last['accuracy'])}" if "accuracy" in last else "being evaluated now"
+        if "ensemble_accuracy" in last:
+            result += f"; ensemble of {len(last['members'])}: {pct(last['ensemble_accuracy'])}"
+        used = f"used {len(info.evaluations)} time(s); last {last['time']} on trial {last['trial']}: {result}"
+        table.add_row("test set", Text(used, style="yellow"))
+    else:
+        table.add_row(
+            "test set", Text("never used (hpo best --evaluate-test evaluates it once)", style="green")
+        )
+    return table
+
+
+def test_view(r: TestReport) -> RenderableType:
+    head = Text(
+        f"Test evaluation of study '{r.study}', trial {r.trial} ({r.n:,} test images)\n", style="bold"
+    )
+    head.append(f"test accuracy {pct(r.accuracy)}", style="bold green")
+    gap = 100 * (r.val_accuracy - r.accuracy)
+    head.append(f"   validation accuracy {pct(r.val_accuracy)}   gap {gap:+.2f} points\n")
+    head.append(f"mean NLL {r.nll_mean:.4f}   summed NLL {r.nll_sum:.1f}   test-set uses {r.evaluations}")
+    if r.ensemble is not None:
+        e = r.ensemble
+        members = ", ".join(map(str, e.members))
+        head.append(f"\nensemble of {len(e.members)} (trials {members}): ", style="bold")
+        head.append(f"test accuracy {pct(e.accuracy)}", style="bold green")
+        head.append(f"   validation accuracy {pct(e.val_accuracy)}   mean NLL {e.nll_mean:.4f}")
+    ranked = Table(
+        title="Per-class accuracy (hardest first)", min_width=40, header_style="bold", show_edge=False
+    )
+    for name in ("class", "accuracy", "images"):
+        ranked.add_column(name, justify="left" if name == "class" else "right")
+    for name, acc, count in r.per_class:
+        ranked.add_row(name, pct(acc), str(count))
+    confusion = Table(
+        title="Confusion matrix (rows: true, columns: predicted)", header_style="bold", show_edge=False
+    )
+    confusion.add_column("")
+    short = [c[:6] for c in r.classes]
+    for c in short:
+        confusion.add_column(c, justify="right")
+    for i, row in enumerate(r.confusion):
+        confusion.add_row(
+            short[i],
+            *[
+                Text(str(v), style="bold green" if i == j else ("red" if v else "dim"))
+                for j, v in enumerate(row)
+            ],
+        )
+    files = Text("artifacts: " + ", ".join(r.artifacts) + f" (also on MLflow run {r.run_id})", style="dim")
+    return Group(head, ranked, confusion, files)
+
+
+def predictions_table(results: Sequence[Prediction], *, top: int) -> Table:
+    table = Table(header_style="bold", show_edge=False)
+    for name in ("image", "label", "probability", *(["top"] if top > 1 else [])):
+        table.add_column(name)
+    for r in results:
+        label, prob = r.top[0]
+        others = ", ".join(f"{name} {100 * p:.1f}%" for name, p in r.top[1:])
+        note = " (inverted)" if r.inverted else ""
+        table.add_row(r.path + note, label, f"{100 * prob:.1f}%", *([others] if top > 1 else []))
+    return table
+
+
+def reproduction_view(r: Reproduction) -> RenderableType:
+    gap = 100 * (r.reproduced - r.original)
+    head = Text(f"Reproduced trial {r.trial} of study '{r.study}' ({r.epochs} epochs)\n", style="bold")
+    head.append(f"original {pct(r.original)}   reproduced {pct(r.reproduced)}   difference {gap:+.2f} points")
+    detail = Text(f"MLflow run {r.run_id} (reproduces run {r.original_run_id})", style="dim")
+    return Group(head, detail)
+
+
+def baselines_table(results: Sequence[BaselineResult], *, experiment: str) -> Table:
+    table = Table(title=f"Baselines in experiment '{experiment}'", header_style="bold", show_edge=False)
+    for name in ("baseline", "val acc", "fit s", "MLflow run"):
+        table.add_column(name, justify="left" if name in ("baseline", "MLflow run") else "right")
+    for r in sorted(results, key=lambda r: -r.val_accuracy):
+        table.add_row(r.name, pct(r.val_accuracy), f"{r.fit_seconds:.1f}", r.run_id)
+    return table
+
+
+def against_baseline(*, best: float | None, baseline: Baseline | None) -> Text:
+    if baseline is None:
+        return Text("no baselines fitted yet: `hpo baselines` fits three on the same split", style="dim")
+    gap = "" if best is None else f", {100 * (best - baseline.val_accuracy):+.2f} points"
+    return Text(f"best trial {pct(best)} vs best baseline {baseline.name} {pct(baseline.val_accuracy)}{gap}")

@@ -1,0 +1,33 @@
+"""`hpo baselines`: classical models on the study's split, logged beside its trials."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hpo import link
+from hpo.mlflow_store import MlflowStore
+from tests.conftest import VAL_SIZE
+from tests.helpers import assert_one_line_error, hpo
+
+
+def test_baselines_share_the_study_split_and_show_in_best(searched: Path) -> None:
+    code, out, err = hpo("baselines", "--data-dir", searched, "--only", "logistic,knn")
+    assert code == 0, out + err
+    assert "Baselines in experiment 's'" in out and "logistic" in out and "knn" in out
+    store = MlflowStore()
+    runs = store.runs(store.experiment("s"), where=f"tags.{link.ROLE} = '{link.ROLE_BASELINE}'")
+    assert sorted(r.name for r in runs) == ["baseline-knn", "baseline-logistic"]
+    for run in runs:
+        assert run.status == "FINISHED" and run.metrics["val_accuracy"] > 0.5 and "fit_seconds" in run.metrics
+        assert run.params["val_size"] == str(VAL_SIZE) and run.tags["split_fingerprint"]
+    code, out, _ = hpo("best")
+    assert code == 0 and "best baseline" in out and "points above it" in " ".join(out.split())
+    code, out, _ = hpo("report", "--out", "plots")
+    assert code == 0 and "vs best baseline" in out
+
+
+def test_baselines_without_a_study_and_bad_names(workdir: Path, data_dir: Path) -> None:
+    code, out, err = hpo("baselines", "--data-dir", data_dir, "--val-size", VAL_SIZE, "--only", "knn")
+    assert code == 0 and "Baselines in experiment 'mnist-baselines'" in out, out + err
+    code, out, err = hpo("baselines", "--data-dir", data_dir, "--val-size", VAL_SIZE, "--only", "svm")
+    assert_one_line_error(code, out, err, "unknown baseline 'svm'")
