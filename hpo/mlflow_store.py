@@ -29,6 +29,9 @@ from hpo.errors import TrackingError
 MLFLOW_VERSION: str = mlflow.__version__
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_ARTIFACT_ROOT = "mlruns/artifacts"
+# MLflow 3's UI opens an experiment in GenAI mode ("Traces: 0") unless this tag says otherwise.
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+NOTE = "mlflow.note.content"  # a run's description in the UI (markdown)
 _RETRIES = 4  # attempts for a locked store (each waits out SQLite's busy timeout), backoff from 0.1 s
 T = TypeVar("T")
 
@@ -90,22 +93,43 @@ class MlflowStore:
         _call("open the store " + self.uri, self.client.search_experiments, max_results=1)
 
     def experiment(self, name: str) -> str:
-        """Id of the experiment `name`, created (with its artifacts under our root) if needed."""
+        """Id of the experiment `name`, created (with its artifacts under our root) if needed, and
+        marked as a model-training experiment so the UI does not open it in GenAI mode."""
         found = _call("read experiments", self.client.get_experiment_by_name, name)
         if found is not None:
             if found.lifecycle_stage == "deleted":
                 _call("restore experiment", self.client.restore_experiment, found.experiment_id)
+            if found.tags.get(EXPERIMENT_KIND) != MODEL_TRAINING:  # made by an older hpo
+                _call(
+                    "tag experiment",
+                    self.client.set_experiment_tag,
+                    found.experiment_id,
+                    EXPERIMENT_KIND,
+                    MODEL_TRAINING,
+                )
             return str(found.experiment_id)
         location = None
         if self.uri.startswith("sqlite:") or "://" not in self.uri:
             location = (self.artifact_root / _safe_name(name)).as_uri()
         try:
-            return str(self.client.create_experiment(name, artifact_location=location))
+            tags = {EXPERIMENT_KIND: MODEL_TRAINING}
+            return str(self.client.create_experiment(name, artifact_location=location, tags=tags))
         except MlflowException:  # another worker created it between our read and write
             found = _call("read experiments", self.client.get_experiment_by_name, name)
             if found is None:
                 raise
             return str(found.experiment_id)
+
+    def latest_experiment(self) -> str | None:
+        """Name of the most recently updated experiment other than MLflow's Default, if any."""
+        found = _call(
+            "search experiments",
+            self.client.search_experiments,
+            order_by=["last_update_time DESC"],
+            max_results=20,
+        )
+        names = [e.name for e in found if e.name != "Default"]
+        return names[0] if names else None
 
     def find_experiment(self, name: str) -> str | None:
         """Id of the active experiment `name`, None when there is none (nothing is created)."""
@@ -202,6 +226,15 @@ def _record(r: Any) -> RunRecord:
 def scratch_dir() -> tempfile.TemporaryDirectory[str]:
     """A temporary folder for files about to be uploaded as artifacts."""
     return tempfile.TemporaryDirectory(prefix="hpo-")
+
+
+def runs_url(*, base: str, experiment_id: str) -> str:
+    """The UI's page of an experiment's runs in model-training mode."""
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def run_url(*, base: str, experiment_id: str, run_id: str) -> str:
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def ui_command(*, uri: str | None, port: int, host: str) -> list[str]:

@@ -19,8 +19,8 @@ from hpo.data import TrainValData, load_train_val
 from hpo.engine import resolve_device, seed_everything
 from hpo.errors import HpoError, StudyError
 from hpo.lifecycle import provenance
-from hpo.mlflow_store import MlflowStore
 from hpo.optuna_store import Counts, StudyHandle, TrialRow, create_or_resume, make_pruner, make_sampler
+from hpo.parent_run import open_parent_run, record_trial
 from hpo.recovery import recover_orphans
 from hpo.signals import shielded, sigterm_as_interrupt
 from hpo.space import Space, space_to_json
@@ -88,26 +88,6 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _parent_run(*, study: StudyHandle, store: MlflowStore, experiment_id: str, tags: dict[str, str]) -> str:
-    """The study's MLflow parent run, created once and reopened by each search call."""
-    run_id = link.parent_run_id(study)
-    if run_id and store.run_status(run_id) is not None:
-        store.reopen(run_id)
-        return run_id
-    run_id = store.start_run(
-        experiment_id=experiment_id,
-        name=study.name,
-        tags={**tags, link.ROLE: link.ROLE_STUDY, link.STUDY: study.name},
-    )
-    spec = link.read_spec(study)
-    if spec is not None:
-        attr = spec.to_attr()
-        store.log_params(run_id, {f"study.{k}": v for k, v in attr.items() if k != "space"})
-        store.log_dict(run_id, attr, "study_spec.json")
-    study.set_attr(link.PARENT_RUN_ID, run_id)
-    return run_id
-
-
 def open_session(
     *, cfg: SearchConfig, data_cfg: DataConfig, space: Space, fingerprint: str, device_tags: dict[str, str]
 ) -> Session:
@@ -126,7 +106,7 @@ def open_session(
         _check_spec(study, spec)
         tags = {**device_tags, "optuna_version": optuna_store.version()}
         experiment_id = store.experiment(cfg.study)
-        parent = _parent_run(study=study, store=store, experiment_id=experiment_id, tags=tags)
+        parent = open_parent_run(study=study, store=store, experiment_id=experiment_id, tags=tags)
     recovered = recover_orphans(study=study, store=store)
     return Session(
         cfg=cfg,
@@ -189,18 +169,16 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, str]:
                     return ran, "already-done" if already_done and not ran else "target"
                 ran += 1
                 best = ctx.study.best()
-                _record_best(ctx, row, best)
+                record_trial(
+                    store=ctx.store,
+                    parent_run_id=ctx.parent_run_id,
+                    experiment_id=ctx.experiment_id,
+                    row=row,
+                    best=best,
+                )
                 ctx.observer.trial_finished(row=row, counts=ctx.study.counts(), best=best)
     except KeyboardInterrupt:
         return ran, "interrupted"
-
-
-def _record_best(ctx: TrialContext, row: TrialRow, best: TrialRow | None) -> None:
-    if row.state == "COMPLETE" and best is not None and best.number == row.number:
-        ctx.store.log_metrics(ctx.parent_run_id, {"best_val_accuracy": row.value or 0.0}, step=row.number)
-        ctx.store.set_tags(
-            ctx.parent_run_id, {link.BEST_TRIAL: row.number, link.BEST_RUN_ID: link.run_id(row)}
-        )
 
 
 def close_session(session: Session, *, ran: int, stopped: str) -> SearchOutcome:

@@ -1,35 +1,16 @@
 """The search space: what each trial may try, and the only caller of `trial.suggest_*`.
 
-A space maps parameter names to a `Choice` or a `Range`. The default can be narrowed or changed
-without code by a TOML file (`--space space.toml`), e.g.:
-
-    lr = { low = 1e-3, high = 0.1, log = true }
-    optimizer = ["adam", "sgd"]       # a list: the choices
-    activation = "relu"                # a scalar: fixed
-    [mlp_width]
-    low = 64
-    high = 512
-
-Conditional parameters (mlp_* only for MLPs, sgd momentum only for sgd/rmsprop...) are sampled
-only when they apply; TPE models them jointly with `multivariate=True, group=True`."""
+A space maps parameter names to a `Choice` or a `Range`; `hpo.space_file` reads a TOML file that
+narrows or changes the default. Conditional parameters (mlp_* only for MLPs, momentum only for
+sgd/rmsprop...) are sampled only when they apply; TPE models them jointly with
+`multivariate=True, group=True`."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
-from hpo.config import (
-    ACTIVATIONS,
-    AUGMENTS,
-    FAMILIES,
-    KERNEL_SIZES,
-    OPTIMIZERS,
-    SCHEDULES,
-    ModelConfig,
-    OptimConfig,
-)
+from hpo.config import AUGMENTS, FAMILIES, KERNEL_SIZES, OPTIMIZERS, SCHEDULES, ModelConfig, OptimConfig
 from hpo.errors import ConfigError
 
 
@@ -73,31 +54,6 @@ DEFAULT_SPACE: Space = {
     "batch_size": Choice(BATCH_SIZES),
     "augment": Choice(AUGMENTS),
     "label_smoothing": Choice((0.0, 0.1)),
-}
-
-# Bounds a value must respect whatever the space file says (inclusive low, exclusive high).
-_BOUNDS: dict[str, tuple[float, float]] = {
-    "mlp_layers": (1, 7),
-    "mlp_width": (1, 65537),
-    "cnn_blocks": (1, 5),
-    "cnn_channels": (1, 1025),
-    "cnn_fc_width": (0, 65537),
-    "dropout": (0, 1),
-    "momentum": (0, 1),
-    "lr": (1e-12, 1e6),
-    "weight_decay": (0, 1),
-    "gamma": (1e-6, 1.000001),
-    "batch_size": (2, 65537),
-    "label_smoothing": (0, 1),
-}
-_ALLOWED: dict[str, tuple[Any, ...]] = {
-    "family": FAMILIES,
-    "activation": ACTIVATIONS,
-    "optimizer": OPTIMIZERS,
-    "schedule": SCHEDULES,
-    "cnn_kernel": KERNEL_SIZES,
-    "batch_norm": (False, True),
-    "augment": AUGMENTS,
 }
 
 
@@ -203,82 +159,6 @@ def config_from_params(params: dict[str, Any]) -> TrialConfig | None:
         return None
 
 
-def _check_value(name: str, value: Any) -> None:
-    if name in _ALLOWED and value not in _ALLOWED[name]:
-        allowed = ", ".join(str(a) for a in _ALLOWED[name])
-        raise ConfigError(f"space: {name} cannot be {value!r}; allowed: {allowed}")
-    if name in _BOUNDS:
-        low, high = _BOUNDS[name]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok or not (low <= value < high) or not math.isfinite(value):
-            raise ConfigError(f"space: {name} value {value!r} is outside [{low}, {high})")
-
-
-def _parse_spec(name: str, raw: Any, default: Spec) -> Spec:
-    if isinstance(raw, list):
-        if not raw:
-            raise ConfigError(f"space: {name} has an empty list of choices")
-        spec: Spec = Choice(tuple(raw))
-    elif isinstance(raw, dict):
-        spec = _parse_table(name, raw, default)
-    else:
-        spec = Choice((raw,))
-    values = spec.choices if isinstance(spec, Choice) else (spec.low, spec.high)
-    for value in values:
-        _check_value(name, value)
-    return spec
-
-
-def _parse_table(name: str, raw: dict[str, Any], default: Spec) -> Spec:
-    if "choices" in raw:
-        extra = set(raw) - {"choices"}
-        if extra:
-            raise ConfigError(f"space: {name} mixes choices with {sorted(extra)}")
-        return _parse_spec(name, list(raw["choices"]), default)
-    if not isinstance(default, Range):
-        raise ConfigError(f"space: {name} is categorical; give a list of choices, not a range")
-    unknown = set(raw) - {"low", "high", "log"}
-    if unknown or not {"low", "high"} <= set(raw):
-        raise ConfigError(f"space: {name} needs low and high (and optionally log); got {sorted(raw)}")
-    low, high, log = raw["low"], raw["high"], bool(raw.get("log", default.log))
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
-        raise ConfigError(f"space: {name} low and high must be numbers")
-    if low > high:
-        raise ConfigError(f"space: {name} has an empty range: low {low} > high {high}")
-    if log and low <= 0:
-        raise ConfigError(f"space: {name} is log-scaled, so low must be above 0; got {low}")
-    if default.integer and not (float(low).is_integer() and float(high).is_integer()):
-        raise ConfigError(f"space: {name} takes integers; got {low}..{high}")
-    return Range(low=low, high=high, log=log, integer=default.integer)
-
-
-def parse_space(raw: dict[str, Any], *, base: Space | None = None) -> Space:
-    """Overlay a parsed TOML mapping onto the default space, validating every entry."""
-    space = dict(base or DEFAULT_SPACE)
-    for name, value in raw.items():
-        if name not in DEFAULT_SPACE:
-            known = ", ".join(DEFAULT_SPACE)
-            raise ConfigError(f"space: unknown parameter {name!r}; known parameters: {known}")
-        space[name] = _parse_spec(name, value, DEFAULT_SPACE[name])
-    return space
-
-
-def load_space_file(path: Path) -> Space:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"space file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read space file {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"space file {path} is not valid TOML: {exc}") from None
-    return parse_space(raw)
-
-
 def restrict_family(space: Space, model: str) -> Space:
     """`--model mlp|cnn` fixes the family; `any` keeps the space's choices."""
     if model == "any":
@@ -289,6 +169,29 @@ def restrict_family(space: Space, model: str) -> Space:
     if isinstance(family, Choice) and model not in family.choices:
         raise ConfigError(f"--model {model} is excluded by the space file's family choices")
     return {**space, "family": Choice((model,))}
+
+
+def describe(cfg: TrialConfig) -> str:
+    """A configuration in one line, e.g. 'mlp 512-128 relu bn | adam lr=0.001 wd=1e-06 cosine |
+    bs 128 aug=shift': what `hpo trials` shows and each trial run's MLflow description says."""
+    m, o = cfg.model, cfg.optim
+    if m.family == "cnn":
+        arch = f"cnn {'-'.join(map(str, m.channels))} k{m.kernel_size} fc{m.fc_width}"
+    else:
+        arch = "mlp " + "-".join(map(str, m.hidden))
+    arch += f" {m.activation}" + (" bn" if m.batch_norm else "")
+    arch += f" drop={_short(m.dropout)}" if m.dropout else ""
+    opt = f"{o.optimizer} lr={_short(o.lr)}"
+    opt += f" m={_short(o.momentum)}" if o.optimizer in ("sgd", "rmsprop") else ""
+    opt += f" wd={_short(o.weight_decay)} {o.schedule}"
+    opt += f"({_short(o.gamma)})" if o.schedule == "exponential" else ""
+    text = f"{arch} | {opt} | bs {cfg.batch_size}"
+    text += f" aug={cfg.augment}" if cfg.augment != "none" else ""
+    return text + (f" ls={_short(cfg.label_smoothing)}" if cfg.label_smoothing else "")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def space_to_json(space: Space) -> dict[str, Any]:

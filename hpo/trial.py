@@ -20,12 +20,12 @@ from hpo.data import TrainValData
 from hpo.engine import EpochMetrics, FitResult
 from hpo.errors import HpoError
 from hpo.lifecycle import OUTCOMES, TrackedRun, outcome_of
-from hpo.mlflow_store import MlflowStore
+from hpo.mlflow_store import NOTE, MlflowStore
 from hpo.models import build_model, count_parameters
 from hpo.optuna_store import Counts, StudyHandle, TrialHandle, TrialRow
 from hpo.recovery import HOST, process_token
 from hpo.signals import shielded
-from hpo.space import Space, sample
+from hpo.space import Space, describe, sample
 
 CHANCE_FACTOR = 2  # pruned at once: first-epoch validation accuracy <= 2 x 1/classes
 
@@ -62,6 +62,7 @@ class _Trained:
     value: float  # best validation accuracy
     epoch: int  # the last epoch run
     best_epoch: int
+    description: str  # space.describe of the configuration
 
 
 def _free_memory(device: torch.device) -> None:
@@ -92,14 +93,12 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
     try:
         done = _train(ctx, trial, run)
         reason = str(trial.attr(link.FAIL_REASON) or "")
+        state = OUTCOMES[done.outcome][0]
+        note = f"{state} {100 * done.value:.2f}% (best epoch {done.best_epoch} of {done.epoch})"
+        note += f" · {done.description}" + (f" · {reason}" if reason else "")
+        tags = {link.BEST_EPOCH: done.best_epoch, NOTE: note}  # the run's description in the UI
         _finish(
-            trial,
-            run,
-            outcome=done.outcome,
-            value=done.value,
-            epoch=done.epoch,
-            reason=reason,
-            tags={link.BEST_EPOCH: done.best_epoch},
+            trial, run, outcome=done.outcome, value=done.value, epoch=done.epoch, reason=reason, tags=tags
         )
     except KeyboardInterrupt:
         _finish(trial, run, outcome="interrupted", reason="interrupted (Ctrl-C or SIGTERM)")
@@ -157,10 +156,10 @@ def _train(ctx: TrialContext, trial: TrialHandle, run: TrackedRun) -> _Trained:
             run.save_checkpoint(
                 result=result, model_config=chosen.model, data=ctx.data, meta={**meta, **ctx.tags}
             )
-    return _record(trial, result, reason=guard[-1] if guard else "")
+    return _record(trial, result, reason=guard[-1] if guard else "", description=describe(chosen))
 
 
-def _record(trial: TrialHandle, result: FitResult, *, reason: str) -> _Trained:
+def _record(trial: TrialHandle, result: FitResult, *, reason: str, description: str) -> _Trained:
     last = result.history[-1].epoch if result.history else 0
     outcome = outcome_of(result)
     trial.set_attrs(**{link.BEST_EPOCH: result.best_epoch, link.EPOCHS_RUN: last, link.OUTCOME: outcome})
@@ -168,7 +167,13 @@ def _record(trial: TrialHandle, result: FitResult, *, reason: str) -> _Trained:
         reason = f"diverged: non-finite loss at epoch {last}"
     if reason:
         trial.set_attrs(**{link.FAIL_REASON: reason})
-    return _Trained(outcome=outcome, value=result.best_val_accuracy, epoch=last, best_epoch=result.best_epoch)
+    return _Trained(
+        outcome=outcome,
+        value=result.best_val_accuracy,
+        epoch=last,
+        best_epoch=result.best_epoch,
+        description=description,
+    )
 
 
 def _finish(

@@ -1,43 +1,15 @@
-"""The search space: TOML parsing and validation, sampling, and rebuilding a config from params."""
+"""The search space: sampling, replaying recorded params, restricting, its JSON form."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hpo.config import OPTIMIZERS
 from hpo.errors import ConfigError
-from hpo.space import (
-    DEFAULT_SPACE,
-    Choice,
-    Range,
-    config_from_params,
-    parse_space,
-    restrict_family,
-    sample,
-    space_to_json,
-)
-from tests.helpers import assert_one_line_error, hpo
-
-
-@pytest.mark.parametrize(
-    ("text", "needle"),
-    [
-        ("colour = ['red']", "unknown parameter 'colour'"),
-        ("lr = { low = 0.1, high = 0.01 }", "empty range"),
-        ("optimizer = []", "empty list"),
-        ("lr = { low = 0, high = 0.1, log = true }", "low must be above 0"),
-        ("activation = ['relu', 'swish']", "activation cannot be 'swish'"),
-        ("family = { low = 1, high = 2 }", "categorical"),
-        ("lr = [", "not valid TOML"),
-    ],
-)
-def test_space_file_validation(workdir: Path, data_dir: Path, text: str, needle: str) -> None:
-    Path("space.toml").write_text(text)
-    code, out, err = hpo("search", "--space", "space.toml", "--data-dir", data_dir, "--trials", 1)
-    assert_one_line_error(code, out, err, needle)
+from hpo.space import DEFAULT_SPACE, Choice, config_from_params, restrict_family, sample, space_to_json
+from hpo.space_file import parse_space
 
 
 class FakeTrial:
@@ -79,17 +51,6 @@ def test_config_from_params_replays_what_sample_drew() -> None:
     drawn = sample(trial, restrict_family(DEFAULT_SPACE, "cnn"))
     assert config_from_params(trial.asked) == drawn
     assert config_from_params({"family": "mlp", "activation": "relu"}) is None  # cut short
-
-
-def test_parse_space_overlays_and_types_values() -> None:
-    space = parse_space({"lr": {"low": 1e-3, "high": 0.1}, "activation": "gelu", "batch_size": [64, 128]})
-    assert space["lr"] == Range(1e-3, 0.1, log=True)  # log comes from the default
-    assert space["activation"] == Choice(("gelu",)) and space["batch_size"] == Choice((64, 128))
-    assert space["mlp_layers"] == DEFAULT_SPACE["mlp_layers"]
-    with pytest.raises(ConfigError, match="takes integers"):
-        parse_space({"mlp_layers": {"low": 1.5, "high": 3}})
-    with pytest.raises(ConfigError, match=r"outside \[0, 1\)"):
-        parse_space({"dropout": [1.5]})
 
 
 def test_restrict_family_and_json_form() -> None:

@@ -90,7 +90,8 @@ def test_workers_never_end_the_parent_run(
     from hpo.config import DataConfig, SearchConfig
     from hpo.data import load_train_val
     from hpo.session import close_session, open_session
-    from hpo.space import parse_space, restrict_family
+    from hpo.space import restrict_family
+    from hpo.space_file import parse_space
     from tests.conftest import VAL_SIZE
     from tests.helpers import FAST
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hpo import link
-from hpo.space import config_from_params
+from hpo.space import config_from_params, describe
 
 if TYPE_CHECKING:  # annotations only: importing these would load torch and optuna
     from hpo.engine import EpochMetrics
@@ -71,32 +71,11 @@ def train_result(
 
 
 def config_text(params: dict[str, Any], *, limit: int = 0) -> str:
-    """A trial's configuration in one line, e.g. 'mlp 512-128 relu bn | adam lr=0.001 wd=1e-06
-    cosine | bs 128', rebuilt from its recorded parameters; "-" when it has none yet."""
+    """A trial's configuration in one line (`space.describe`), rebuilt from its recorded
+    parameters; "-" when it has none yet."""
     cfg = config_from_params(params)
-    if cfg is None:
-        return "-"
-    m, o = cfg.model, cfg.optim
-    if m.family == "cnn":
-        arch = f"cnn {'-'.join(map(str, m.channels))} k{m.kernel_size} fc{m.fc_width}"
-    else:
-        arch = "mlp " + "-".join(map(str, m.hidden))
-    arch += f" {m.activation}" + (" bn" if m.batch_norm else "")
-    arch += f" drop={_fmt(m.dropout)}" if m.dropout else ""
-    opt = f"{o.optimizer} lr={_fmt(o.lr)}"
-    opt += f" m={_fmt(o.momentum)}" if o.optimizer in ("sgd", "rmsprop") else ""
-    opt += f" wd={_fmt(o.weight_decay)} {o.schedule}"
-    opt += f"({_fmt(o.gamma)})" if o.schedule == "exponential" else ""
-    text = f"{arch} | {opt} | bs {cfg.batch_size}"
-    text += f" aug={cfg.augment}" if cfg.augment != "none" else ""
-    text += f" ls={_fmt(cfg.label_smoothing)}" if cfg.label_smoothing else ""
+    text = "-" if cfg is None else describe(cfg)
     return text if not limit or len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
 
 
 def start_line(*, study: str, done: int, target: int, resumed: bool, device: str) -> Text:

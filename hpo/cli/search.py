@@ -38,7 +38,8 @@ def search(
 ) -> None:
     """Search hyperparameters with Optuna; resumable, pruned, every trial tracked in MLflow."""
     from hpo.session import run_search
-    from hpo.space import DEFAULT_SPACE, load_space_file, restrict_family
+    from hpo.space import DEFAULT_SPACE, restrict_family
+    from hpo.space_file import load_space_file
 
     data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
     if model not in (*FAMILIES, "any"):

@@ -1,0 +1,44 @@
+"""The study's parent run tells the story in MLflow's own UI: history, best trial, descriptions,
+and experiments that open in model-training mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hpo import link
+from hpo.mlflow_store import EXPERIMENT_KIND, MODEL_TRAINING, NOTE, MlflowStore
+from hpo.optuna_store import load_study, open_storage
+from hpo.parent_run import BEST
+from tests.helpers import hpo, search
+
+
+def test_parent_run_history_best_tag_and_descriptions(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=4, epochs=2)
+    handle = load_study(open_storage("sqlite:///studies/hpo.db"), "s")
+    best = handle.best()
+    assert best is not None
+    store = MlflowStore()
+    experiment = store.experiment("s")
+    assert store.client.get_experiment(experiment).tags[EXPERIMENT_KIND] == MODEL_TRAINING
+    parent_id = link.parent_run_id(handle)
+    history = store.metric_history(parent_id, "trial_val_accuracy")
+    assert [step for step, _ in history] == [r.number for r in handle.rows()]
+    running_best = [v for _, v in store.metric_history(parent_id, "best_val_accuracy")]
+    assert running_best == sorted(running_best) and running_best[-1] == best.value
+    parent = store.run(parent_id)
+    assert f"[trial {best.number}](" in parent.tags[NOTE] and link.run_id(best) in parent.tags[NOTE]
+    children = [r for r in store.runs(experiment) if r.run_id != parent_id]
+    assert [r.run_id for r in children if r.tags.get(BEST) == "true"] == [link.run_id(best)]
+    for run in children:
+        assert run.tags[NOTE].startswith(run.tags["state"]) and "mlp" in run.tags[NOTE]
+
+
+def test_ui_prints_the_study_runs_page_in_model_training_mode(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=1, epochs=1)
+    experiment = MlflowStore().experiment("s")
+    code, out, _ = hpo("ui", "--dry-run", "--port", 5123)
+    assert code == 0
+    assert f"http://127.0.0.1:5123/#/experiments/{experiment}/runs?workflowType=machine_learning" in out
+    assert "(study 's')" in out
+    code, out, err = hpo("ui", "--dry-run", "--study", "ghost")
+    assert code == 1 and "no experiment named 'ghost'" in err
