@@ -148,11 +148,15 @@ class TrackedRun:
             self.store.log_dir(self.run_id, folder, artifact_path=CHECKPOINT_PATH)
 
     def end(self, outcome: str, *, tags: Mapping[str, object] | None = None) -> None:
-        """Tag the outcome (and `tags`), then close the run with the status OUTCOMES gives."""
+        """Tag the outcome (and `tags`), then close the run with the status OUTCOMES gives. The run
+        is closed even when the tags cannot be written (the error is raised after), so a failed
+        tag write never leaves it RUNNING."""
         status = OUTCOMES[outcome][1]
         self.ended = outcome
-        self.store.set_tags(self.run_id, {"outcome": outcome, **(tags or {})})
-        self.store.end_run(self.run_id, status=status)
+        try:
+            self.store.set_tags(self.run_id, {"outcome": outcome, **(tags or {})})
+        finally:
+            self.store.end_run(self.run_id, status=status)
 
 
 @dataclass(frozen=True)

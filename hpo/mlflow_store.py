@@ -179,6 +179,11 @@ class MlflowStore:
         )
         return Path(fetched)
 
+    def artifact_paths(self, run_id: str, folder: str) -> list[str]:
+        """Paths of the files directly under a run's artifact `folder` ([] when it has none)."""
+        found = _call(f"list artifacts of run {run_id}", self.client.list_artifacts, run_id, folder)
+        return [a.path for a in found if not a.is_dir]
+
     def end_run(self, run_id: str, *, status: str) -> None:
         RunStatus.from_string(status)  # refuse typos before writing
         _call("close a run", self.client.set_terminated, run_id, status=status)

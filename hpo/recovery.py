@@ -1,5 +1,6 @@
-"""Nothing lost, no zombies: trials of dead processes are failed (and their MLflow runs closed)
-before a search starts. Which process owns a trial: host, pid and the pid's start time."""
+"""Nothing lost, no zombies: trials of dead processes are failed (and their MLflow runs closed,
+with every other run whose status contradicts its trial: `check.reconcile_statuses`) before a
+search starts. Which process owns a trial: host, pid and the pid's start time."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import socket
 
 from hpo import link
+from hpo.check import reconcile_statuses
 from hpo.mlflow_store import MlflowStore
 from hpo.optuna_store import StudyHandle
 
@@ -58,11 +60,5 @@ def recover_orphans(*, study: StudyHandle, store: MlflowStore) -> int:
             )
             recovered += 1
     study.fail_stale()  # other hosts: heartbeat older than the grace period
-    for row in study.rows(states=("FAIL",)):
-        run_id = link.run_id(row)
-        if run_id and store.run_status(run_id) == "RUNNING":
-            store.set_tags(
-                run_id, {link.STATE: "FAIL", link.FAIL_REASON: row.attrs.get(link.FAIL_REASON, "")}
-            )
-            store.end_run(run_id, status="KILLED")
+    reconcile_statuses(study=study, store=store)  # their runs, and any other run left contradicting
     return recovered

@@ -24,7 +24,7 @@ from hpo.mlflow_store import NOTE, MlflowStore
 from hpo.models import build_model, count_parameters
 from hpo.optuna_store import Counts, StudyHandle, TrialHandle, TrialRow
 from hpo.recovery import HOST, process_token
-from hpo.signals import shielded
+from hpo.signals import deferred
 from hpo.space import Space, describe, sample
 
 CHANCE_FACTOR = 2  # pruned at once: first-epoch validation accuracy <= 2 x 1/classes
@@ -92,26 +92,29 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
     trial.set_attrs(**{link.RUN_ID: run.run_id, link.DEVICE: ctx.tags["device"]})
     try:
         done = _train(ctx, trial, run)
-        reason = str(trial.attr(link.FAIL_REASON) or "")
-        state = OUTCOMES[done.outcome][0]
-        note = f"{state} {100 * done.value:.2f}% (best epoch {done.best_epoch} of {done.epoch})"
-        note += f" · {done.description}" + (f" · {reason}" if reason else "")
-        tags = {link.BEST_EPOCH: done.best_epoch, NOTE: note}  # the run's description in the UI
-        _finish(
-            trial, run, outcome=done.outcome, value=done.value, epoch=done.epoch, reason=reason, tags=tags
-        )
     except KeyboardInterrupt:
         _finish(trial, run, outcome="interrupted", reason="interrupted (Ctrl-C or SIGTERM)")
         raise
     except torch.OutOfMemoryError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "no detail"
         _finish(trial, run, outcome="failed", reason=f"out of memory on {ctx.device}: {first[:200]}")
+        return ctx.study.row(trial.number)
     except BaseException as exc:
         _finish(trial, run, outcome="failed", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
         raise
     finally:
         _free_memory(ctx.device)
+    _finish_trained(trial, run, done)  # outside the try: a Ctrl-C deferred there must not re-end it
     return ctx.study.row(trial.number)
+
+
+def _finish_trained(trial: TrialHandle, run: TrackedRun, done: _Trained) -> None:
+    reason = str(trial.attr(link.FAIL_REASON) or "")
+    state = OUTCOMES[done.outcome][0]
+    note = f"{state} {100 * done.value:.2f}% (best epoch {done.best_epoch} of {done.epoch})"
+    note += f" · {done.description}" + (f" · {reason}" if reason else "")
+    tags = {link.BEST_EPOCH: done.best_epoch, NOTE: note}  # the run's description in the UI
+    _finish(trial, run, outcome=done.outcome, value=done.value, epoch=done.epoch, reason=reason, tags=tags)
 
 
 def chance_reason(*, epoch: int, val_accuracy: float, classes: int = NUM_CLASSES) -> str:
@@ -186,9 +189,9 @@ def _finish(
     reason: str = "",
     tags: dict[str, object] | None = None,
 ) -> None:
-    """Record a trial's end in MLflow first, then in Optuna, with SIGINT/SIGTERM held off."""
+    """Record a trial's end in MLflow first, then in Optuna, with SIGINT/SIGTERM deferred."""
     state = OUTCOMES[outcome][0]
-    with shielded():
+    with deferred():  # a Ctrl-C here lands after the record is whole, and is not lost
         run_tags: dict[str, object] = {**(tags or {}), link.STATE: state}
         if reason:
             run_tags[link.FAIL_REASON] = reason

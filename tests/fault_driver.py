@@ -3,7 +3,8 @@ real signal to this process, so tests can hit phases that timing alone cannot:
 
     python tests/fault_driver.py FAULT hpo-args...
 
-FAULT: sigint-in-validation | sigterm-in-validation | sigint-in-upload | sigkill-in-upload."""
+FAULT: sigint-in-validation | sigterm-in-validation | sigint-in-upload | sigkill-in-upload |
+sigkill-before-tell (after the trial's MLflow run is closed, before Optuna is told)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,13 @@ def main() -> None:
         _signal_during(MlflowStore, "log_dir", signal.SIGINT)
     elif fault == "sigkill-in-upload":
         _signal_during(MlflowStore, "log_dir", signal.SIGKILL)
+    elif fault == "sigkill-before-tell":
+        from hpo.optuna_store import TrialHandle
+
+        def killed(*_args: object, **_kwargs: object) -> None:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        TrialHandle.tell = killed  # type: ignore[method-assign]
     else:
         raise SystemExit(f"unknown fault {fault}")
     from hpo.cli import app

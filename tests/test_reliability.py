@@ -63,6 +63,23 @@ def test_sigkill_during_checkpoint_upload_is_never_best(workdir: Path, data_dir:
     assert states() == {"FAIL": 1, "COMPLETE": 2}
     assert handle.best().attrs[link.RUN_ID] != killed_run  # type: ignore[union-attr]
     assert MlflowStore().run(killed_run).status == "KILLED"
+    assert hpo("check", "--study", "f")[0] == 0
+
+
+@pytest.mark.slow
+def test_sigkill_between_the_mlflow_end_and_the_optuna_tell(workdir: Path, data_dir: Path) -> None:
+    """The run was closed FINISHED (with a checkpoint) but Optuna never heard: on resume the trial
+    is FAIL, so its run must not stay FINISHED, and `hpo check` finds nothing left to repair."""
+    done = faulty("sigkill-before-tell", data_dir)
+    assert done.returncode == -signal.SIGKILL
+    assert states() == {"RUNNING": 1} and mlflow_statuses().get("FINISHED") == 1
+    killed_run = load_study(open_storage("sqlite:///studies/hpo.db"), "f").rows()[0].attrs[link.RUN_ID]
+    again = faulty("", data_dir)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert states() == {"FAIL": 1, "COMPLETE": 2}
+    assert MlflowStore().run(killed_run).status == "KILLED"
+    code, out, _ = hpo("check", "--study", "f")
+    assert code == 0 and "nothing to repair" in out
 
 
 def test_out_of_memory_fails_one_trial_and_the_study_continues(

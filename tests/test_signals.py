@@ -134,3 +134,24 @@ def test_ctrl_c_during_an_mlflow_write_lands_after_it(workdir: Path) -> None:
     assert time.monotonic() - started < 5  # no lock left behind
     run = store.run(run_id)
     assert run.metrics == {"a": 1.0} and run.status == "KILLED"
+
+
+def test_ctrl_c_during_the_end_of_trial_write_is_deferred_not_lost(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trial that was ending is recorded whole (COMPLETE, run FINISHED), then the search
+    stops: before, the signal was ignored there and the search ran on."""
+    from hpo.lifecycle import TrackedRun
+    from tests.helpers import search
+
+    real = TrackedRun.end
+
+    def interrupted_end(self: TrackedRun, outcome: str, **kwargs: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        real(self, outcome, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TrackedRun, "end", interrupted_end)
+    out = search(data_dir, trials=3)
+    assert out.stopped == "interrupted" and out.ran == 0 and out.counts.complete == 1
+    assert mlflow_statuses() == {"FINISHED": 1, "KILLED": 1}  # the trial's run; the parent run

@@ -14,6 +14,7 @@ from hpo import link
 from hpo.space import config_from_params, describe
 
 if TYPE_CHECKING:  # annotations only: importing these would load torch and optuna
+    from hpo.check import Finding
     from hpo.engine import EpochMetrics
     from hpo.optuna_store import Counts, TrialRow
     from hpo.session import SearchOutcome
@@ -179,3 +180,24 @@ def studies_table(rows: Sequence[StudySummary], *, storage: str) -> Table:
             str(r.test_uses),
         )
     return table
+
+
+def check_report(findings: Sequence[Finding], *, repaired: Sequence[Finding], studies: int) -> RenderableType:
+    if not findings:
+        return Text(f"{studies} study(ies) checked: both stores agree, nothing to repair.", style="green")
+    table = Table(header_style="bold", show_edge=False)
+    for name in ("study", "disagreement", "repair"):
+        table.add_column(name)
+    for f in findings:
+        done = f in repaired
+        action = (
+            ("repaired: " if done else "--repair would ") + f.repair
+            if f.repair
+            else "none safe: look by hand"
+        )
+        table.add_row(
+            f.study, f.what, Text(action, style="green" if done else "yellow" if f.repair else "red")
+        )
+    left = len(findings) - len(repaired)
+    summary = f"{len(findings)} disagreement(s), {len(repaired)} repaired, {left} left"
+    return Group(table, Text(summary, style="bold"))

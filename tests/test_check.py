@@ -1,0 +1,86 @@
+"""`hpo check [--repair]`: every disagreement between the stores is found; safe ones are fixed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hpo import link
+from hpo.mlflow_store import MlflowStore
+from hpo.optuna_store import load_study, open_storage
+from tests.helpers import hpo, search
+
+STORE = "sqlite:///studies/hpo.db"
+
+
+def test_a_clean_study_has_nothing_to_repair(searched: Path) -> None:
+    code, out, _ = hpo("check")
+    assert code == 0 and "both stores agree, nothing to repair" in out
+
+
+def test_disagreements_are_reported_then_repaired(searched: Path) -> None:
+    handle = load_study(open_storage(STORE), "s")
+    first, second = handle.rows()
+    store = MlflowStore()
+    store.reopen(link.run_id(first))  # a COMPLETE trial's run left RUNNING
+    store.end_run(link.run_id(second), status="KILLED")  # ... or closed with the wrong status
+    _drop_run_id(second.number)  # a trial that lost its run id
+    store.reopen(link.parent_run_id(handle))  # the parent run left RUNNING
+    handle.set_attr(link.TEST_EVALUATIONS, [{"time": "t", "trial": 0, "run_id": "r", "accuracy": 0.9}])
+    code, out, _ = hpo("check", "--study", "s")
+    text = " ".join(out.split())
+    assert code == 1 and "4 disagreement(s), 0 repaired, 4 left" in text
+    assert f"trial {first.number} is COMPLETE but its run {link.run_id(first)} is RUNNING" in text
+    assert f"trial {second.number} has no run id, but run {link.run_id(second)} names it" in text
+    assert "RUNNING, no trial is" in text and "records 1 test look(s), its parent run says none" in text
+    code, out, _ = hpo("check", "--repair")
+    assert code == 1 and "3 repaired, 1 left" in " ".join(out.split()) and "look by hand" in out
+    assert store.run(link.run_id(first)).status == "FINISHED"
+    assert store.run(link.parent_run_id(handle)).status == "FINISHED"
+    assert store.run(link.parent_run_id(handle)).tags[link.TEST_EVALUATIONS] == "1"
+
+
+def _drop_run_id(number: int) -> None:
+    """What Optuna's API refuses on a finished trial: remove its run id from the store file."""
+    import sqlite3
+
+    with sqlite3.connect("studies/hpo.db") as conn:
+        conn.execute(
+            "DELETE FROM trial_user_attributes WHERE key = ? AND trial_id = "
+            "(SELECT trial_id FROM trials WHERE number = ?)",
+            (link.RUN_ID, number),
+        )
+
+
+def test_what_cannot_be_repaired_is_said_and_kept(searched: Path) -> None:
+    run_id = link.run_id(load_study(open_storage(STORE), "s").row(0))
+    folder = Path(MlflowStore().run(run_id).artifact_uri.removeprefix("file://")) / "checkpoint"
+    shutil.rmtree(folder)
+    code, out, _ = hpo("check", "--repair")
+    text = " ".join(out.split())
+    assert code == 1 and "checkpoint is missing" in text and "none safe: look by hand" in text
+    assert load_study(open_storage(STORE), "s").row(0).state == "COMPLETE"  # nothing deleted
+
+
+def test_a_failed_tag_write_never_leaves_a_run_running(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpo.errors import TrackingError
+
+    real = MlflowStore.set_tags
+
+    def flaky(self: MlflowStore, run_id: str, tags: dict[str, object]) -> None:
+        if "outcome" in tags:  # the end-of-trial write
+            raise TrackingError("MLflow store: cannot set tags: disk I/O error")
+        real(self, run_id, tags)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(MlflowStore, "set_tags", flaky)
+        out = search(data_dir, trials=2)
+    assert out.counts.complete == 2
+    statuses = {MlflowStore().run(link.run_id(r)).status for r in load_study(open_storage(STORE), "s").rows()}
+    assert statuses == {"FINISHED"}
+    search(data_dir, trials=2)  # the next start reconciles what the failed writes left
+    assert hpo("check")[0] == 0
