@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -25,7 +26,13 @@ def test_loads_synthetic_idx_through_torchvision(synthetic_root: Path) -> None:
     # normalization statistics come from the training part only
     assert abs(float(data.train.x.mean())) < 1e-4
     assert abs(float(data.train.x.std()) - 1) < 1e-3
-    assert abs(float(data.val.x.mean())) > 1e-6
+    # ...and applied unchanged to the validation part: its mean is its raw mean in those units
+    raw = np.frombuffer((synthetic_root / "MNIST/raw/train-images-idx3-ubyte").read_bytes()[16:], np.uint8)
+    _, val_idx = split_indices(n=TRAIN_IMAGES, val_size=VAL_SIZE, seed=0)
+    val_raw = raw.reshape(-1, 28, 28)[val_idx.numpy()].astype(np.float64) / 255
+    norm = data.normalization
+    assert float(data.val.x.mean()) == pytest.approx((val_raw.mean() - norm.mean) / norm.std, abs=1e-4)
+    assert float(data.val.x.mean()) != pytest.approx(0.0, abs=1e-3)
 
 
 def test_split_is_deterministic_disjoint_and_seeded() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hpo import link
 from hpo.mlflow_store import MlflowStore
 from hpo.optuna_store import load_study, open_storage
-from tests.conftest import env_for_subprocess
+from tests.conftest import VAL_SIZE, env_for_subprocess
 from tests.helpers import PYTHON_HPO, assert_one_line_error, hpo, search
 
 STORE = "sqlite:///studies/hpo.db"
@@ -178,3 +178,32 @@ def test_ensemble_needs_enough_complete_trials(searched: Path) -> None:
     code, out, err = hpo("best", "--evaluate-test", "--ensemble", 5, "--data-dir", searched)
     assert_one_line_error(code, out, err, "fewer than --ensemble 5")
     assert link.lockbox_records(load_study(open_storage(STORE), "s")) == []
+
+
+def test_nothing_but_the_lockbox_reads_the_test_split(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """search, train, reproduce, baselines and every read-only command run with the test split's
+    reader made to fail; only --evaluate-test needs it."""
+    from hpo import data as hpo_data
+
+    real_read = hpo_data._read
+
+    def train_split_only(cfg: object, *, train: bool, download: bool) -> object:
+        if not train:
+            raise AssertionError("the test split was read")
+        return real_read(cfg, train=train, download=download)  # type: ignore[arg-type]
+
+    common = ["--data-dir", data_dir, "--device", "cpu"]
+    with monkeypatch.context() as patched:
+        patched.setattr(hpo_data, "_read", train_split_only)
+        search(data_dir, trials=2, epochs=1)
+        assert hpo("train", "--val-size", VAL_SIZE, "--hidden", "16", "--epochs", 1, *common)[0] == 0
+        assert hpo("reproduce", "--trial", 0, *common)[0] == 0
+        assert hpo("baselines", "--only", "knn", "--data-dir", data_dir)[0] == 0
+        for args in (["best"], ["trials"], ["studies"], ["report"], ["check"]):
+            assert hpo(*args)[0] == 0, args
+        code, _, err = hpo("best", "--evaluate-test", *common)
+        assert code == 1 and "the test split was read" in err  # the guard does catch a reader
+    assert link.lockbox_records(load_study(open_storage(STORE), "s")) == []
+    assert hpo("best", "--evaluate-test", *common)[0] == 0
