@@ -54,19 +54,34 @@ class EnsembleReport:
     nll_mean: float
 
 
-def _refuse_second_use(handle: StudyHandle, evaluations: list[dict[str, Any]]) -> None:
-    last = evaluations[-1]
+def _refuse_second_use(handle: StudyHandle, looks: list[tuple[str, dict[str, Any]]]) -> None:
+    """Refuse a look when the split's test set was looked at: by this study or another one."""
+    by, last = looks[-1]
+    whose = (
+        f"study {handle.name!r}" if by == handle.name else f"study {handle.name!r} (the same split as {by!r})"
+    )
     if last.get("pending"):
         raise LockboxError(
-            f"the test set of study {handle.name!r} is being evaluated by another process (pid "
-            f"{last.get('pid')} on {last.get('host')}, since {last['time']}, trial {last['trial']}): "
-            "wait for its result in `hpo best`"
+            f"the test set of {whose} is being evaluated by another process (pid {last.get('pid')} "
+            f"on {last.get('host')}, since {last['time']}, trial {last['trial']}): wait for its result "
+            "in `hpo best`"
         )
     raise LockboxError(
-        f"the test set of study {handle.name!r} was already used on {last['time']} (trial {last['trial']}: "
+        f"the test set of {whose} was already used on {last['time']} (study {by!r}, trial {last['trial']}: "
         f"test accuracy {100 * last['accuracy']:.2f}%); evaluating again would let the test set "
         f"choose the model: pass --force only if you accept that"
     )
+
+
+def _refuse_unfinished(handle: StudyHandle) -> None:
+    """The best trial may still change while trials run or the study is below its target."""
+    counts, target = handle.counts(), int(handle.attr(link.TARGET, 0) or 0)
+    if counts.running or counts.finished < target:
+        raise LockboxError(
+            f"study {handle.name!r} is not done ({counts.running} trial(s) RUNNING, {counts.finished}/"
+            f"{target or counts.finished} finished): its best trial may still change; evaluate when the "
+            "search is done, or pass --force"
+        )
 
 
 def _live(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -91,12 +106,13 @@ def _claimed_look(
     the result replaces the claim, and a failed evaluation withdraws it (nothing recorded)."""
     with sqlite.file_lock(ws.storage.url):
         earlier = _live(link.lockbox_records(handle))
-        if earlier and not force:
-            _refuse_second_use(handle, earlier)
+        looks = _split_looks(ws, handle)
+        if looks and not force:
+            _refuse_second_use(handle, looks)
         pid = os.getpid()
         claim = {"time": time.strftime("%Y-%m-%d %H:%M:%S"), "trial": trial, "run_id": run_id, **fields}
         claim |= {
-            "forced": bool(earlier),
+            "forced": bool(looks),
             "pending": True,
             "host": HOST,
             "pid": pid,
@@ -111,6 +127,16 @@ def _claimed_look(
             records = [r for r in link.lockbox_records(handle) if r != claim]
             final = {k: v for k, v in claim.items() if k not in ("pending", "token")}
             handle.set_attr(link.TEST_EVALUATIONS, [*records, {**final, **result}] if result else records)
+
+
+def _split_looks(ws: Workspace, handle: StudyHandle) -> list[tuple[str, dict[str, Any]]]:
+    """Live looks at this study's test split by any study of the store, this one's last."""
+    spec = link.read_spec(handle)
+    fingerprint = spec.fingerprint if spec else ""
+    others = [(n, r) for n, r in ws.split_looks(fingerprint) if n != handle.name] if fingerprint else []
+    return [(n, r) for n, r in others if _live([r])] + [
+        (handle.name, r) for r in _live(link.lockbox_records(handle))
+    ]
 
 
 def _check_split(
@@ -223,9 +249,11 @@ def evaluate_test(
     handle = ws.study(study)
     rows = top_trials(handle, ensemble) if ensemble > 1 else [ws.best_trial(handle)]
     best = rows[0]
-    live = _live(link.lockbox_records(handle))
-    if live and not force:  # fail fast, before loading anything; checked again atomically below
-        _refuse_second_use(handle, live)
+    if not force:  # fail fast, before loading anything; the looks are checked again atomically
+        _refuse_unfinished(handle)
+        looks = _split_looks(ws, handle)
+        if looks:
+            _refuse_second_use(handle, looks)
     members = load_members(ws, rows)
     dev = resolve_device(device)
     data_cfg, data = _check_split(handle=handle, loaded=members.models, data_dir=data_dir, device=dev)

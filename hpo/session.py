@@ -104,6 +104,7 @@ def open_session(
             data_cfg=data_cfg, fingerprint=fingerprint, epochs=cfg.epochs, space=space_to_json(space)
         )
         _check_spec(study, spec)
+        study.set_attr(link.TARGET, cfg.trials)
         tags = {**device_tags, "optuna_version": optuna_store.version()}
         experiment_id = store.experiment(cfg.study)
         parent = open_parent_run(study=study, store=store, experiment_id=experiment_id, tags=tags)

@@ -33,7 +33,9 @@ class StudySummary:
     name: str
     counts: Counts
     best: float | None  # best validation accuracy, None before a trial completes
-    test_uses: int  # lockbox records
+    test_uses: int  # lockbox records of this study
+    split_uses: int = 0  # lockbox records of every study on the same split
+    stale: bool = False  # the last test look was of a trial that is no longer the best
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,12 @@ class BestInfo:
     spec: link.StudySpec | None
     evaluations: list[dict[str, Any]]  # lockbox records, oldest first
     baseline: Baseline | None = None  # the best classical baseline on the same split, if fitted
+    split_looks: int = 0  # test looks at this split by every study of the store
+
+
+def _fingerprint(study: StudyHandle) -> str:
+    spec = link.read_spec(study)
+    return spec.fingerprint if spec else ""
 
 
 class Workspace:
@@ -84,19 +92,35 @@ class Workspace:
 
     def summaries(self) -> list[StudySummary]:
         """One row per study: trial counts by state, best value, test-set uses."""
+        handles = [load_study(self.storage, name) for name in self.study_names()]
+        looks: dict[str, int] = {}  # split fingerprint -> test looks across studies
+        for handle in handles:
+            fingerprint = _fingerprint(handle)
+            looks[fingerprint] = looks.get(fingerprint, 0) + len(link.lockbox_records(handle))
         rows = []
-        for name in self.study_names():
-            handle = load_study(self.storage, name)
-            best = handle.best()
+        for handle in handles:
+            best, records = handle.best(), link.lockbox_records(handle)
             rows.append(
                 StudySummary(
-                    name=name,
+                    name=handle.name,
                     counts=handle.counts(),
                     best=best.value if best else None,
-                    test_uses=len(link.lockbox_records(handle)),
+                    test_uses=len(records),
+                    split_uses=looks[_fingerprint(handle)],
+                    stale=bool(records and best and records[-1].get("trial") != best.number),
                 )
             )
         return rows
+
+    def split_looks(self, fingerprint: str) -> list[tuple[str, dict[str, Any]]]:
+        """(study, lockbox record) of every study in the store made on this split, oldest first
+        per study: the test split is one, whichever study looks at it."""
+        found = []
+        for name in self.study_names():
+            handle = load_study(self.storage, name)
+            if _fingerprint(handle) == fingerprint:
+                found += [(name, record) for record in link.lockbox_records(handle)]
+        return found
 
     def best_trial(self, study: StudyHandle) -> TrialRow:
         best = study.best()
@@ -120,6 +144,7 @@ class Workspace:
             spec=link.read_spec(handle),
             evaluations=link.lockbox_records(handle),
             baseline=self.best_baseline(handle.name),
+            split_looks=len(self.split_looks(_fingerprint(handle))),
         )
 
     def best_baseline(self, study: str) -> Baseline | None:

@@ -207,3 +207,35 @@ def test_nothing_but_the_lockbox_reads_the_test_split(
         assert code == 1 and "the test split was read" in err  # the guard does catch a reader
     assert link.lockbox_records(load_study(open_storage(STORE), "s")) == []
     assert hpo("best", "--evaluate-test", *common)[0] == 0
+
+
+def test_one_split_one_lockbox_across_studies(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=1, study="a")
+    search(data_dir, trials=1, study="b")  # another study, the same split
+    assert hpo("best", "--study", "a", "--evaluate-test", "--data-dir", data_dir)[0] == 0
+    code, out, err = hpo("best", "--study", "b", "--evaluate-test", "--data-dir", data_dir)
+    assert_one_line_error(code, out, err, "(the same split as 'a') was already used", "--force")
+    assert "never by this study, but 1 time(s) by another study" in " ".join(out.split())
+    rows = {line.split()[0]: line for line in hpo("studies")[1].splitlines() if line.strip()[:1] in "ab"}
+    assert rows["a"].rstrip().endswith("1") and rows["b"].rstrip().endswith("0 (1 on its split)")
+    code, out, _ = hpo("best", "--study", "b", "--evaluate-test", "--force", "--data-dir", data_dir)
+    assert code == 0 and "test-set uses 1" in out
+    assert link.lockbox_records(load_study(open_storage(STORE), "b"))[0]["forced"] is True
+
+
+def test_an_unfinished_study_is_not_evaluated_without_force(searched: Path) -> None:
+    load_study(open_storage(STORE), "s").set_attr(link.TARGET, 5)  # as if the search stopped at 2/5
+    code, out, err = hpo("best", "--evaluate-test", "--data-dir", searched)
+    assert_one_line_error(code, out, err, "is not done (0 trial(s) RUNNING, 2/5 finished)", "--force")
+    code, out, _ = hpo("best", "--evaluate-test", "--force", "--data-dir", searched)
+    assert code == 0 and "test-set uses 1" in out
+    code, out, _ = hpo("predict", "--top", 1, *_png(searched))
+    assert code == 0 and "test accuracy" in out.splitlines()[-1]
+
+
+def _png(data_dir: Path) -> list[str]:
+    from PIL import Image
+
+    raw = (data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte").read_bytes()[16 : 16 + 784]
+    Image.frombytes("L", (28, 28), raw).save("digit.png")
+    return ["digit.png"]

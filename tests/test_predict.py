@@ -37,6 +37,7 @@ def test_predict_labels_png_cut_from_test_set(workdir: Path, data_dir: Path) -> 
     for i, row in enumerate(rows):
         assert FASHION_CLASSES[int(labels[i])] in row, row
     assert "(inverted)" in rows[6]
+    assert "never evaluated on the test set" in out.splitlines()[-1]  # the model was never tested
 
 
 def test_predict_rejects_non_image(searched: Path) -> None:

@@ -90,9 +90,13 @@ def test_trials_table_ranks_complete_first_and_shows_reasons() -> None:
 
 
 def test_studies_table_and_best_view() -> None:
-    summary = StudySummary(name="mnist-mlp", counts=Counts(complete=3, pruned=2), best=0.97, test_uses=1)
+    summary = StudySummary(
+        name="mnist-mlp", counts=Counts(complete=3, pruned=2), best=0.97, test_uses=1, split_uses=1
+    )
     table = text_of(render.studies_table([summary], storage="sqlite:///x.db"))
     assert "mnist-mlp" in table and "97.00%" in table and table.rstrip().endswith("1")
+    shared = StudySummary(**{**summary.__dict__, "split_uses": 3, "stale": True})
+    assert text_of(render.studies_table([shared], storage="x")).rstrip().endswith("1 (3 on its split), stale")
     best = row(4, "COMPLETE", 0.97, **{link.BEST_EPOCH: 9, link.DEVICE: "cpu"})
     spec = link.StudySpec(
         dataset="mnist", val_size=10_000, split_seed=0, fingerprint="abc", epochs=10, space={}
@@ -104,7 +108,15 @@ def test_studies_table_and_best_view() -> None:
     assert "never used" in text and "mnist / val 10000, seed 0, fingerprint abc" in text and "r1" in text
     used = {"time": "2026-01-01 10:00:00", "trial": 4, "accuracy": 0.965}
     text = text_of(render_results.best_view(BestInfo(**{**info.__dict__, "evaluations": [used]})))
-    assert "used 1 time(s)" in text and "96.50%" in text
+    assert "used 1 time(s)" in text and "96.50%" in text and "stale" not in text
+    older = {**used, "trial": 2}
+    text = text_of(
+        render_results.best_view(BestInfo(**{**info.__dict__, "evaluations": [older], "split_looks": 2}))
+    )
+    assert "stale: that was trial 2; the best trial is now 4, never tested" in " ".join(text.split())
+    assert "(2 looks at this split across studies)" in " ".join(text.split())
+    other = text_of(render_results.best_view(BestInfo(**{**info.__dict__, "split_looks": 1})))
+    assert "never by this study, but 1 time(s) by another study on the same split" in " ".join(other.split())
 
 
 def test_search_summary_prints_resume_command_when_interrupted() -> None:

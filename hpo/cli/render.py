@@ -170,14 +170,10 @@ def studies_table(rows: Sequence[StudySummary], *, storage: str) -> Table:
         table.add_column(name, justify="left" if name == "study" else "right")
     for r in rows:
         c = r.counts
+        used = str(r.test_uses) + (f" ({r.split_uses} on its split)" if r.split_uses != r.test_uses else "")
+        used += ", stale" if r.stale else ""  # the tested trial is no longer the best
         table.add_row(
-            r.name,
-            str(c.complete),
-            str(c.pruned),
-            str(c.failed),
-            str(c.running),
-            pct(r.best),
-            str(r.test_uses),
+            r.name, str(c.complete), str(c.pruned), str(c.failed), str(c.running), pct(r.best), used
         )
     return table
 

@@ -53,17 +53,33 @@ def best_view(info: BestInfo) -> RenderableType:
         text += f"; the best trial is {gap:+.2f} points above it"
         table.add_row("best baseline", text)
     if info.evaluations:
-        last = info.evaluations[-1]
-        result = f"test accuracy {pct(last['accuracy'])}" if "accuracy" in last else "being evaluated now"
-        if "ensemble_accuracy" in last:
-            result += f"; ensemble of {len(last['members'])}: {pct(last['ensemble_accuracy'])}"
-        used = f"used {len(info.evaluations)} time(s); last {last['time']} on trial {last['trial']}: {result}"
-        table.add_row("test set", Text(used, style="yellow"))
+        table.add_row("test set", _looks_text(info))
     else:
-        table.add_row(
-            "test set", Text("never used (hpo best --evaluate-test evaluates it once)", style="green")
-        )
+        never = "never used (hpo best --evaluate-test evaluates it once)"
+        if info.split_looks:
+            never = f"never by this study, but {info.split_looks} time(s) by another study on the same split"
+        table.add_row("test set", Text(never, style="green" if not info.split_looks else "yellow"))
     return table
+
+
+def _looks_text(info: BestInfo) -> Text:
+    last = info.evaluations[-1]
+    result = f"test accuracy {pct(last['accuracy'])}" if "accuracy" in last else "being evaluated now"
+    if "ensemble_accuracy" in last:
+        result += f"; ensemble of {len(last['members'])}: {pct(last['ensemble_accuracy'])}"
+    text = Text(
+        f"used {len(info.evaluations)} time(s); last {last['time']} on trial {last['trial']}: {result}"
+    )
+    if info.split_looks > len(info.evaluations):
+        text.append(f" ({info.split_looks} looks at this split across studies)")
+    if last.get("trial") != info.trial.number:
+        text.append(
+            f"\nstale: that was trial {last['trial']}; the best trial is now {info.trial.number}, "
+            "never tested",
+            style="bold red",
+        )
+    text.stylize("yellow", 0, len(text.plain.split("\n")[0]))
+    return text
 
 
 def test_view(r: TestReport) -> RenderableType:
@@ -140,3 +156,15 @@ def against_baseline(*, best: float | None, baseline: Baseline | None) -> Text:
         return Text("no baselines fitted yet: `hpo baselines` fits three on the same split", style="dim")
     gap = "" if best is None else f", {100 * (best - baseline.val_accuracy):+.2f} points"
     return Text(f"best trial {pct(best)} vs best baseline {baseline.name} {pct(baseline.val_accuracy)}{gap}")
+
+
+def tested_note(info: BestInfo) -> Text:
+    """Whether the model that just predicted is the one the test set scored."""
+    tested = [r for r in info.evaluations if r.get("trial") == info.trial.number and "accuracy" in r]
+    if tested:
+        return Text(
+            f"model: trial {info.trial.number}, test accuracy {pct(tested[-1]['accuracy'])}", style="dim"
+        )
+    note = f"model: trial {info.trial.number} (validation {pct(info.trial.value)}), "
+    note += "never evaluated on the test set"
+    return Text(note, style="yellow")

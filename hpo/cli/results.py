@@ -147,7 +147,9 @@ def predict(
 
     ws = Workspace(storage=storage, tracking_uri=tracking_uri)
     results = predict_files(ws=ws, paths=images, study=study, top=top, device=device)
-    options.console().print(render_results.predictions_table(results, top=top))
+    console = options.console()
+    console.print(render_results.predictions_table(results, top=top))
+    console.print(render_results.tested_note(ws.best(study)))
 
 
 def ui(
