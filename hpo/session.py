@@ -225,6 +225,8 @@ def run_search(
             ran, stopped = run_workers(session=session, observer=observer)
         else:
             ran, stopped = run_trials(session=session, observer=observer, data=data)
+    except HpoError as exc:  # every finished trial is kept: say how to go on
+        raise type(exc)(f"{exc} (the study keeps its finished trials; resume with: {command})") from exc
     finally:
         outcome = close_session(session, ran=ran, stopped=stopped)
     return outcome

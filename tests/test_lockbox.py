@@ -25,6 +25,14 @@ def test_best_shows_trial_and_unused_test_set(searched: Path) -> None:
     assert code == 0, out + err
     for needle in ("best trial", "validation accuracy", "MLflow run", "checkpoint", "never used"):
         assert needle in out
+    best = load_study(open_storage(STORE), "s").best()
+    assert best is not None
+    shown = {
+        line.split()[0] + " " + line.split()[1]: line.split()[-1] for line in out.splitlines() if line.strip()
+    }
+    assert shown["best trial"] == str(best.number) and shown["best epoch"] == str(best.attrs[link.BEST_EPOCH])
+    assert shown["validation accuracy"] == f"{100 * (best.value or 0):.2f}%"
+    assert shown["MLflow run"] == link.run_id(best)
     assert "test accuracy" not in out  # plain `best` never touches the test set
     assert load_study(open_storage(STORE), "s").attr(link.TEST_EVALUATIONS) is None
 

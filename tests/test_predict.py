@@ -20,15 +20,18 @@ def _test_images(data_dir: Path, folder: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_predict_labels_png_cut_from_test_set(workdir: Path, data_dir: Path) -> None:
-    # Fashion preprocessing keeps the frame (the synthetic classes are encoded by position).
+    # The synthetic classes are encoded by position, so the images stay 28x28: framed like the
+    # dataset, used as they are (a larger image would be cropped to its object).
     search(data_dir, trials=1, epochs=3, dataset="fashion-mnist", study="f")
     images, labels = _test_images(data_dir, "FashionMNIST")
     paths = []
     for i in range(6):
-        Image.fromarray(images[i]).resize((112, 112)).save(f"img{i}.png")
+        Image.fromarray(images[i]).save(f"img{i}.png")
         paths.append(f"img{i}.png")
     Image.fromarray(255 - images[6]).save("light.jpg")  # dark on light: must be inverted back
-    code, out, err = hpo("predict", *paths, "light.jpg", "--study", "f", "--top", 3)
+    code, out, err = hpo(
+        "predict", *paths, "light.jpg", "--study", "f", "--top", 3, "--show-input", "seen.png"
+    )
     assert code == 0, out + err
     from hpo.data import FASHION_CLASSES
 
@@ -38,6 +41,7 @@ def test_predict_labels_png_cut_from_test_set(workdir: Path, data_dir: Path) -> 
         assert FASHION_CLASSES[int(labels[i])] in row, row
     assert "(inverted)" in rows[6]
     assert "never evaluated on the test set" in out.splitlines()[-1]  # the model was never tested
+    assert "wrote seen.png" in out and Image.open("seen.png").size == (7 * 30 * 6, 30 * 6)
 
 
 def test_predict_rejects_non_image(searched: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.helpers import hpo
@@ -135,3 +136,63 @@ def test_engine_matches_seeds_dataloader_accuracy(real_data: Path) -> None:
     )
     assert abs(result.history[0].val_accuracy - seeds_acc) < 0.01, (result.history[0].val_accuracy, seeds_acc)
     assert seeds_acc > 0.95
+
+
+def _canvas_png(digit: np.ndarray, path: str) -> None:
+    """What a drawing canvas exports: a black stroke on a transparent background, large, off-centre."""
+    from PIL import Image
+
+    stroke = np.asarray(Image.fromarray(digit).resize((220, 220), Image.Resampling.BICUBIC))
+    rgba = np.zeros((300, 400, 4), dtype=np.uint8)
+    rgba[50:270, 140:360, 3] = stroke
+    Image.fromarray(rgba).save(path)
+
+
+def _grey_paper_jpeg(digit: np.ndarray, path: str, rng: np.random.Generator) -> None:
+    """A phone photo of pencil on grey paper under a lamp, stored sideways with an EXIF rotation."""
+    from PIL import Image, ImageFilter
+
+    ink = (
+        np.asarray(Image.fromarray(digit).resize((240, 240), Image.Resampling.BICUBIC), dtype=np.float64)
+        / 255
+    )
+    page = 165 - np.linspace(0, 35, 320)[None, :] + rng.normal(0, 5, (320, 320))
+    page[40:280, 30:270] -= 100 * ink  # soft grey ink, never black
+    photo = Image.fromarray(page.clip(0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.5))
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90 degrees counter-clockwise to view"
+    photo.transpose(Image.Transpose.ROTATE_270).save(path, exif=exif, quality=85)
+
+
+def test_predict_drawings_and_photos_with_a_98_percent_model(
+    workdir: Path, real_data: Path, device: str
+) -> None:
+    Path("space.toml").write_text(
+        'cnn_blocks = 2\ncnn_channels = [32]\ncnn_kernel = [3]\ncnn_fc_width = [128]\nactivation = "relu"\n'
+        'dropout = [0.1]\nbatch_norm = [true]\noptimizer = "adam"\nlr = [0.002]\nweight_decay = [1e-5]\n'
+        'schedule = "none"\nbatch_size = [128]\naugment = "affine"\nlabel_smoothing = [0.0]\n'
+    )
+    args = ["--data-dir", real_data, "--model", "cnn", "--space", "space.toml", "--device", device]
+    code, out, err = hpo("search", *args, "--trials", 1, "--epochs", 2, "--pruner", "none", "-q")
+    assert code == 0, out + err
+    from hpo.optuna_store import load_study, open_storage
+
+    best = load_study(open_storage("sqlite:///studies/hpo.db"), "mnist-cnn").best()
+    assert best is not None and (best.value or 0) >= 0.98
+    raw = real_data / "MNIST" / "raw"
+    images = np.frombuffer((raw / "t10k-images-idx3-ubyte").read_bytes()[16:], np.uint8).reshape(-1, 28, 28)
+    labels = np.frombuffer((raw / "t10k-labels-idx1-ubyte").read_bytes()[8:], np.uint8)
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        _canvas_png(images[i], f"canvas{i}.png")
+        _grey_paper_jpeg(images[i], f"photo{i}.jpg", rng)
+    names = [f"canvas{i}.png" for i in range(10)] + [f"photo{i}.jpg" for i in range(10)]
+    code, out, err = hpo("predict", *names, "--show-input", "seen.png")
+    assert code == 0, out + err
+    cells = [[c.strip() for c in line.split("│")] for line in out.splitlines() if "│" in line]
+    rows = {c[0].split()[0]: c[1] for c in cells}
+    for kind in ("canvas", "photo"):
+        right = sum(
+            rows[n] == str(labels[int(n[len(kind) : n.index(".")])]) for n in names if n.startswith(kind)
+        )
+        assert right >= 9, (kind, out)

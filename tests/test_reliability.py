@@ -48,6 +48,7 @@ def test_interrupt_at_exact_phase_leaves_nothing_running(workdir: Path, data_dir
     again = faulty("", data_dir)
     assert again.returncode == 0, again.stdout + again.stderr
     assert states() == {"FAIL": 1, "COMPLETE": 2}
+    assert hpo("check")[0] == 0  # nothing left to repair once the next search has started
 
 
 @pytest.mark.slow

@@ -210,3 +210,24 @@ def test_a_new_study_tries_the_known_good_configurations_first(workdir: Path, da
     search(data_dir, trials=1, epochs=1, space={}, study="cold", warm_start=False)
     cold = load_study(open_storage("sqlite:///studies/hpo.db"), "cold").rows()
     assert link.WARM_START not in cold[0].attrs
+
+
+def test_a_search_stopped_by_an_error_says_how_to_resume(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpo.errors import TrackingError
+    from hpo.lifecycle import TrackedRun
+
+    def unwritable(*_a: object, **_k: object) -> None:
+        raise TrackingError("MLflow store: cannot log metrics: disk is full")
+
+    monkeypatch.setattr(TrackedRun, "fit", unwritable)
+    Path("space.toml").write_text("mlp_layers = 1\n")
+    code, out, err = hpo(
+        "search", "--data-dir", data_dir, "--val-size", VAL_SIZE, "--trials", 2, "--model", "mlp",
+        "--space", "space.toml", "--device", "cpu", "--study", "e",
+    )  # fmt: skip
+    assert_one_line_error(code, out, err, "disk is full", "resume with: hpo search --data-dir")
+    handle = load_study(open_storage("sqlite:///studies/hpo.db"), "e")
+    assert handle.counts().failed == 1
+    assert MlflowStore().run(link.parent_run_id(handle)).status == "FAILED"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import env_for_subprocess
-from tests.helpers import PYTHON_HPO, search_argv
+from tests.helpers import PYTHON_HPO, hpo, search_argv
 
 SPACE = 'mlp_layers = 1\nmlp_width = [32]\nbatch_size = [32]\noptimizer = ["adam"]\n'
 EPOCHS = 60  # long enough (about 2 s per trial) to be caught mid-trial
@@ -96,6 +96,7 @@ def test_kill_9_then_resume_reaches_target(workdir: Path, data_dir: Path) -> Non
     assert states() == {"FAIL": 1, "COMPLETE": 2}
     assert "RUNNING" not in mlflow_statuses()
     assert mlflow_statuses() == {"KILLED": 1, "FINISHED": 3}
+    assert hpo("check")[0] == 0  # nothing left to repair once the next search has started
 
 
 def test_signals_inside_deferred_block_are_delivered_after_it() -> None:

@@ -138,6 +138,9 @@ def predict(
     study: str | None = options.STUDY,
     storage: str = options.STORAGE,
     top: int = typer.Option(1, "--top", help="Show the N most likely labels."),
+    show_input: Path | None = typer.Option(
+        None, "--show-input", help="Write the 28x28 images the model saw to this PNG file."
+    ),
     device: str = options.DEVICE,
     tracking_uri: str | None = options.TRACKING_URI,
 ) -> None:
@@ -146,9 +149,11 @@ def predict(
     from hpo.workspace import Workspace
 
     ws = Workspace(storage=storage, tracking_uri=tracking_uri)
-    results = predict_files(ws=ws, paths=images, study=study, top=top, device=device)
+    results = predict_files(ws=ws, paths=images, study=study, top=top, device=device, show_input=show_input)
     console = options.console()
     console.print(render_results.predictions_table(results, top=top))
+    if show_input is not None:
+        console.print(f"wrote {show_input} (the 28x28 images the model saw, in order)")
     console.print(render_results.tested_note(ws.best(study)))
 
 

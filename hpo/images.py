@@ -1,0 +1,141 @@
+"""Image files -> 28x28 uint8 images like the training data, for `hpo predict`.
+
+What a person gives is rarely MNIST-like: a drawing canvas exports a black stroke on a
+transparent background, a phone photo is stored sideways with an EXIF rotation, grey paper has a
+grey background and soft ink. So, in order: apply the EXIF orientation; composite any
+transparency onto a background that contrasts with the strokes; make it grayscale with light ink
+on a dark background (inverting a light page); estimate the background and ink levels from the
+image and stretch between them; then, as the datasets were made, crop to the object and fit it
+(digits: into 20x20, centred by centre of mass in 28x28; clothes: the whole 28x28 frame). An
+image that is already 28x28 is taken as framed like the dataset: it is only inverted if light."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+from hpo.errors import DataError
+
+INK = 0.25  # a pixel is ink above this fraction of the way from background to ink level
+
+
+def read_image(path: Path) -> Image.Image:
+    """The file's image, upright (EXIF orientation applied), with its transparency if any."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            upright = ImageOps.exif_transpose(img)
+            return upright if upright is not None else img
+    except FileNotFoundError:
+        raise DataError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"{path} is not an image this tool can read (PNG or JPEG): {exc}") from None
+
+
+def _flatten_alpha(img: Image.Image) -> Image.Image:
+    """Transparency composited onto white behind dark strokes, onto black behind light ones."""
+    if img.mode not in ("RGBA", "LA", "PA") and not (img.mode == "P" and "transparency" in img.info):
+        return img.convert("L")
+    rgba = img.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32)
+    if alpha.min() >= 255:
+        return rgba.convert("L")
+    gray = np.asarray(rgba.convert("L"), dtype=np.float32)
+    strokes = gray[alpha > 127]
+    back = 255 if strokes.size == 0 or float(np.median(strokes)) < 128 else 0
+    a = alpha / 255
+    return Image.fromarray((gray * a + back * (1 - a)).round().astype(np.uint8))
+
+
+def _border(a: np.ndarray) -> np.ndarray:
+    return np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+
+
+def _without_background(a: np.ndarray) -> np.ndarray:
+    """Subtract the page's own, possibly uneven, background level (paper under a lamp): the
+    minimum over windows wider than a stroke (about 1/9 of the page), smoothed, computed on a
+    64-pixel thumbnail so a photo of any size costs the same."""
+    img = Image.fromarray((a * 255).round().astype(np.uint8))
+    scale = 64 / max(img.size)
+    thumb = img.resize(
+        (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BOX
+    )
+    level = thumb.filter(ImageFilter.MinFilter(7)).filter(ImageFilter.GaussianBlur(3))
+    background = np.asarray(level.resize(img.size, Image.Resampling.BILINEAR), dtype=np.float32) / 255
+    return np.clip(a - background, 0, 1)
+
+
+def light_on_dark(img: Image.Image) -> tuple[np.ndarray, bool]:
+    """Float (H, W) array in 0..1, ink light on a dark background, the background level removed
+    and the ink level stretched to 1; and whether the page was light (inverted)."""
+    gray = _flatten_alpha(img)
+    if max(gray.size) > 256:  # enough for a 28x28 result, and fast
+        gray = ImageOps.contain(gray, (256, 256), Image.Resampling.LANCZOS)
+    a = np.asarray(gray.filter(ImageFilter.MedianFilter(3)), dtype=np.float32) / 255  # no speckles
+    inverted = float(np.median(_border(a))) > 0.5
+    a = _without_background(1 - a if inverted else a)
+    ink = float(np.percentile(a, 99.5))
+    if ink < 0.05:  # a blank page: nothing to stretch
+        return np.zeros_like(a), inverted
+    return np.clip(a / ink, 0, 1), inverted
+
+
+def _crop_to_ink(a: np.ndarray) -> np.ndarray:
+    rows, cols = np.nonzero(a > INK)
+    if rows.size == 0:
+        return a
+    return a[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+def _resized(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    img = Image.fromarray((a * 255).round().astype(np.uint8))
+    return np.asarray(img.resize(size, Image.Resampling.LANCZOS), dtype=np.float32) / 255
+
+
+def _fit(a: np.ndarray, *, box: int) -> np.ndarray:
+    """Scale so the longer side is `box` pixels, keeping the aspect ratio."""
+    scale = box / max(a.shape)
+    return _resized(a, (max(1, round(a.shape[1] * scale)), max(1, round(a.shape[0] * scale))))
+
+
+def digit_frame(a: np.ndarray) -> np.ndarray:
+    """MNIST's recipe: ink bounding box -> fit in 20x20 -> centre of mass at the 28x28 centre."""
+    digit = _fit(_crop_to_ink(a), box=20)
+    canvas = np.zeros((28, 28), dtype=np.float32)
+    total = float(digit.sum()) or 1.0
+    cy, cx = (np.indices(digit.shape) * digit).reshape(2, -1).sum(1) / total
+    top = int(np.clip(round(14 - cy), 0, 28 - digit.shape[0]))
+    left = int(np.clip(round(14 - cx), 0, 28 - digit.shape[1]))
+    canvas[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
+    return canvas
+
+
+def object_frame(a: np.ndarray) -> np.ndarray:
+    """Fashion-MNIST's recipe: the object's bounding box, fitted into the 28x28 frame, centred."""
+    item = _fit(_crop_to_ink(a), box=28)
+    canvas = np.zeros((28, 28), dtype=np.float32)
+    top, left = (28 - item.shape[0]) // 2, (28 - item.shape[1]) // 2
+    canvas[top : top + item.shape[0], left : left + item.shape[1]] = item
+    return canvas
+
+
+def dataset_style(img: Image.Image, *, dataset: str) -> tuple[np.ndarray, bool]:
+    """Any image -> uint8 (28, 28) like the dataset's, and whether its page was inverted."""
+    if img.size == (28, 28):  # already framed like the dataset: only a light page is inverted
+        a = np.asarray(_flatten_alpha(img), dtype=np.uint8)
+        inverted = float(np.median(_border(a))) > 127
+        return (255 - a if inverted else a), inverted
+    a, inverted = light_on_dark(img)
+    framed = digit_frame(a) if dataset == "mnist" else object_frame(a)
+    return (framed * 255).round().astype(np.uint8), inverted
+
+
+def contact_sheet(images: list[np.ndarray], *, path: Path, zoom: int = 6) -> Path:
+    """The 28x28 images the model saw, side by side and enlarged, as one PNG."""
+    row = np.concatenate([np.pad(i, 1, constant_values=128) for i in images], axis=1)
+    sheet = Image.fromarray(row).resize((row.shape[1] * zoom, row.shape[0] * zoom), Image.Resampling.NEAREST)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
