@@ -27,7 +27,8 @@ OWNER_HOST, OWNER_PID, OWNER_TOKEN = "host", "pid", "pid_token"  # the process r
 PARENT_RUN_ID = "mlflow_parent_run_id"  # the study's MLflow parent run
 SPEC = "hpo_spec"  # StudySpec.to_attr()
 TEST_EVALUATIONS = "test_evaluations"  # list of lockbox records; also a run tag holding the count
-TARGET = "target_trials"  # the --trials of the latest search call: "done" means finished >= it
+TARGET = "target_trials"  # the --trials of the latest search call: "done" means finished >= it...
+LAST_STOP = "last_stop"  # ...or that call ran out of its --timeout ("timeout": a budget met)
 # MLflow run tags.
 ROLE = "hpo_role"  # "study" on the parent run
 ROLE_STUDY = "study"

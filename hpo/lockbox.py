@@ -74,9 +74,11 @@ def _refuse_second_use(handle: StudyHandle, looks: list[tuple[str, dict[str, Any
 
 
 def _refuse_unfinished(handle: StudyHandle) -> None:
-    """The best trial may still change while trials run or the study is below its target."""
+    """The best trial may still change while trials run, or below the target of a search that
+    did not end by its own time budget (--timeout)."""
     counts, target = handle.counts(), int(handle.attr(link.TARGET, 0) or 0)
-    if counts.running or counts.finished < target:
+    timed_out = handle.attr(link.LAST_STOP, "") == "timeout"
+    if counts.running or (counts.finished < target and not timed_out):
         raise LockboxError(
             f"study {handle.name!r} is not done ({counts.running} trial(s) RUNNING, {counts.finished}/"
             f"{target or counts.finished} finished): its best trial may still change; evaluate when the "

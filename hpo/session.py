@@ -189,6 +189,8 @@ def close_session(session: Session, *, ran: int, stopped: str) -> SearchOutcome:
     with shielded(), contextlib.suppress(HpoError):
         ws.mlflow.end_run(session.parent_run_id, status=status)
     study = _study(ws, session.cfg, seed=session.cfg.seed)
+    with contextlib.suppress(Exception):  # a record for the lockbox's "is it done?"; never fatal
+        study.set_attr(link.LAST_STOP, stopped)
     complete = sorted(study.rows(states=("COMPLETE",)), key=lambda r: -(r.value or 0.0))
     return SearchOutcome(
         study=study.name,

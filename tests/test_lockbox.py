@@ -237,6 +237,10 @@ def test_an_unfinished_study_is_not_evaluated_without_force(searched: Path) -> N
     assert_one_line_error(code, out, err, "is not done (0 trial(s) RUNNING, 2/5 finished)", "--force")
     code, out, _ = hpo("best", "--evaluate-test", "--force", "--data-dir", searched)
     assert code == 0 and "test-set uses 1" in out
+    timed = load_study(open_storage(STORE), "s")
+    assert timed.attr(link.LAST_STOP) == "target"
+    timed.set_attr(link.LAST_STOP, "timeout")  # a search that ran out of its --timeout is done
+    assert "is not done" not in hpo("best", "--evaluate-test", "--data-dir", searched)[2]
     code, out, _ = hpo("predict", "--top", 1, *_png(searched))
     assert code == 0 and "test accuracy" in out.splitlines()[-1]
 

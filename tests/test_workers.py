@@ -147,8 +147,9 @@ def _statuses(db: Path) -> tuple[str, list[str]]:
 
 
 def test_jobs_parent_run_stays_running_until_the_last_worker_is_done(workdir: Path, data_dir: Path) -> None:
-    Path("space.toml").write_text(
-        'mlp_layers = 1\nmlp_width = [32]\nbatch_size = [32]\noptimizer = ["adam"]\n'
+    Path("space.toml").write_text(  # one learnable configuration: every trial completes
+        'mlp_layers = 1\nmlp_width = [32]\nbatch_size = [32]\noptimizer = ["adam"]\nlr = [0.001]\n'
+        'augment = "none"\nactivation = "relu"\n'
     )
     args = [*PYTHON_HPO, *search_argv(data_dir, trials=5, epochs=8, study="p", pruner="none", jobs=2)]
     proc = subprocess.Popen(
