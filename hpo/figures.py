@@ -112,35 +112,54 @@ def importances_png(importances: dict[str, float], *, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _axis_values(rows: Sequence[Any], name: str) -> list[float]:
+def _fmt(value: float) -> str:
+    """2048 stays 2048; 0.000272 and 0.00766 keep three significant digits."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e6 else f"{value:.3g}"
+
+
+def _axis(rows: Sequence[Any], name: str) -> tuple[list[float], list[tuple[float, str]]]:
+    """One axis: each trial's position in 0..1, and the (position, label) ticks that say what
+    the positions mean: every category, or the range's ends and middle (log when it is wide)."""
     values = [r.params[name] for r in rows]
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        nums = [float(v) for v in values]
-        if min(nums) > 0 and max(nums) / min(nums) > 50:  # wide positive ranges read better in log
-            nums = [math.log10(v) for v in nums]
-    else:
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         order = sorted({str(v) for v in values})
-        nums = [float(order.index(str(v))) for v in values]
-    low, high = min(nums), max(nums)
-    return [(v - low) / (high - low) if high > low else 0.5 for v in nums]
+        span = max(1, len(order) - 1)
+        positions = [order.index(str(v)) / span if len(order) > 1 else 0.5 for v in values]
+        return positions, [(i / span if len(order) > 1 else 0.5, c) for i, c in enumerate(order)]
+    nums = [float(v) for v in values]
+    log = min(nums) > 0 and max(nums) / min(nums) > 50  # wide positive ranges read better in log
+    scaled = [math.log10(v) for v in nums] if log else nums
+    low, high = min(scaled), max(scaled)
+    if high <= low:
+        return [0.5] * len(nums), [(0.5, _fmt(nums[0]))]
+    middle = 10 ** ((low + high) / 2) if log else (low + high) / 2
+    ticks = [(0.0, _fmt(min(nums))), (0.5, _fmt(middle) + (" (log)" if log else "")), (1.0, _fmt(max(nums)))]
+    return [(v - low) / (high - low) for v in scaled], ticks
 
 
 def parallel_png(rows: Sequence[Any], *, path: Path) -> Path:
-    """Parallel coordinates of the parameters most complete trials share, coloured by accuracy."""
-    done = [r for r in rows if r.state == "COMPLETE"]
+    """Parallel coordinates of the parameters all complete trials share. Every axis is labelled
+    with its categories or range; colour is the trial's rank, so a few chance-level trials cannot
+    squeeze every good trial into one colour."""
+    done = sorted((r for r in rows if r.state == "COMPLETE"), key=lambda r: r.value or 0.0)  # best last
     names = sorted({k for r in done for k in r.params if sum(k in d.params for d in done) == len(done)})
-    fig, ax = _figure(figsize=(max(7, len(names) * 0.9), 4.5))
+    fig, ax = _figure(figsize=(max(8, len(names) * 1.1), 5))
     if done and names:
-        axes = {n: _axis_values(done, n) for n in names}
-        values = [r.value or 0.0 for r in done]
-        low, high = min(values), max(values)
+        axes = {n: _axis(done, n) for n in names}
         cmap = colormaps["viridis"]
-        for i, value in sorted(enumerate(values), key=lambda t: t[1]):
-            shade = (value - low) / (high - low) if high > low else 1.0
-            ax.plot(range(len(names)), [axes[n][i] for n in names], color=cmap(shade), alpha=0.7)
+        for rank, _ in enumerate(done):
+            shade = rank / (len(done) - 1) if len(done) > 1 else 1.0
+            ax.plot(
+                range(len(names)), [axes[n][0][rank] for n in names], color=cmap(shade), alpha=0.8, lw=1.2
+            )
+        for i, name in enumerate(names):
+            ax.axvline(i, color="grey", lw=0.6)
+            for position, label in axes[name][1]:
+                ax.text(i + 0.04, position, label, fontsize=7, va="center", color="0.2")
         ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
+        ax.set_xlim(-0.2, len(names) - 0.4)
     ax.set_yticks([])
-    ax.set_title("Parallel coordinates (colour: validation accuracy, yellow = best)")
+    ax.set_title(f"Parallel coordinates of {len(done)} complete trials (colour: rank, yellow = best)")
     return _save(fig, path)
 
 
