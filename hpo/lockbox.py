@@ -16,13 +16,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from hpo import link, sqlite
+from hpo import link
 from hpo.checkpoint import LoadedModel
 from hpo.config import DataConfig
 from hpo.data import TrainValData, class_names, load_test, load_test_images, load_train_val
 from hpo.engine import predict_logits, resolve_device
 from hpo.ensemble import Members, load_members, mean_probabilities, scores, top_trials
 from hpo.errors import CheckpointError, LockboxError, StudyError
+from hpo.locks import store_lock
 from hpo.optuna_store import StudyHandle
 from hpo.recovery import HOST, process_alive, process_token
 from hpo.workspace import Workspace
@@ -106,7 +107,7 @@ def _claimed_look(
     lock): the look is claimed, as a pending record, before the test split is read, so a second
     process is refused while the first evaluates. Yields (earlier records, result to fill in);
     the result replaces the claim, and a failed evaluation withdraws it (nothing recorded)."""
-    with sqlite.file_lock(ws.storage.url):
+    with store_lock(ws.storage):
         earlier = _live(link.lockbox_records(handle))
         looks = _split_looks(ws, handle)
         if looks and not force:
@@ -125,7 +126,7 @@ def _claimed_look(
     try:
         yield earlier, result
     finally:
-        with sqlite.file_lock(ws.storage.url):
+        with store_lock(ws.storage):
             records = [r for r in link.lockbox_records(handle) if r != claim]
             final = {k: v for k, v in claim.items() if k not in ("pending", "token")}
             handle.set_attr(link.TEST_EVALUATIONS, [*records, {**final, **result}] if result else records)

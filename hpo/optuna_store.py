@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from hpo import signals, sqlite
 from hpo.config import PRUNERS, SAMPLERS
 from hpo.errors import ConfigError, StudyError
+from hpo.locks import store_lock
 
 HEARTBEAT_S = 30  # a live trial touches the store this often; other hosts judge it stale...
 GRACE_S = 120  # ...after this long without a heartbeat
@@ -214,7 +215,7 @@ class StudyHandle:
         """Start a trial owned by the caller unless finished + running trials already reach
         `target`. For SQLite the check and the start happen under a file lock, so concurrent
         workers on this host never overshoot the target."""
-        with sqlite.file_lock(self.storage.url):
+        with store_lock(self.storage):
             c = self.counts()
             if c.finished + c.running >= target:
                 return None

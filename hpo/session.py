@@ -13,12 +13,13 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from hpo import link, optuna_store, sqlite
+from hpo import link, optuna_store
 from hpo.config import DataConfig, SearchConfig
 from hpo.data import TrainValData, load_train_val
 from hpo.engine import resolve_device, seed_everything
 from hpo.errors import HpoError, StudyError
 from hpo.lifecycle import provenance
+from hpo.locks import store_lock
 from hpo.optuna_store import Counts, StudyHandle, TrialRow, create_or_resume, make_pruner, make_sampler
 from hpo.parent_run import open_parent_run, record_trial
 from hpo.recovery import recover_orphans
@@ -94,7 +95,7 @@ def open_session(
     """Open both stores, create or resume the study and its MLflow experiment and parent run, and
     fail the trials that dead processes left RUNNING."""
     ws = Workspace(storage=cfg.storage, tracking_uri=cfg.tracking_uri)
-    with sqlite.file_lock(ws.storage.url):  # several processes may start on a fresh store at once
+    with store_lock(ws.storage):  # several processes may start on a fresh store at once
         store = ws.mlflow
         study = _study(ws, cfg, seed=cfg.seed)
         if cfg.warm_start and not study.rows():

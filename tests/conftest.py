@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,52 @@ def searched(workdir: Path, data_dir: Path) -> Path:
 
     search(data_dir, trials=2, epochs=2)
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway PostgreSQL server on a free loopback port, from Debian's postgresql package
+    (installed by .ci/run); skipped where there is none. initdb refuses root, so the cluster
+    runs as the postgres user, in a folder of its own with its own socket directory."""
+    import glob
+    import socket
+    import subprocess
+    import tempfile
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found or os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("no PostgreSQL server binaries (Debian's postgresql) or not root")
+    bin_dir = Path(found[-1]).parent
+    home = Path(tempfile.mkdtemp(prefix="hpo-pg-", dir="/tmp"))
+    shutil.chown(home, "postgres", "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def as_postgres(*args: str) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, timeout=120
+        )
+
+    as_postgres(str(bin_dir / "initdb"), "-D", str(home / "data"), "-A", "trust", "-U", "postgres")
+    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1"
+    as_postgres(
+        str(bin_dir / "pg_ctl"),
+        "-D",
+        str(home / "data"),
+        "-o",
+        options,
+        "-w",
+        "-l",
+        str(home / "log"),
+        "start",
+    )
+    try:
+        as_postgres(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "hpo")
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/hpo"
+    finally:
+        as_postgres(str(bin_dir / "pg_ctl"), "-D", str(home / "data"), "-m", "fast", "-w", "stop")
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

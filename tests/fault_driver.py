@@ -4,7 +4,8 @@ real signal to this process, so tests can hit phases that timing alone cannot:
     python tests/fault_driver.py FAULT hpo-args...
 
 FAULT: sigint-in-validation | sigterm-in-validation | sigint-in-upload | sigkill-in-upload |
-sigkill-before-tell (after the trial's MLflow run is closed, before Optuna is told)."""
+sigkill-before-tell (after the trial's MLflow run is closed, before Optuna is told) |
+slow-claim (a test look's claim takes a second to write: the window a lock must close)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,20 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
         TrialHandle.tell = killed  # type: ignore[method-assign]
+    elif fault == "slow-claim":
+        import time
+
+        from hpo import link
+        from hpo.optuna_store import StudyHandle
+
+        real_set_attr = StudyHandle.set_attr
+
+        def slow(self: StudyHandle, key: str, value: object) -> None:
+            if key == link.TEST_EVALUATIONS:
+                time.sleep(1.0)
+            real_set_attr(self, key, value)
+
+        StudyHandle.set_attr = slow  # type: ignore[method-assign]
     else:
         raise SystemExit(f"unknown fault {fault}")
     from hpo.cli import app

@@ -111,7 +111,7 @@ def search(
     chosen: Space = restrict_family(parse_space(space if space is not None else FAST), "mlp")
     cfg = SearchConfig(
         study=study,
-        storage="sqlite:///studies/hpo.db",
+        storage=kw.pop("storage", "sqlite:///studies/hpo.db"),
         trials=trials,
         epochs=epochs,
         device=kw.pop("device", "cpu"),

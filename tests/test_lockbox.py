@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from hpo import link
 from hpo.mlflow_store import MlflowStore
 from hpo.optuna_store import load_study, open_storage
 from tests.conftest import VAL_SIZE, env_for_subprocess
-from tests.helpers import PYTHON_HPO, assert_one_line_error, hpo, search
+from tests.helpers import assert_one_line_error, hpo, search
 
 STORE = "sqlite:///studies/hpo.db"
 
@@ -117,7 +118,22 @@ def test_best_without_study_or_complete_trial(workdir: Path, data_dir: Path) -> 
 @pytest.mark.slow
 def test_two_concurrent_looks_give_one_score(searched: Path) -> None:
     """Two real processes ask for the test look at once: the check-and-record is atomic."""
-    command = [*PYTHON_HPO, "best", "--evaluate-test", "--data-dir", str(searched), "--device", "cpu"]
+    _two_looks(searched, storage=STORE)
+
+
+@pytest.mark.slow
+def test_two_concurrent_looks_on_postgresql(workdir: Path, data_dir: Path, postgres_url: str) -> None:
+    """The same on a PostgreSQL study store, where the lock is the server's advisory lock."""
+    search(data_dir, trials=2, epochs=2, storage=postgres_url)
+    _two_looks(data_dir, storage=postgres_url)
+
+
+def _two_looks(data_dir: Path, *, storage: str) -> None:
+    """Each claim takes a second to write (fault driver), so without the store lock both
+    processes would read "no look yet" and both would evaluate."""
+    driver = [sys.executable, str(Path(__file__).with_name("fault_driver.py")), "slow-claim"]
+    command = [*driver, "best", "--evaluate-test", "--data-dir", str(data_dir), "--device", "cpu"]
+    command += ["--storage", storage]
     procs = [
         subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for_subprocess()
@@ -130,7 +146,7 @@ def test_two_concurrent_looks_give_one_score(searched: Path) -> None:
     refused = [err for _, err in outs if err.strip()]
     assert len(scored) == 1 and len(refused) == 1 and "Traceback" not in refused[0]
     assert "already used" in refused[0] or "being evaluated by another process" in refused[0]
-    records = link.lockbox_records(load_study(open_storage(STORE), "s"))
+    records = link.lockbox_records(load_study(open_storage(storage), "s"))
     assert len(records) == 1 and "pending" not in records[0] and records[0]["accuracy"] > 0.9
 
 
