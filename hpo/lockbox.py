@@ -103,10 +103,11 @@ def _live(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _claimed_look(
     *, ws: Workspace, handle: StudyHandle, force: bool, trial: int, run_id: str, fields: dict[str, Any]
 ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
-    """The lockbox's check-and-record, atomic for the processes of this host (the store's file
-    lock): the look is claimed, as a pending record, before the test split is read, so a second
-    process is refused while the first evaluates. Yields (earlier records, result to fill in);
-    the result replaces the claim, and a failed evaluation withdraws it (nothing recorded)."""
+    """The lockbox's check-and-record, atomic for every process sharing the store (`store_lock`:
+    a file lock on SQLite, an advisory lock on PostgreSQL). The look is claimed, as a pending
+    record, before the test split is read, so a second process is refused while the first
+    evaluates. Yields (earlier records, result to fill in); the result replaces the claim, and a
+    failed evaluation withdraws it (nothing recorded)."""
     with store_lock(ws.storage):
         earlier = _live(link.lockbox_records(handle))
         looks = _split_looks(ws, handle)

@@ -22,6 +22,14 @@ class Prediction:
     inverted: bool
 
 
+@dataclass(frozen=True)
+class Predictions:
+    items: list[Prediction]  # one per file, in order
+    trial: int  # the trial whose model predicted
+    val_accuracy: float | None
+    test_accuracy: float | None  # its lockbox result, None when it was never tested
+
+
 def predict_files(
     *,
     ws: Workspace,
@@ -30,10 +38,12 @@ def predict_files(
     top: int,
     device: str,
     show_input: Path | None = None,
-) -> list[Prediction]:
-    """Classify image files with the best model of `study`; (label, probability) pairs per file."""
+) -> Predictions:
+    """Classify image files with the best model of `study`; (label, probability) pairs per file,
+    and which trial predicted, with its test accuracy if the lockbox ever scored it."""
     handle = ws.study(study)
-    loaded = ws.load_model(link.run_id(ws.best_trial(handle)))
+    best = ws.best_trial(handle)
+    loaded = ws.load_model(link.run_id(best))
     spec = link.read_spec(handle)
     dataset = spec.dataset if spec else "mnist"
     prepared = [dataset_style(read_image(p), dataset=dataset) for p in paths]
@@ -50,4 +60,14 @@ def predict_files(
         values, idx = p.topk(k)
         pairs = [(names[int(i)], float(v)) for v, i in zip(values, idx, strict=True)]
         results.append(Prediction(path=str(path), top=pairs, inverted=inverted))
-    return results
+    tested = [
+        r["accuracy"]
+        for r in link.lockbox_records(handle)
+        if r.get("trial") == best.number and "accuracy" in r
+    ]
+    return Predictions(
+        items=results,
+        trial=best.number,
+        val_accuracy=best.value,
+        test_accuracy=tested[-1] if tested else None,
+    )

@@ -16,7 +16,7 @@ from hpo.cli.render import config_text, pct, seconds_text
 if TYPE_CHECKING:  # annotations only: importing these would load torch and optuna
     from hpo.baselines import BaselineResult
     from hpo.lockbox import TestReport
-    from hpo.predict import Prediction
+    from hpo.predict import Prediction, Predictions
     from hpo.reproduce import Reproduction
     from hpo.workspace import Baseline, BestInfo
 
@@ -158,13 +158,9 @@ def against_baseline(*, best: float | None, baseline: Baseline | None) -> Text:
     return Text(f"best trial {pct(best)} vs best baseline {baseline.name} {pct(baseline.val_accuracy)}{gap}")
 
 
-def tested_note(info: BestInfo) -> Text:
+def tested_note(r: Predictions) -> Text:
     """Whether the model that just predicted is the one the test set scored."""
-    tested = [r for r in info.evaluations if r.get("trial") == info.trial.number and "accuracy" in r]
-    if tested:
-        return Text(
-            f"model: trial {info.trial.number}, test accuracy {pct(tested[-1]['accuracy'])}", style="dim"
-        )
-    note = f"model: trial {info.trial.number} (validation {pct(info.trial.value)}), "
-    note += "never evaluated on the test set"
+    if r.test_accuracy is not None:
+        return Text(f"model: trial {r.trial}, test accuracy {pct(r.test_accuracy)}", style="dim")
+    note = f"model: trial {r.trial} (validation {pct(r.val_accuracy)}), never evaluated on the test set"
     return Text(note, style="yellow")

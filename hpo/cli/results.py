@@ -151,10 +151,10 @@ def predict(
     ws = Workspace(storage=storage, tracking_uri=tracking_uri)
     results = predict_files(ws=ws, paths=images, study=study, top=top, device=device, show_input=show_input)
     console = options.console()
-    console.print(render_results.predictions_table(results, top=top))
+    console.print(render_results.predictions_table(results.items, top=top))
     if show_input is not None:
         console.print(f"wrote {show_input} (the 28x28 images the model saw, in order)")
-    console.print(render_results.tested_note(ws.best(study)))
+    console.print(render_results.tested_note(results))
 
 
 def ui(
