@@ -22,7 +22,6 @@ from hpo.config import DataConfig, SearchConfig
 from hpo.lockbox import evaluate_test
 from hpo.runtime import configure
 from hpo.session import run_search
-from hpo.space import DEFAULT_SPACE, restrict_family
 from hpo.workspace import Workspace
 
 HEADER = """# Search quality
@@ -74,13 +73,14 @@ def main(args: argparse.Namespace, command: str) -> str:
             timeout=args.timeout,
             device=args.device,
             seed=args.seed,
+            model=args.model,
         )
         data_cfg = DataConfig(dataset=args.dataset, data_dir=data_dir)
         start = time.monotonic()
         outcome = run_search(
             cfg=cfg,
             data_cfg=data_cfg,
-            space=restrict_family(DEFAULT_SPACE, args.model),
+            space=None,  # hpo's default space, restricted to --model
             observer=Lines(),
             command=command,
         )

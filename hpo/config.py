@@ -19,6 +19,8 @@ SAMPLERS = ("tpe", "random", "gp", "cmaes")
 PRUNERS = ("median", "hyperband", "sha", "none")
 PADDINGS = ("same", "valid")
 KERNEL_SIZES = (3, 5)
+HEADS = ("flatten", "gap")  # a CNN's features: flattened, or global-average-pooled per channel
+ADAPTIVE_OPTIMIZERS = ("adam", "adamw", "rmsprop")  # they take far smaller learning rates than sgd
 
 IMAGE_SIZE = 28  # pixels per side of every supported dataset
 NUM_CLASSES = 10
@@ -68,19 +70,21 @@ class DataConfig:
             )
 
 
-def cnn_output_side(*, blocks: int, kernel_size: int, padding: str) -> int:
-    """Spatial side (pixels) after `blocks` conv+2x2-pool blocks on a 28x28 input."""
+def cnn_output_side(*, blocks: int, kernel_size: int, padding: str, convs_per_block: int = 1) -> int:
+    """Spatial side (pixels) after `blocks` blocks of `convs_per_block` convs and a 2x2 pool on a
+    28x28 input."""
     side = IMAGE_SIZE
     for _ in range(blocks):
-        side = side if padding == "same" else side - kernel_size + 1
+        side = side if padding == "same" else side - convs_per_block * (kernel_size - 1)
         side //= 2
     return side
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of an MLP or a small CNN. `fc_width=0` means the CNN's flattened features go
-    straight to the 10-way output (seed 001's conv 1->10->20, fc 320->10)."""
+    """Architecture of an MLP or a small CNN. A CNN block is `convs_per_block` convs then a 2x2
+    max-pool; `head` flattens the last block's maps or averages each channel (gap); `fc_width=0`
+    means those features go straight to the 10-way output (seed 001's conv 1->10->20, fc 320->10)."""
 
     family: str = "mlp"
     hidden: tuple[int, ...] = (300, 100)  # MLP hidden widths
@@ -88,6 +92,8 @@ class ModelConfig:
     kernel_size: int = 3
     padding: str = "same"
     fc_width: int = 128
+    convs_per_block: int = 1
+    head: str = "flatten"
     activation: str = "relu"
     dropout: float = 0.0
     batch_norm: bool = False
@@ -97,6 +103,7 @@ class ModelConfig:
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("padding", self.padding, PADDINGS)
         _choice("kernel size", self.kernel_size, KERNEL_SIZES)
+        _choice("head", self.head, HEADS)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1); got {self.dropout}")
         if self.fc_width < 0:
@@ -109,10 +116,18 @@ class ModelConfig:
     def _check_cnn(self) -> None:
         if not 1 <= len(self.channels) <= 4:
             raise ConfigError(f"a CNN has 1 to 4 conv blocks; --channels gave {len(self.channels)}")
-        side = cnn_output_side(blocks=len(self.channels), kernel_size=self.kernel_size, padding=self.padding)
+        if not 1 <= self.convs_per_block <= 3:
+            raise ConfigError(f"--convs-per-block must be 1, 2 or 3; got {self.convs_per_block}")
+        side = cnn_output_side(
+            blocks=len(self.channels),
+            kernel_size=self.kernel_size,
+            padding=self.padding,
+            convs_per_block=self.convs_per_block,
+        )
         if side < 1:
             raise ConfigError(
-                f"{len(self.channels)} conv blocks with kernel {self.kernel_size} and "
+                f"{len(self.channels)} blocks of {self.convs_per_block} conv(s) with kernel "
+                f"{self.kernel_size} and "
                 f"{self.padding} padding shrink a 28x28 image to nothing: "
                 "use fewer blocks or --padding same"
             )
@@ -211,6 +226,7 @@ class SearchConfig:
     jobs: int = 1
     tracking_uri: str | None = None
     warm_start: bool = True  # a new study first tries hpo's known-good configurations
+    model: str = "any"  # the family searched: mlp, cnn or any (the space's choices)
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -223,6 +239,7 @@ class SearchConfig:
             raise ConfigError(f"--jobs must be between 1 and 64; got {self.jobs}")
         _choice("sampler", self.sampler, SAMPLERS)
         _choice("pruner", self.pruner, PRUNERS)
+        _choice("model", self.model, (*FAMILIES, "any"))
         if not self.study or any(c in self.study for c in "/\\\n"):
             raise ConfigError(f"--study must be a plain name like mnist-mlp; got {self.study!r}")
 
@@ -239,11 +256,13 @@ SPELLINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "kernel_size": ("--kernel-size", ("cnn_kernel",)),
     "padding": ("--padding", ()),  # searched CNNs always use "same"
     "fc_width": ("--fc-width", ("cnn_fc_width",)),
+    "convs_per_block": ("--convs-per-block", ("cnn_convs",)),
+    "head": ("--head", ("cnn_head",)),
     "activation": ("--activation", ("activation",)),
     "dropout": ("--dropout", ("dropout",)),
     "batch_norm": ("--batch-norm", ("batch_norm",)),
     "optimizer": ("--optimizer", ("optimizer",)),
-    "lr": ("--lr", ("lr",)),
+    "lr": ("--lr", ("lr_sgd", "lr_adaptive")),  # sgd, and adam/adamw/rmsprop
     "momentum": ("--momentum", ("momentum",)),
     "nesterov": ("--nesterov", ()),
     "weight_decay": ("--weight-decay", ("weight_decay",)),

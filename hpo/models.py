@@ -39,25 +39,37 @@ def build_mlp(cfg: ModelConfig) -> nn.Sequential:
 
 
 def _conv_block(*, channels_in: int, channels_out: int, cfg: ModelConfig) -> list[nn.Module]:
+    """`convs_per_block` x (conv, [bn], act), then a 2x2 max-pool: (N, C_in, H, W) -> (N, C_out, H', W')."""
     pad = cfg.kernel_size // 2 if cfg.padding == "same" else 0
-    layers: list[nn.Module] = [
-        nn.Conv2d(channels_in, channels_out, cfg.kernel_size, padding=pad, bias=not cfg.batch_norm)
-    ]
-    if cfg.batch_norm:
-        layers.append(nn.BatchNorm2d(channels_out))
-    layers += [_ACTIVATIONS[cfg.activation](), nn.MaxPool2d(2)]
+    layers: list[nn.Module] = []
+    for i in range(cfg.convs_per_block):
+        conv_in = channels_in if i == 0 else channels_out
+        layers.append(nn.Conv2d(conv_in, channels_out, cfg.kernel_size, padding=pad, bias=not cfg.batch_norm))
+        if cfg.batch_norm:
+            layers.append(nn.BatchNorm2d(channels_out))
+        layers.append(_ACTIVATIONS[cfg.activation]())
+    layers.append(nn.MaxPool2d(2))
     return layers
 
 
 def build_cnn(cfg: ModelConfig) -> nn.Sequential:
-    """Conv blocks (conv, [bn], act, 2x2 max-pool) -> flatten -> [hidden fc] -> (N, 10) logits."""
+    """Conv blocks -> flatten (or global average pool) -> [hidden fc] -> (N, 10) logits."""
     layers: list[nn.Module] = []
     channels = 1
     for out in cfg.channels:
         layers += _conv_block(channels_in=channels, channels_out=out, cfg=cfg)
         channels = out
-    side = cnn_output_side(blocks=len(cfg.channels), kernel_size=cfg.kernel_size, padding=cfg.padding)
-    width = channels * side * side  # 320 for seed 001's net (20 channels x 4 x 4)
+    if cfg.head == "gap":  # (N, C, h, w) -> (N, C): few weights, translation-tolerant
+        layers.append(nn.AdaptiveAvgPool2d(1))
+        width = channels
+    else:
+        side = cnn_output_side(
+            blocks=len(cfg.channels),
+            kernel_size=cfg.kernel_size,
+            padding=cfg.padding,
+            convs_per_block=cfg.convs_per_block,
+        )
+        width = channels * side * side  # 320 for seed 001's net (20 channels x 4 x 4)
     layers.append(nn.Flatten())
     if cfg.fc_width:
         layers += _dense_block(width_in=width, width_out=cfg.fc_width, cfg=cfg)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from hpo import link, optuna_store
 from hpo.config import DataConfig, SearchConfig
@@ -24,7 +25,7 @@ from hpo.optuna_store import Counts, StudyHandle, TrialRow, create_or_resume, ma
 from hpo.parent_run import open_parent_run, record_trial
 from hpo.recovery import recover_orphans
 from hpo.signals import shielded, sigterm_as_interrupt
-from hpo.space import Space, space_to_json
+from hpo.space import DEFAULT_SPACE, Space, restrict_family, space_from_json, space_to_json
 from hpo.trial import SearchObserver, TrialContext, run_trial
 from hpo.warm_start import points_for
 from hpo.workspace import Workspace
@@ -68,6 +69,19 @@ def _study(ws: Workspace, cfg: SearchConfig, *, seed: int) -> StudyHandle:
     return study
 
 
+def _resolve_space(study: StudyHandle, *, given: Space | None, model: str) -> tuple[Space, dict[str, Any]]:
+    """The space this call samples and its JSON form for the spec. Without a space file, a study
+    goes on with the space it was made with (so a newer hpo's default never locks it out); a new
+    study takes the default. `model` then fixes the family."""
+    recorded = link.read_spec(study)
+    if given is not None or recorded is None:
+        space = restrict_family(given or DEFAULT_SPACE, model)
+        return space, space_to_json(space)
+    base = space_from_json(recorded.space)
+    space = restrict_family(base, model)
+    return space, recorded.space if space["family"] == base["family"] else space_to_json(space)
+
+
 def _check_spec(study: StudyHandle, spec: link.StudySpec) -> None:
     """Record the spec of a new study; refuse to resume one whose trials would not be comparable."""
     recorded = link.read_spec(study)
@@ -90,19 +104,25 @@ def _short(value: object) -> str:
 
 
 def open_session(
-    *, cfg: SearchConfig, data_cfg: DataConfig, space: Space, fingerprint: str, device_tags: dict[str, str]
+    *,
+    cfg: SearchConfig,
+    data_cfg: DataConfig,
+    space: Space | None,
+    fingerprint: str,
+    device_tags: dict[str, str],
 ) -> Session:
     """Open both stores, create or resume the study and its MLflow experiment and parent run, and
-    fail the trials that dead processes left RUNNING."""
+    fail the trials that dead processes left RUNNING. `space` None: the study's own, or the default."""
     ws = Workspace(storage=cfg.storage, tracking_uri=cfg.tracking_uri)
     with store_lock(ws.storage):  # several processes may start on a fresh store at once
         store = ws.mlflow
         study = _study(ws, cfg, seed=cfg.seed)
+        space, space_json = _resolve_space(study, given=space, model=cfg.model)
         if cfg.warm_start and not study.rows():
             for name, params in points_for(space, limit=cfg.trials).items():
                 study.enqueue(params, attrs={link.WARM_START: name})
         spec = link.StudySpec.new(
-            data_cfg=data_cfg, fingerprint=fingerprint, epochs=cfg.epochs, space=space_to_json(space)
+            data_cfg=data_cfg, fingerprint=fingerprint, epochs=cfg.epochs, space=space_json
         )
         _check_spec(study, spec)
         study.set_attr(link.TARGET, cfg.trials)
@@ -206,7 +226,7 @@ def close_session(session: Session, *, ran: int, stopped: str) -> SearchOutcome:
 
 
 def run_search(
-    *, cfg: SearchConfig, data_cfg: DataConfig, space: Space, observer: SearchObserver, command: str
+    *, cfg: SearchConfig, data_cfg: DataConfig, space: Space | None, observer: SearchObserver, command: str
 ) -> SearchOutcome:
     """`hpo search`: open the session, run its trials (in `cfg.jobs` worker processes when above
     1), close it. Safe to call again: it continues where the last call stopped."""

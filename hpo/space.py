@@ -10,7 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hpo.config import AUGMENTS, FAMILIES, KERNEL_SIZES, OPTIMIZERS, SCHEDULES, ModelConfig, OptimConfig
+from hpo.config import (
+    ADAPTIVE_OPTIMIZERS,
+    AUGMENTS,
+    FAMILIES,
+    HEADS,
+    KERNEL_SIZES,
+    OPTIMIZERS,
+    SCHEDULES,
+    ModelConfig,
+    OptimConfig,
+)
 from hpo.errors import ConfigError
 
 
@@ -37,8 +47,10 @@ DEFAULT_SPACE: Space = {
     "mlp_layers": Range(1, 3, integer=True),
     "mlp_width": Range(32, 1024, log=True, integer=True),  # per layer: mlp_width_0, ...
     "cnn_blocks": Range(1, 3, integer=True),
-    "cnn_channels": Choice((16, 32, 64)),  # per block: cnn_channels_0, ...
+    "cnn_convs": Range(1, 2, integer=True),  # convs per block, before its 2x2 pool
+    "cnn_channels": Choice((16, 32, 64, 128)),  # per block: cnn_channels_0, ...
     "cnn_kernel": Choice(KERNEL_SIZES),
+    "cnn_head": Choice(HEADS),
     "cnn_fc_width": Choice((0, 64, 128, 256)),
     # tanh and sigmoid stay available through --space; by default they spent early trials at
     # chance level (deep sigmoid MLPs barely train in a few epochs).
@@ -47,7 +59,10 @@ DEFAULT_SPACE: Space = {
     "batch_norm": Choice((False, True)),
     "optimizer": Choice(OPTIMIZERS),
     "momentum": Range(0.0, 0.99),  # sgd and rmsprop
-    "lr": Range(1e-4, 0.3, log=True),
+    # One learning-rate range per optimizer family: sgd wants 1e-2..1e-1 where adaptive
+    # optimizers diverge, and one shared range would waste half of every family's draws.
+    "lr_sgd": Range(1e-3, 0.5, log=True),
+    "lr_adaptive": Range(1e-4, 1e-2, log=True),  # adam, adamw, rmsprop
     "weight_decay": Range(1e-7, 1e-2, log=True),
     "schedule": Choice(SCHEDULES),
     "gamma": Range(0.5, 0.99),  # exponential schedule
@@ -99,8 +114,10 @@ def _sample_model(trial: TrialLike, space: Space) -> ModelConfig:
     ]
     return ModelConfig(
         channels=tuple(channels),
+        convs_per_block=_suggest(trial, "cnn_convs", space["cnn_convs"]),
         kernel_size=_suggest(trial, "cnn_kernel", space["cnn_kernel"]),
         padding="same",
+        head=_suggest(trial, "cnn_head", space["cnn_head"]),
         fc_width=_suggest(trial, "cnn_fc_width", space["cnn_fc_width"]),
         **common,
     )
@@ -113,9 +130,10 @@ def sample(trial: TrialLike, space: Space) -> TrialConfig:
     momentum = _suggest(trial, "momentum", space["momentum"]) if optimizer in ("sgd", "rmsprop") else 0.0
     schedule = _suggest(trial, "schedule", space["schedule"])
     gamma = {"gamma": _suggest(trial, "gamma", space["gamma"])} if schedule == "exponential" else {}
+    lr_key = "lr_adaptive" if optimizer in ADAPTIVE_OPTIMIZERS else "lr_sgd"
     optim = OptimConfig(
         optimizer=optimizer,
-        lr=_suggest(trial, "lr", space["lr"]),
+        lr=_suggest(trial, lr_key, space[lr_key]),
         momentum=momentum,
         weight_decay=_suggest(trial, "weight_decay", space["weight_decay"]),
         schedule=schedule,
@@ -131,14 +149,22 @@ def sample(trial: TrialLike, space: Space) -> TrialConfig:
 
 
 # Parameters added to the space after studies were made with it: what their trials trained.
-_INTRODUCED = {"augment": "none", "label_smoothing": 0.0}
+_INTRODUCED: dict[str, Any] = {
+    "augment": "none",
+    "label_smoothing": 0.0,
+    "cnn_convs": 1,
+    "cnn_head": "flatten",
+}
+# Parameters split after studies were made with them: new key -> the key those studies recorded.
+_SPLIT = {"lr_sgd": "lr", "lr_adaptive": "lr"}
 
 
 class _Replay:
     """A TrialLike that answers each suggest_* with the value a trial recorded."""
 
     def __init__(self, params: dict[str, Any]) -> None:
-        self.params = {**_INTRODUCED, **params}
+        legacy = {new: params[old] for new, old in _SPLIT.items() if old in params}
+        self.params = {**_INTRODUCED, **legacy, **params}
 
     def suggest_categorical(self, name: str, choices: Any) -> Any:
         return self.params[name]
@@ -176,7 +202,9 @@ def describe(cfg: TrialConfig) -> str:
     bs 128 aug=shift': what `hpo trials` shows and each trial run's MLflow description says."""
     m, o = cfg.model, cfg.optim
     if m.family == "cnn":
-        arch = f"cnn {'-'.join(map(str, m.channels))} k{m.kernel_size} fc{m.fc_width}"
+        arch = f"cnn {'-'.join(map(str, m.channels))}"
+        arch += f"x{m.convs_per_block}" if m.convs_per_block > 1 else ""
+        arch += f" k{m.kernel_size}" + (" gap" if m.head == "gap" else "") + f" fc{m.fc_width}"
     else:
         arch = "mlp " + "-".join(map(str, m.hidden))
     arch += f" {m.activation}" + (" bn" if m.batch_norm else "")
@@ -202,3 +230,20 @@ def space_to_json(space: Space) -> dict[str, Any]:
         else:
             out[name] = {"low": spec.low, "high": spec.high, "log": spec.log, "integer": spec.integer}
     return out
+
+
+def space_from_json(raw: dict[str, Any]) -> Space:
+    """The space a study recorded (`space_to_json`), usable by `sample` again: parameters the
+    space gained later are fixed to what those trials trained, split ones take the old range."""
+    space: Space = {}
+    for name, spec in raw.items():
+        if "choices" in spec:
+            space[name] = Choice(tuple(spec["choices"]))
+        else:
+            space[name] = Range(spec["low"], spec["high"], log=spec["log"], integer=spec["integer"])
+    for new, old in _SPLIT.items():
+        if new not in space and old in space:
+            space[new] = space[old]
+    for name, value in _INTRODUCED.items():
+        space.setdefault(name, Choice((value,)))
+    return {name: spec for name, spec in space.items() if name in DEFAULT_SPACE}

@@ -1,12 +1,15 @@
 """Space files: a TOML file that narrows or changes the default search space without code
 (`--space space.toml`), validated entry by entry, e.g.:
 
-    lr = { low = 1e-3, high = 0.1, log = true }
+    lr_sgd = { low = 1e-3, high = 0.1, log = true }
     optimizer = ["adam", "sgd"]       # a list: the choices
     activation = "relu"                # a scalar: fixed
     [mlp_width]
     low = 64
     high = 512
+
+`lr` sets both learning-rate ranges (`lr_sgd` and `lr_adaptive`), as space files written before the
+split did.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from hpo.config import ACTIVATIONS, AUGMENTS, FAMILIES, KERNEL_SIZES, OPTIMIZERS, SCHEDULES
+from hpo.config import ACTIVATIONS, AUGMENTS, FAMILIES, HEADS, KERNEL_SIZES, OPTIMIZERS, SCHEDULES
 from hpo.errors import ConfigError
 from hpo.space import DEFAULT_SPACE, Choice, Range, Space, Spec
 
@@ -24,11 +27,13 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "mlp_layers": (1, 7),
     "mlp_width": (1, 65537),
     "cnn_blocks": (1, 5),
+    "cnn_convs": (1, 4),
     "cnn_channels": (1, 1025),
     "cnn_fc_width": (0, 65537),
     "dropout": (0, 1),
     "momentum": (0, 1),
-    "lr": (1e-12, 1e6),
+    "lr_sgd": (1e-12, 1e6),
+    "lr_adaptive": (1e-12, 1e6),
     "weight_decay": (0, 1),
     "gamma": (1e-6, 1.000001),
     "batch_size": (2, 65537),
@@ -40,6 +45,7 @@ _ALLOWED: dict[str, tuple[Any, ...]] = {
     "optimizer": OPTIMIZERS,
     "schedule": SCHEDULES,
     "cnn_kernel": KERNEL_SIZES,
+    "cnn_head": HEADS,
     "batch_norm": (False, True),
     "augment": AUGMENTS,
 }
@@ -97,9 +103,11 @@ def _parse_table(name: str, raw: dict[str, Any], default: Spec) -> Spec:
 def parse_space(raw: dict[str, Any], *, base: Space | None = None) -> Space:
     """Overlay a parsed TOML mapping onto the default space, validating every entry."""
     space = dict(base or DEFAULT_SPACE)
+    if "lr" in raw:  # one range for every optimizer
+        raw = {"lr_sgd": raw["lr"], "lr_adaptive": raw["lr"], **{k: v for k, v in raw.items() if k != "lr"}}
     for name, value in raw.items():
         if name not in DEFAULT_SPACE:
-            known = ", ".join(DEFAULT_SPACE)
+            known = ", ".join((*DEFAULT_SPACE, "lr"))
             raise ConfigError(f"space: unknown parameter {name!r}; known parameters: {known}")
         space[name] = _parse_spec(name, value, DEFAULT_SPACE[name])
     return space

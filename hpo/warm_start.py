@@ -15,20 +15,21 @@ POINTS: dict[str, dict[str, Any]] = {
     # The course's MLP, 784-300-100-10 (LeNet-300-100), trained with today's SGD recipe.
     "textbook-mlp": {
         "family": "mlp", "activation": "relu", "dropout": 0.0, "batch_norm": False, "mlp_layers": 2,
-        "mlp_width_0": 300, "mlp_width_1": 100, **_SGD_COSINE, "lr": 0.05, "weight_decay": 1e-4,
+        "mlp_width_0": 300, "mlp_width_1": 100, **_SGD_COSINE, "lr_sgd": 0.05, "weight_decay": 1e-4,
         "augment": "none", "label_smoothing": 0.0,
     },
     # A wide MLP with dropout and ±2 px shifts: the usual way past 98.5% without convolutions.
     "wide-mlp-shift": {
         "family": "mlp", "activation": "relu", "dropout": 0.2, "batch_norm": False, "mlp_layers": 2,
-        "mlp_width_0": 1024, "mlp_width_1": 1024, **_SGD_COSINE, "lr": 0.05, "weight_decay": 1e-5,
+        "mlp_width_0": 1024, "mlp_width_1": 1024, **_SGD_COSINE, "lr_sgd": 0.05, "weight_decay": 1e-5,
         "augment": "shift", "label_smoothing": 0.0,
     },
     # A small augmented CNN (two conv blocks with batch norm, FC head): 99.4%+ on MNIST.
     "small-cnn-affine": {
         "family": "cnn", "activation": "relu", "dropout": 0.25, "batch_norm": True, "cnn_blocks": 2,
-        "cnn_channels_0": 32, "cnn_channels_1": 64, "cnn_kernel": 3, "cnn_fc_width": 128, **_SGD_COSINE,
-        "lr": 0.05, "weight_decay": 5e-4, "augment": "affine", "label_smoothing": 0.1,
+        "cnn_convs": 1, "cnn_channels_0": 32, "cnn_channels_1": 64, "cnn_kernel": 3, "cnn_head": "flatten",
+        "cnn_fc_width": 128, **_SGD_COSINE,
+        "lr_sgd": 0.05, "weight_decay": 5e-4, "augment": "affine", "label_smoothing": 0.1,
     },
 }  # fmt: skip
 

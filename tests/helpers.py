@@ -101,14 +101,17 @@ def search(
     *,
     trials: int,
     epochs: int = 2,
-    space: dict[str, Any] | None = None,
+    space: dict[str, Any] | str | None = None,
     val_size: int = VAL_SIZE,
     dataset: str = "mnist",
     study: str = "s",
     **kw: Any,
 ) -> SearchOutcome:
-    """Run a search in-process (study 's' in studies/hpo.db) with the fast MLP space."""
-    chosen: Space = restrict_family(parse_space(space if space is not None else FAST), "mlp")
+    """Run a search in-process (study 's' in studies/hpo.db) with the fast MLP space; `space="study"`
+    passes no space, as `hpo search` without --space does."""
+    chosen: Space | None = None
+    if space != "study":
+        chosen = restrict_family(parse_space(space if isinstance(space, dict) else FAST), "mlp")
     cfg = SearchConfig(
         study=study,
         storage=kw.pop("storage", "sqlite:///studies/hpo.db"),

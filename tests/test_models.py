@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from hpo.config import ACTIVATIONS, ModelConfig, parse_int_list
 from hpo.errors import ConfigError
@@ -44,7 +45,23 @@ def test_cnn_blocks_same_padding(blocks: int) -> None:
     assert model(X).shape == (4, 10)
 
 
+@pytest.mark.parametrize("head", ["flatten", "gap"])
+@pytest.mark.parametrize("convs", [1, 2, 3])
+def test_cnn_convs_per_block_and_heads(convs: int, head: str) -> None:
+    cfg = ModelConfig(family="cnn", channels=(4, 8), convs_per_block=convs, head=head, fc_width=0)
+    model = build_model(cfg)
+    assert model(X).shape == (4, 10)
+    assert sum(isinstance(m, nn.Conv2d) for m in model.modules()) == 2 * convs
+    assert model[-1].in_features == (8 if head == "gap" else 8 * 7 * 7)  # 28 -> 14 -> 7 pixels
+
+
 def test_invalid_architectures_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="convs-per-block"):
+        ModelConfig(family="cnn", convs_per_block=4)
+    with pytest.raises(ConfigError, match="unknown head"):
+        ModelConfig(family="cnn", head="attention")
+    with pytest.raises(ConfigError, match="shrink"):  # 2 valid 5x5 convs a block: 28 -> 10 -> 1 -> none
+        ModelConfig(family="cnn", channels=(4, 4, 4), kernel_size=5, padding="valid", convs_per_block=2)
     with pytest.raises(ConfigError, match="shrink"):
         ModelConfig(family="cnn", channels=(4, 4, 4), kernel_size=5, padding="valid")
     with pytest.raises(ConfigError, match="1 to 6"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,22 @@ def test_a_search_stopped_by_an_error_says_how_to_resume(
     handle = load_study(open_storage("sqlite:///studies/hpo.db"), "e")
     assert handle.counts().failed == 1
     assert MlflowStore().run(link.parent_run_id(handle)).status == "FAILED"
+
+
+def test_resume_without_a_space_file_goes_on_with_the_studys_own_space(workdir: Path, data_dir: Path) -> None:
+    """Even one recorded by an older hpo, before `lr` split per optimizer family and CNN blocks
+    gained convs: a newer default space must not lock the study out."""
+    search(data_dir, trials=1, space=FIXED)
+    study = load_study(open_storage("sqlite:///studies/hpo.db"), "s")
+    recorded = link.read_spec(study)
+    assert recorded is not None
+    old = {
+        k: v for k, v in recorded.space.items() if k not in ("lr_sgd", "lr_adaptive", "cnn_convs", "cnn_head")
+    }
+    link.write_spec(study, replace(recorded, space={**old, "lr": recorded.space["lr_sgd"]}))
+    out = search(data_dir, trials=2, space="study")
+    assert (out.ran, out.counts.finished) == (1, 2)
+    last = max(study.rows(), key=lambda r: r.number)
+    assert last.params["lr_sgd"] == 0.05 and last.params["mlp_width_0"] == 32  # FIXED, as recorded
+    with pytest.raises(StudyError, match="different space"):  # a space file still must match
+        search(data_dir, trials=3, space=FAST)

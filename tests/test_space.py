@@ -8,7 +8,16 @@ import pytest
 
 from hpo.config import OPTIMIZERS
 from hpo.errors import ConfigError
-from hpo.space import DEFAULT_SPACE, Choice, config_from_params, restrict_family, sample, space_to_json
+from hpo.space import (
+    DEFAULT_SPACE,
+    Choice,
+    Range,
+    config_from_params,
+    restrict_family,
+    sample,
+    space_from_json,
+    space_to_json,
+)
 from hpo.space_file import parse_space
 
 
@@ -59,5 +68,43 @@ def test_restrict_family_and_json_form() -> None:
     with pytest.raises(ConfigError, match="excluded by the space file"):
         restrict_family(parse_space({"family": ["mlp"]}), "cnn")
     as_json = space_to_json(DEFAULT_SPACE)
-    assert as_json["lr"] == {"low": 1e-4, "high": 0.3, "log": True, "integer": False}
+    assert as_json["lr_adaptive"] == {"low": 1e-4, "high": 1e-2, "log": True, "integer": False}
     assert as_json["optimizer"] == {"choices": list(OPTIMIZERS)}
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "key"), [("sgd", "lr_sgd"), ("adam", "lr_adaptive"), ("rmsprop", "lr_adaptive")]
+)
+def test_each_optimizer_family_draws_its_own_learning_rate_range(optimizer: str, key: str) -> None:
+    trial = FakeTrial()
+    cfg = sample(trial, parse_space({"optimizer": [optimizer]}))
+    assert key in trial.asked and {"lr_sgd", "lr_adaptive", "lr"}.isdisjoint(set(trial.asked) - {key})
+    assert cfg.optim.lr == DEFAULT_SPACE[key].low  # type: ignore[union-attr]
+
+
+def test_cnn_blocks_of_two_convs_and_a_gap_head_are_drawn() -> None:
+    trial = FakeTrial()  # last choice / high end: 2 convs per block, 128 channels, gap head
+    cfg = sample(trial, restrict_family(DEFAULT_SPACE, "cnn"))
+    assert cfg.model.convs_per_block == 2 and cfg.model.head == "gap" and cfg.model.channels[0] == 128
+
+
+def test_trials_of_studies_made_before_the_split_still_replay() -> None:
+    """Params recorded under the single `lr` key and without the CNN keys added since."""
+    old = {"family": "cnn", "activation": "relu", "dropout": 0.1, "batch_norm": True, "cnn_blocks": 1,
+           "cnn_channels_0": 32, "cnn_kernel": 3, "cnn_fc_width": 0, "optimizer": "adam", "lr": 0.002,
+           "weight_decay": 1e-5, "schedule": "none", "batch_size": 64}  # fmt: skip
+    cfg = config_from_params(old)
+    assert cfg is not None and cfg.optim.lr == 0.002 and cfg.model.convs_per_block == 1
+    assert cfg.model.head == "flatten" and cfg.augment == "none"
+
+
+def test_a_recorded_space_comes_back_as_it_was_sampled() -> None:
+    narrowed = parse_space({"optimizer": ["sgd"], "batch_size": [64], "cnn_head": ["gap"]})
+    assert space_from_json(space_to_json(narrowed)) == narrowed
+    legacy = {k: v for k, v in space_to_json(DEFAULT_SPACE).items() if k not in ("lr_sgd", "lr_adaptive")}
+    legacy = {**legacy, "lr": {"low": 1e-4, "high": 0.3, "log": True, "integer": False}}
+    del legacy["cnn_convs"], legacy["augment"]
+    back = space_from_json(legacy)
+    assert back["lr_sgd"] == back["lr_adaptive"] == Range(1e-4, 0.3, log=True)
+    assert back["cnn_convs"] == Choice((1,)) and back["augment"] == Choice(("none",))  # as trained
+    assert set(back) == set(DEFAULT_SPACE)

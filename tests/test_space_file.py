@@ -32,7 +32,8 @@ def test_space_file_validation(workdir: Path, data_dir: Path, text: str, needle:
 
 def test_parse_space_overlays_and_types_values() -> None:
     space = parse_space({"lr": {"low": 1e-3, "high": 0.1}, "activation": "gelu", "batch_size": [64, 128]})
-    assert space["lr"] == Range(1e-3, 0.1, log=True)  # log comes from the default
+    # `lr` sets both families' ranges; log comes from the default
+    assert space["lr_sgd"] == space["lr_adaptive"] == Range(1e-3, 0.1, log=True)
     assert space["activation"] == Choice(("gelu",)) and space["batch_size"] == Choice((64, 128))
     assert space["mlp_layers"] == DEFAULT_SPACE["mlp_layers"]
     with pytest.raises(ConfigError, match="takes integers"):

@@ -8,8 +8,7 @@ import typer
 
 from hpo.cli import options, render
 from hpo.cli.views import search_view
-from hpo.config import FAMILIES, DataConfig, SearchConfig
-from hpo.errors import ConfigError
+from hpo.config import DataConfig, SearchConfig
 
 
 def search(
@@ -19,7 +18,9 @@ def search(
     dataset: str = options.DATASET,
     data_dir: str = options.DATA_DIR,
     model: str = typer.Option("any", "--model", help="Model family to search: mlp, cnn or any."),
-    space: Path | None = typer.Option(None, "--space", help="TOML file narrowing the search space."),
+    space: Path | None = typer.Option(
+        None, "--space", help="TOML file narrowing the search space [default: the study's, or hpo's]."
+    ),
     study: str | None = typer.Option(None, "--study", help="Study name [default: DATASET-MODEL]."),
     storage: str = options.STORAGE,
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, random, gp or cmaes."),
@@ -38,12 +39,9 @@ def search(
 ) -> None:
     """Search hyperparameters with Optuna; resumable, pruned, every trial tracked in MLflow."""
     from hpo.session import run_search
-    from hpo.space import DEFAULT_SPACE, restrict_family
     from hpo.space_file import load_space_file
 
     data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
-    if model not in (*FAMILIES, "any"):
-        raise ConfigError(f"unknown model {model!r}: choose mlp, cnn or any")
     cfg = SearchConfig(
         study=study or f"{dataset}-{model}",
         storage=storage,
@@ -57,8 +55,9 @@ def search(
         jobs=jobs,
         tracking_uri=tracking_uri,
         warm_start=warm_start,
+        model=model,
     )
-    chosen = restrict_family(load_space_file(space) if space else DEFAULT_SPACE, model)
+    chosen = load_space_file(space) if space else None  # None: the study's own space, or the default
     out = options.console()
     command = options.invocation(ctx).command
     with search_view(out, quiet=quiet) as view:

@@ -19,6 +19,8 @@ def train(
     kernel_size: int = typer.Option(3, "--kernel-size", help="CNN kernel size: 3 or 5."),
     padding: str = typer.Option("same", "--padding", help="CNN padding: same or valid."),
     fc_width: int = typer.Option(128, "--fc-width", help="CNN hidden fully connected width (0: none)."),
+    convs_per_block: int = typer.Option(1, "--convs-per-block", help="CNN convs before each 2x2 pool: 1-3."),
+    head: str = typer.Option("flatten", "--head", help="CNN features: flatten, or gap (global avg pool)."),
     activation: str = typer.Option(
         "relu", "--activation", help="relu, leaky_relu, elu, gelu, silu, tanh or sigmoid."
     ),
@@ -55,6 +57,8 @@ def train(
         kernel_size=kernel_size,
         padding=padding,
         fc_width=fc_width,
+        convs_per_block=convs_per_block,
+        head=head,
         activation=activation,
         dropout=dropout,
         batch_norm=batch_norm,
