@@ -1,6 +1,14 @@
 """The errors hpo raises on purpose. Each message is one line that says what is wrong and how to
 fix it; the CLI prints it in red and exits with `exit_code`, without a traceback."""
 
+import re
+
+
+def redact(text: str) -> str:
+    """`text` fit to print or record: the password of any URL in it (scheme://user:PASSWORD@host)
+    replaced by ***. Credentials belong in ~/.pgpass or the environment, never in a log."""
+    return re.sub(r"(://[^/:@\s]+):[^/@\s]*@", r"\1:***@", text)
+
 
 class HpoError(Exception):
     """Base of every error a user can cause or fix."""

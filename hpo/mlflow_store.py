@@ -9,7 +9,6 @@ through environment variables that mlflow reads when it is imported."""
 from __future__ import annotations
 
 import re
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -231,30 +230,3 @@ def _record(r: Any) -> RunRecord:
 def scratch_dir() -> tempfile.TemporaryDirectory[str]:
     """A temporary folder for files about to be uploaded as artifacts."""
     return tempfile.TemporaryDirectory(prefix="hpo-")
-
-
-def runs_url(*, base: str, experiment_id: str) -> str:
-    """The UI's page of an experiment's runs in model-training mode."""
-    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-
-
-def run_url(*, base: str, experiment_id: str, run_id: str) -> str:
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
-
-
-def ui_command(*, uri: str | None, port: int, host: str) -> list[str]:
-    """The `mlflow ui` command line for this store and artifact root."""
-    return [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        resolve_tracking_uri(uri),
-        "--default-artifact-root",
-        Path(DEFAULT_ARTIFACT_ROOT).resolve().as_uri(),
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]

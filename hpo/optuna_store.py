@@ -23,6 +23,7 @@ from hpo.locks import store_lock
 HEARTBEAT_S = 30  # a live trial touches the store this often; other hosts judge it stale...
 GRACE_S = 120  # ...after this long without a heartbeat
 DEFAULT_STORAGE = "sqlite:///studies/hpo.db"
+METRIC = "val_accuracy"  # the objective: a trial's best-epoch validation accuracy
 _RDB_SCHEMES = ("postgresql", "mysql", "mariadb", "oracle", "mssql")
 
 
@@ -130,8 +131,7 @@ class TrialHandle:
     """One running trial: report, prune decision, and its final state."""
 
     def __init__(self, study: optuna.Study, trial: optuna.Trial) -> None:
-        self._study, self._trial = study, trial
-        self.number: int = trial.number
+        self._study, self._trial, self.number = study, trial, trial.number
         self.trial_id: int = trial._trial_id  # the storage key, for heartbeats
 
     @property
@@ -170,6 +170,7 @@ class StudyHandle:
     def __init__(self, study: optuna.Study, storage: optuna.storages.RDBStorage) -> None:
         self.study, self.storage = study, storage
         self.name: str = study.study_name
+        self.id: int = storage.get_study_id_from_name(self.name)  # optuna-dashboard's URL uses it
 
     def attr(self, key: str, default: Any = None) -> Any:
         return self.study.user_attrs.get(key, default)
@@ -208,9 +209,6 @@ class StudyHandle:
         with signals.deferred():
             self.study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
 
-    def ask(self) -> TrialHandle:
-        return TrialHandle(self.study, self.study.ask())
-
     def claim(self, *, target: int, attrs: dict[str, Any]) -> TrialHandle | None:
         """Start a trial owned by the caller unless finished + running trials already reach
         `target`. For SQLite the check and the start happen under a file lock, so concurrent
@@ -220,7 +218,7 @@ class StudyHandle:
             if c.finished + c.running >= target:
                 return None
             with signals.deferred():  # a claimed trial always records its owner
-                trial = self.ask()
+                trial = TrialHandle(self.study, self.study.ask())
                 trial.set_attrs(**attrs)
         with contextlib.suppress(Exception):  # a first heartbeat, so other hosts can judge it
             self.storage.record_heartbeat(trial.trial_id)
@@ -285,6 +283,9 @@ def create_or_resume(
         pruner=pruner,
         load_if_exists=True,
     )
+    if study.metric_names is None:  # so optuna-dashboard shows "val_accuracy", not "Objective 0"
+        with signals.deferred():
+            study.set_metric_names([METRIC])
     return StudyHandle(study, storage), resumed
 
 

@@ -6,8 +6,9 @@ charts); the best trial's run tagged `best=true` and linked from the parent's de
 from __future__ import annotations
 
 from hpo import link
-from hpo.mlflow_store import NOTE, MlflowStore, run_url
+from hpo.mlflow_store import NOTE, MlflowStore
 from hpo.optuna_store import StudyHandle, TrialRow
+from hpo.ui import run_url
 
 BEST = "best"  # run tag: "true" on the study's best trial, "false" once overtaken
 

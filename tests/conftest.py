@@ -134,9 +134,10 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (installed by .ci/run); skipped where there is none. initdb refuses root, so the cluster
     runs as the postgres user, in a folder of its own with its own socket directory."""
     import glob
-    import socket
     import subprocess
     import tempfile
+
+    from tests.helpers import free_port
 
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found or os.geteuid() != 0 or shutil.which("runuser") is None:
@@ -144,9 +145,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     bin_dir = Path(found[-1]).parent
     home = Path(tempfile.mkdtemp(prefix="hpo-pg-", dir="/tmp"))
     shutil.chown(home, "postgres", "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
 
     def as_postgres(*args: str) -> None:
         subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,13 @@ from tests.conftest import VAL_SIZE
 
 runner = CliRunner()
 PYTHON_HPO = [sys.executable, "-m", "hpo"]  # for tests that need a real process
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def search_argv(

@@ -102,10 +102,3 @@ def test_hpo_debug_env_shows_traceback(
     monkeypatch.setenv("HPO_DEBUG", "1")
     with pytest.raises(DataError):
         hpo("train", "--data-dir", tmp_path / "missing", "--device", "cpu")
-
-
-def test_ui_dry_run_prints_commands(workdir: Path) -> None:
-    code, out, _ = hpo("ui", "--dry-run", "--port", 5123)
-    assert code == 0
-    assert "http://127.0.0.1:5123" in out and "mlflow ui --backend-store-uri sqlite:///" in out
-    assert "--default-artifact-root" in out and "optuna-dashboard sqlite:///studies/hpo.db" in out

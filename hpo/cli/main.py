@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from hpo import __version__
@@ -24,8 +25,9 @@ from hpo.cli import inspect as inspect_cmd
 from hpo.cli import results as results_cmd
 from hpo.cli import search as search_cmd
 from hpo.cli import train as train_cmd
+from hpo.cli import ui as ui_cmd
 from hpo.cli.options import EXIT_INTERRUPTED, Invocation
-from hpo.errors import HpoError
+from hpo.errors import HpoError, redact
 
 _INFO_ONLY = ("--help", "-h", "--version")
 
@@ -35,7 +37,10 @@ def _debug(args: Sequence[str]) -> bool:
 
 
 def error_line(message: str) -> None:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+    """The one line a failure prints (a password in a store URL is never shown)."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(redact(message))}", markup=True
+    )
 
 
 def _prepare(argv: list[str]) -> Invocation:
@@ -44,7 +49,8 @@ def _prepare(argv: list[str]) -> Invocation:
         from hpo.runtime import configure
 
         configure()
-    return Invocation(command="hpo " + shlex.join(argv))
+    # The command line is recorded on every run and printed as the resume hint: never a password.
+    return Invocation(command=redact("hpo " + shlex.join(argv)))
 
 
 class HpoGroup(TyperGroup):
@@ -141,4 +147,4 @@ app.command("report")(results_cmd.report)
 app.command()(results_cmd.reproduce)
 app.command()(results_cmd.baselines)
 app.command()(results_cmd.predict)
-app.command()(results_cmd.ui)
+app.command()(ui_cmd.ui)

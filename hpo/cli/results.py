@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import typer
@@ -155,59 +154,3 @@ def predict(
     if show_input is not None:
         console.print(f"wrote {show_input} (the 28x28 images the model saw, in order)")
     console.print(render_results.tested_note(results))
-
-
-def ui(
-    study: str | None = typer.Option(None, "--study", help="Study to open [default: the most recent]."),
-    port: int = typer.Option(5000, "--port", help="Port of the MLflow UI."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
-    open_browser: bool = typer.Option(False, "--open", help="Open the study's page in a web browser."),
-    tracking_uri: str | None = options.TRACKING_URI,
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the commands instead of starting the UI."),
-) -> None:
-    """Start the MLflow UI on this project's store, on the study's runs (Ctrl-C stops it)."""
-    import shlex
-
-    from hpo.errors import StudyError
-    from hpo.mlflow_store import MlflowStore, resolve_tracking_uri, runs_url, ui_command
-
-    store = MlflowStore(uri=tracking_uri)
-    name = study or store.latest_experiment()
-    experiment_id = store.find_experiment(name) if name else None
-    if study and experiment_id is None:
-        raise StudyError(
-            f"the MLflow store has no experiment named {study!r}: run `hpo search --study {study}` first"
-        )
-    base = f"http://{host}:{port}"
-    url = runs_url(base=base, experiment_id=experiment_id) if experiment_id else base
-    command = ui_command(uri=tracking_uri, port=port, host=host)
-    console = options.console()
-    console.print(f"MLflow UI: {url}" + (f"  (study '{name}')" if experiment_id else ""))
-    console.print(f"store:    {resolve_tracking_uri(tracking_uri)}", style="dim")
-    console.print("same as: " + shlex.join(["mlflow", *command[3:]]), style="dim")
-    console.print(f"studies:  optuna-dashboard {options.STORAGE.default}", style="dim")
-    if not dry_run:
-        _serve(command, url=url if open_browser else "", base=base)
-        console.print("MLflow UI stopped.")
-
-
-def _serve(command: list[str], *, url: str, base: str) -> None:
-    """Run the UI server until Ctrl-C; open `url` in a browser once it answers, if given."""
-    import time
-    import urllib.request
-    import webbrowser
-
-    server = subprocess.Popen(command)
-    try:
-        deadline = time.monotonic() + 60
-        while url and time.monotonic() < deadline and server.poll() is None:
-            try:
-                urllib.request.urlopen(base, timeout=1).close()
-                webbrowser.open(url)
-                break
-            except OSError:
-                time.sleep(0.5)
-        server.wait()
-    except KeyboardInterrupt:
-        server.terminate()
-        server.wait(timeout=30)

@@ -1,0 +1,76 @@
+"""The two browsers of a project's results, and how to start them: the MLflow UI (runs, charts,
+models) and optuna-dashboard (the study itself: history, importances, timeline). Builds their
+command lines and deep links and runs a server as a child process; imports neither server."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import time
+import urllib.request
+import webbrowser
+from pathlib import Path
+
+from hpo.errors import ConfigError
+
+MLFLOW_PORT, DASHBOARD_PORT = 5000, 8080  # each server's usual port
+
+
+def runs_url(*, base: str, experiment_id: str) -> str:
+    """The MLflow UI's page of an experiment's runs, in model-training mode (not GenAI)."""
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def run_url(*, base: str, experiment_id: str, run_id: str) -> str:
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def dashboard_url(*, base: str, study_id: int) -> str:
+    """optuna-dashboard's page of one study (its id in the Optuna store, not its name)."""
+    return f"{base}/dashboard/studies/{study_id}"
+
+
+def mlflow_command(*, uri: str, artifact_root: Path, port: int, host: str) -> list[str]:
+    """`mlflow ui` on this project's tracking store and artifact root."""
+    return [
+        *(sys.executable, "-m", "mlflow", "ui"),
+        *("--backend-store-uri", uri, "--default-artifact-root", artifact_root.as_uri()),
+        *("--host", host, "--port", str(port)),
+    ]
+
+
+def dashboard_command(*, storage: str, port: int, host: str) -> list[str]:
+    """optuna-dashboard on this project's study store (`storage`: an absolute URL)."""
+    if importlib.util.find_spec("optuna_dashboard") is None:
+        raise ConfigError(
+            'optuna-dashboard is not installed: pip install "hpo[dashboard]" (or optuna-dashboard)'
+        )
+    main = "import sys; from optuna_dashboard._cli import main; sys.argv[0] = 'optuna-dashboard'; main()"
+    return [sys.executable, "-c", main, storage, "--host", host, "--port", str(port), "--quiet"]
+
+
+def wait_until_up(url: str, *, seconds: float, server: subprocess.Popen[bytes] | None = None) -> bool:
+    """Poll `url` until it answers (True), the server exits or `seconds` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and (server is None or server.poll() is None):
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def serve(command: list[str], *, base: str, open_url: str = "") -> int:
+    """Run a server until it exits or Ctrl-C (then stop it); once it answers at `base`, open
+    `open_url` in a web browser if given. Returns the server's exit code (0 after Ctrl-C)."""
+    server = subprocess.Popen(command)
+    try:
+        if open_url and wait_until_up(base, seconds=60, server=server):
+            webbrowser.open(open_url)
+        return server.wait()
+    except KeyboardInterrupt:
+        server.terminate()
+        server.wait(timeout=30)
+        return 0

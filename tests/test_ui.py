@@ -1,0 +1,52 @@
+"""`hpo ui`: deep links and commands for the MLflow UI and optuna-dashboard; no password shown."""
+
+from __future__ import annotations
+
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from hpo.optuna_store import load_study, open_storage
+from hpo.ui import wait_until_up
+from tests.helpers import PYTHON_HPO, free_port, hpo, search
+
+
+def test_mlflow_ui_dry_run_prints_the_command(workdir: Path) -> None:
+    code, out, _ = hpo("ui", "--dry-run", "--port", 5123)
+    assert code == 0
+    assert "http://127.0.0.1:5123" in out and "mlflow ui --backend-store-uri sqlite:///" in out
+    assert "--default-artifact-root" in out
+
+
+def test_optuna_dashboard_dry_run_links_the_study(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=1, epochs=1)
+    study_id = load_study(open_storage("sqlite:///studies/hpo.db"), "s").id
+    code, out, _ = hpo("ui", "--optuna", "--dry-run", "--port", 5124)
+    assert code == 0, out
+    assert f"http://127.0.0.1:5124/dashboard/studies/{study_id}  (study 's')" in out
+    assert f"optuna-dashboard sqlite:///{workdir}/studies/hpo.db" in out  # absolute: any cwd works
+
+
+def test_a_password_in_a_store_url_is_never_printed(workdir: Path) -> None:
+    url = "postgresql+psycopg://me:s3cret@127.0.0.1:9/none"
+    code, out, err = hpo("ui", "--optuna", "--dry-run", "--storage", url)
+    assert code != 0 and "s3cret" not in out + err
+    assert "postgresql+psycopg://me:***@127.0.0.1:9/none" in err
+
+
+@pytest.mark.slow
+def test_optuna_dashboard_serves_the_study_with_its_metric_named(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=2, epochs=1)
+    study_id = load_study(open_storage("sqlite:///studies/hpo.db"), "s").id
+    port = free_port()
+    server = subprocess.Popen([*PYTHON_HPO, "ui", "--optuna", "--port", str(port)], stdout=subprocess.DEVNULL)
+    try:
+        assert wait_until_up(f"http://127.0.0.1:{port}/api/meta", seconds=60, server=server)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/csv/{study_id}", timeout=10) as answer:
+            header = answer.read().decode().splitlines()[0]
+        assert "val_accuracy" in header and "Objective 0" not in header
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
