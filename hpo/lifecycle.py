@@ -17,12 +17,14 @@ from types import TracebackType
 import torch
 
 import hpo
+from hpo import link
 from hpo.checkpoint import write_checkpoint
-from hpo.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, as_params
-from hpo.data import TrainValData, load_train_val
+from hpo.config import IMAGE_SIZE, NUM_CLASSES, DataConfig, ModelConfig, OptimConfig, TrainConfig, as_params
+from hpo.data import Normalization, TrainValData, load_train_val
 from hpo.engine import EpochMetrics, FitResult, OnEpoch, fit, resolve_device, seed_everything
+from hpo.errors import TrackingError
 from hpo.mlflow_store import MLFLOW_VERSION, MlflowStore, scratch_dir
-from hpo.models import build_model, count_parameters
+from hpo.models import RawPixelClassifier, build_model, count_parameters
 
 CHECKPOINT_PATH = "checkpoint"  # artifact folder of a run that holds model.pt + config.json
 
@@ -128,7 +130,8 @@ class TrackedRun:
     def save_checkpoint(
         self, *, result: FitResult, model_config: ModelConfig, data: TrainValData, meta: dict[str, object]
     ) -> None:
-        """Upload the best epoch's weights + config under the run's `checkpoint/` artifacts."""
+        """Upload the best epoch's weights + config under the run's `checkpoint/` artifacts (how hpo
+        rebuilds it), and the same model as the run's MLflow model (how MLflow serves it)."""
         if result.best_state is None:
             return
         with scratch_dir() as tmp:
@@ -146,6 +149,12 @@ class TrackedRun:
                 },
             )
             self.store.log_dir(self.run_id, folder, artifact_path=CHECKPOINT_PATH)
+        model = build_model(model_config)
+        model.load_state_dict(result.best_state)
+        # Two validation images back on the raw 0..255 scale: the model's documented input.
+        norm = data.normalization
+        example = (data.val.x[:2].detach().cpu() * norm.std + norm.mean) * 255.0
+        log_served_model(self.store, self.run_id, model=model, normalization=norm, example=example)
 
     def end(self, outcome: str, *, tags: Mapping[str, object] | None = None) -> None:
         """Tag the outcome (and `tags`), then close the run with the status OUTCOMES gives. The run
@@ -157,6 +166,28 @@ class TrackedRun:
             self.store.set_tags(self.run_id, {"outcome": outcome, **(tags or {})})
         finally:
             self.store.end_run(self.run_id, status=status)
+
+
+def log_served_model(
+    store: MlflowStore,
+    run_id: str,
+    *,
+    model: torch.nn.Module,
+    normalization: Normalization,
+    example: torch.Tensor,
+) -> str:
+    """Log `model` as the run's MLflow model taking raw pixels (models.RawPixelClassifier) and tag
+    the run with its URI; returns it. A model that cannot be logged leaves the run's checkpoint as
+    the way to it: the reason is tagged and "" returned."""
+    served = RawPixelClassifier(model.cpu().eval(), mean=normalization.mean, std=normalization.std)
+    pixels = example.reshape(-1, IMAGE_SIZE, IMAGE_SIZE).float().numpy()
+    try:
+        uri = store.log_model(run_id, served, example=pixels, classes=NUM_CLASSES)
+    except TrackingError as exc:
+        store.set_tags(run_id, {"model_log_error": str(exc)[:500]})
+        return ""
+    store.set_tags(run_id, {link.MODEL_URI: uri})
+    return uri
 
 
 @dataclass(frozen=True)

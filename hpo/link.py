@@ -22,6 +22,7 @@ EPOCHS_RUN = "epochs_run"
 SEED = "seed"  # the trial's own seed (weights, dropout, augmentation, batch order)
 WARM_START = "warm_start"  # set on trials enqueued from hpo's known-good configurations
 OUTCOME = "outcome"  # lifecycle.OUTCOMES key; also a run tag
+MODEL_URI = "model_uri"  # run tag: the run's MLflow model (models:/m-...), raw pixels -> probabilities
 OWNER_HOST, OWNER_PID, OWNER_TOKEN = "host", "pid", "pid_token"  # the process running it
 # Optuna study user attributes.
 PARENT_RUN_ID = "mlflow_parent_run_id"  # the study's MLflow parent run

@@ -268,7 +268,10 @@ def evaluate_test(
         test = load_test(data_cfg, device=dev, normalization=members.models[0].normalization)
         classes = class_names(data_cfg.dataset)
         m = _metrics(predict_logits(members.models[0].model.to(dev), test.x), test.y, classes)
-        result.update(accuracy=m["accuracy"], nll=m["nll_mean"])  # recorded before anything is shown
+        # Recorded before anything is shown; per class and confusion too, for `hpo report --html`.
+        result.update(
+            accuracy=m["accuracy"], nll=m["nll_mean"], per_class=m["per_class"], confusion=m["confusion"]
+        )
         if fields:
             accuracy, nll = scores(mean_probabilities(members.models, test.x), test.y)
             result.update(ensemble_accuracy=accuracy, ensemble_nll=nll)

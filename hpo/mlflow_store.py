@@ -8,22 +8,31 @@ through environment variables that mlflow reads when it is imported."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import mlflow
 import mlflow.artifacts
+import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
 
 from hpo import signals, sqlite
 from hpo.errors import TrackingError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 MLFLOW_VERSION: str = mlflow.__version__
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
@@ -206,6 +215,57 @@ class MlflowStore:
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
         rows = _call("read metric history", self.client.get_metric_history, run_id, key)
         return sorted((int(m.step), float(m.value)) for m in rows)
+
+    def log_model(self, run_id: str, model: nn.Module, *, example: np.ndarray, classes: int) -> str:
+        """Log `model` (on the CPU) as the run's MLflow model, PyTorch flavour in the pt2 format (a
+        traced graph: loading it needs torch, not hpo), with its signature (float32, any batch) and
+        `example` as input example; it then appears in the UI's Models tab. Returns models:/m-..."""
+        import mlflow.pytorch  # only when a model is logged
+
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *example.shape[1:]))]),
+            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, classes))]),
+        )
+        with self._fluent():
+            info = _call(
+                "log the model",
+                mlflow.models.Model.log,
+                artifact_path=None,  # deprecated in MLflow 3 (name= replaces it), yet still required
+                name="model",
+                flavor=mlflow.pytorch,
+                run_id=run_id,
+                pytorch_model=model,
+                signature=signature,
+                input_example=example,
+                pip_requirements=[f"torch=={metadata.version('torch')}"],
+            )
+        return str(info.model_uri)
+
+    def register_model(
+        self, *, name: str, model_uri: str, tags: Mapping[str, object], description: str
+    ) -> int:
+        """A new version of the registered model `name` (created on first use); returns its number."""
+        with self._fluent():
+            found = _call(
+                "register the model", mlflow.register_model, model_uri, name, await_registration_for=0
+            )
+        version = str(found.version)
+        _call("describe the model", self.client.update_model_version, name, version, description=description)
+        for key, value in tags.items():
+            _call("tag the model", self.client.set_model_version_tag, name, version, key, str(value))
+        return int(version)
+
+    @contextlib.contextmanager
+    def _fluent(self) -> Iterator[None]:
+        """MLflow's module-level calls (model logging, registry) read the process's tracking URI:
+        point it at this store for the call. Setting it also sets MLFLOW_TRACKING_URI, which the CLI
+        reads: put back exactly what was there (hpo itself never sets a global URI)."""
+        before = os.environ.get("MLFLOW_TRACKING_URI")
+        mlflow.set_tracking_uri(self.uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None unsets both
 
     def runs(self, experiment_id: str, *, where: str = "") -> list[RunRecord]:
         """The experiment's runs (newest first), filtered by an MLflow search string if given."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from hpo.config import IMAGE_SIZE, NUM_CLASSES, ModelConfig, cnn_output_side
@@ -84,3 +85,21 @@ def build_model(cfg: ModelConfig) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+class RawPixelClassifier(nn.Module):
+    """The model as MLflow serves it: raw pixel values in, class probabilities out, the training
+    normalization inside. (N, 28, 28) or (N, 1, 28, 28) float32 on the 0..255 scale of the IDX files
+    and of 8-bit PNGs, light ink on dark as in the datasets -> (N, 10) softmax probabilities."""
+
+    def __init__(self, model: nn.Module, *, mean: float, std: float) -> None:
+        super().__init__()
+        self.model = model
+        self.mean: torch.Tensor  # buffers, on the 0..1 scale: they follow the model across devices
+        self.std: torch.Tensor
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = pixels.reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE) / 255.0
+        return torch.softmax(self.model((x - self.mean) / self.std), dim=1)

@@ -196,3 +196,31 @@ def test_predict_drawings_and_photos_with_a_98_percent_model(
             rows[n] == str(labels[int(n[len(kind) : n.index(".")])]) for n in names if n.startswith(kind)
         )
         assert right >= 9, (kind, out)
+
+
+def test_registered_model_predicts_real_test_digits_with_the_lockbox_accuracy(
+    workdir: Path, real_data: Path, device: str
+) -> None:
+    from hpo import link
+    from hpo.optuna_store import load_study, open_storage
+    from tests.test_registry import predict_in_fresh_process
+
+    Path("space.toml").write_text(
+        'mlp_layers = 1\nmlp_width = [128]\noptimizer = "adam"\nlr = [0.001]\nbatch_size = [256]\n'
+        'schedule = "none"\ndropout = [0.0]\nbatch_norm = [false]\nactivation = "relu"\n'
+        'weight_decay = [1e-6]\naugment = "none"\nlabel_smoothing = [0.0]\n'
+    )
+    argv = ["--data-dir", real_data, "--device", device]
+    code, out, err = hpo(
+        "search", *argv, "--model", "mlp", "--space", "space.toml", "--trials", 1, "--epochs", 1
+    )
+    assert code == 0, out + err
+    code, out, err = hpo("best", *argv, "--evaluate-test", "--register", "mnist-mlp")
+    assert code == 0, out + err
+    (record,) = link.lockbox_records(load_study(open_storage("sqlite:///studies/hpo.db"), "mnist-mlp"))
+    raw = real_data / "MNIST" / "raw"
+    pixels = np.frombuffer((raw / "t10k-images-idx3-ubyte").read_bytes()[16:], np.uint8).reshape(-1, 28, 28)
+    labels = np.frombuffer((raw / "t10k-labels-idx1-ubyte").read_bytes()[8:], np.uint8).astype(np.int64)
+    answer = predict_in_fresh_process("models:/mnist-mlp/1", pixels=pixels, labels=labels)
+    assert abs(float(answer["accuracy"]) - record["accuracy"]) <= 0.001, (answer, record["accuracy"])
+    assert record["accuracy"] > 0.9

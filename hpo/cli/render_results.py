@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # annotations only: importing these would load torch and optu
     from hpo.baselines import BaselineResult
     from hpo.lockbox import TestReport
     from hpo.predict import Prediction, Predictions
+    from hpo.registry import Registered
     from hpo.reproduce import Reproduction
     from hpo.workspace import Baseline, BestInfo
 
@@ -164,3 +165,12 @@ def tested_note(r: Predictions) -> Text:
         return Text(f"model: trial {r.trial}, test accuracy {pct(r.test_accuracy)}", style="dim")
     note = f"model: trial {r.trial} (validation {pct(r.val_accuracy)}), never evaluated on the test set"
     return Text(note, style="yellow")
+
+
+def registered_line(reg: Registered) -> Text:
+    return Text(
+        f"registered {reg.name!r} version {reg.version}: trial {reg.trial} "
+        f"(val {pct(reg.val_accuracy)}), run {reg.run_id}\n"
+        f"load it with mlflow.pyfunc.load_model({reg.registry_uri!r}); "
+        "input float32 (N, 28, 28) raw pixels 0-255, output (N, 10) probabilities"
+    )

@@ -1,5 +1,5 @@
-"""Commands over a study's results: `hpo best` (and the test lockbox), `hpo report`,
-`hpo predict`, `hpo ui`."""
+"""Commands over a study's results: `hpo best` (the test lockbox, the Model Registry),
+`hpo reproduce`, `hpo baselines`, `hpo report`, `hpo predict`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def best(
     data_dir: str = options.DATA_DIR,
     device: str = options.DEVICE,
     out: Path | None = typer.Option(None, "--out", help="Folder for the test PNGs [default: reports/STUDY]."),
+    register: str | None = typer.Option(
+        None,
+        "--register",
+        metavar="NAME",
+        help="Put the best trial's model in the MLflow Model Registry as NAME.",
+    ),
     tracking_uri: str | None = options.TRACKING_URI,
 ) -> None:
     """Show the best trial; with --evaluate-test, score it once on the held-out test set."""
@@ -44,6 +50,10 @@ def best(
             ensemble=ensemble,
         )
         console.print(render_results.test_view(result))
+    if register:  # after the test look, so the registered version records its result
+        from hpo.registry import register_best
+
+        console.print(render_results.registered_line(register_best(ws, study=info.study, name=register)))
 
 
 def reproduce(

@@ -1,0 +1,92 @@
+"""MLflow models of trials and `hpo best --register`: a registered version loads with
+`mlflow.pyfunc` in a fresh process and predicts raw pixels with the trial's accuracy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hpo import link
+from hpo.config import DataConfig
+from hpo.data import load_train_val
+from hpo.mlflow_store import MlflowStore
+from hpo.optuna_store import load_study, open_storage
+from tests.conftest import VAL_SIZE
+from tests.helpers import assert_one_line_error, hpo, search
+
+# A fresh interpreter, as a user serving the model would have: only mlflow, torch and numpy.
+PREDICT = """
+import json, sys, numpy as np, mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model(sys.argv[2])
+pixels, labels = np.load(sys.argv[3]), np.load(sys.argv[4])
+probabilities = model.predict(pixels)
+print(json.dumps({"accuracy": float((probabilities.argmax(1) == labels).mean()),
+                  "row_sums": probabilities.sum(1)[:3].tolist(), "shape": list(probabilities.shape)}))
+"""
+
+
+def predict_in_fresh_process(uri: str, *, pixels: np.ndarray, labels: np.ndarray) -> dict[str, object]:
+    np.save("pixels.npy", pixels.astype(np.float32))
+    np.save("labels.npy", labels)
+    tracking = f"sqlite:///{Path('mlruns/mlflow.db').resolve()}"
+    done = subprocess.run(
+        [sys.executable, "-c", PREDICT, tracking, uri, "pixels.npy", "labels.npy"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def raw_val_pixels(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The validation split back on the 0..255 scale: (N, 28, 28) float32, labels (N,)."""
+    data = load_train_val(DataConfig(data_dir=str(data_dir), val_size=VAL_SIZE), device=torch.device("cpu"))
+    norm = data.normalization
+    pixels = (data.val.x * norm.std + norm.mean) * 255.0
+    return pixels.reshape(-1, 28, 28).numpy(), data.val.y.numpy()
+
+
+def test_registered_best_model_predicts_raw_pixels_in_a_fresh_process(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=2, epochs=2)
+    best = load_study(open_storage("sqlite:///studies/hpo.db"), "s").best()
+    assert best is not None and best.value is not None
+    run = MlflowStore().run(link.run_id(best))
+    assert run.tags[link.MODEL_URI].startswith("models:/m-"), run.tags  # logged when the trial completed
+    code, out, err = hpo("best", "--register", "digits")
+    assert code == 0, out + err
+    assert "registered 'digits' version 1" in out and "models:/digits/1" in out
+    pixels, labels = raw_val_pixels(data_dir)
+    answer = predict_in_fresh_process("models:/digits/1", pixels=pixels, labels=labels)
+    assert answer["shape"] == [len(labels), 10]
+    assert np.allclose(answer["row_sums"], 1.0, atol=1e-5)  # probabilities
+    assert abs(float(answer["accuracy"]) - best.value) <= 0.001  # the trial's validation accuracy
+    version = MlflowStore().client.get_model_version("digits", "1")
+    assert version.tags["study"] == "s" and version.tags["trial_number"] == str(best.number)
+    assert version.tags["test_accuracy"] == "not evaluated" and "Validation accuracy" in version.description
+
+
+def test_a_trial_logged_before_models_were_is_registered_from_its_checkpoint(
+    workdir: Path, data_dir: Path
+) -> None:
+    search(data_dir, trials=1, epochs=1)
+    best = load_study(open_storage("sqlite:///studies/hpo.db"), "s").best()
+    assert best is not None
+    store = MlflowStore()
+    store.client.delete_tag(link.run_id(best), link.MODEL_URI)
+    code, out, err = hpo("best", "--register", "digits")
+    assert code == 0, out + err
+    assert store.run(link.run_id(best)).tags[link.MODEL_URI].startswith("models:/m-")
+    code, out, err = hpo("best", "--register", "digits")  # again: a second version
+    assert code == 0 and "version 2" in out, out + err
+
+
+def test_a_bad_model_name_is_one_clear_line(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=1, epochs=1)
+    assert_one_line_error(*hpo("best", "--register", "no/slashes"), "--register", "letters, digits")
