@@ -78,6 +78,25 @@ def misclassified_png(
     return _save(fig, path)
 
 
+def test_pngs(
+    *,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    pred: torch.Tensor,
+    wrong: torch.Tensor,
+    confusion: list[list[int]],
+    classes: Sequence[str],
+    out_dir: Path,
+) -> list[Path]:
+    """The lockbox's figures: the test confusion matrix and the misclassified test images."""
+    return [
+        confusion_png(confusion, classes=classes, path=out_dir / "confusion_matrix.png"),
+        misclassified_png(
+            images, labels=labels, pred=pred, wrong=wrong, classes=classes, path=out_dir / "misclassified.png"
+        ),
+    ]
+
+
 def history_png(rows: Sequence[Any], *, path: Path, baseline: Any = None) -> Path:
     """Validation accuracy of each complete trial, and the best so far, by trial number; the best
     classical baseline (`workspace.Baseline`) as a dashed line when there is one."""

@@ -211,24 +211,6 @@ def _log_results(
         ws.mlflow.log_file(run_id, png, artifact_path="test")
 
 
-def _figures(*, data_cfg: DataConfig, m: dict[str, Any], labels: torch.Tensor, out_dir: Path) -> list[Path]:
-    from hpo import figures
-
-    classes = class_names(data_cfg.dataset)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return [
-        figures.confusion_png(m["confusion"], classes=classes, path=out_dir / "confusion_matrix.png"),
-        figures.misclassified_png(
-            load_test_images(data_cfg),
-            labels=labels,
-            pred=m["pred"],
-            wrong=m["wrong"],
-            classes=classes,
-            path=out_dir / "misclassified.png",
-        ),
-    ]
-
-
 def _claim_fields(members: Members, data: TrainValData) -> dict[str, Any]:
     """What the lockbox records about an ensemble before the test look: its members and its
     validation accuracy."""
@@ -276,7 +258,12 @@ def evaluate_test(
             accuracy, nll = scores(mean_probabilities(members.models, test.x), test.y)
             result.update(ensemble_accuracy=accuracy, ensemble_nll=nll)
     uses = len(earlier) + 1
-    pngs = _figures(data_cfg=data_cfg, m=m, labels=test.y.cpu(), out_dir=out_dir)
+    from hpo.figures import test_pngs  # matplotlib: only once the look is recorded
+
+    pngs = test_pngs(
+        images=load_test_images(data_cfg), labels=test.y.cpu(), pred=m["pred"], wrong=m["wrong"],
+        confusion=m["confusion"], classes=classes, out_dir=out_dir,
+    )  # fmt: skip
     _log_results(ws=ws, handle=handle, run_id=run_id, m=m, uses=uses, pngs=pngs, ensemble=result | fields)
     report = EnsembleReport(
         members=members.trials,
