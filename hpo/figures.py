@@ -1,5 +1,5 @@
-"""Figures, the only module that imports matplotlib, and `hpo report` (`write_report`): the
-study's figures as PNG files, also logged to the study's MLflow parent run.
+"""Figures, the only module that imports matplotlib: a study's figures (`hpo report`) and the
+lockbox's, as PNG files.
 
 Figures are built from plain data on `matplotlib.figure.Figure` objects, which render straight to
 files: no pyplot, no global backend, nothing shown on screen, nothing changed on import."""
@@ -8,20 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-
-from hpo import link
-from hpo.optuna_store import param_importances
-
-if TYPE_CHECKING:
-    from hpo.workspace import Baseline, Workspace
 
 
 def _figure(*, figsize: tuple[float, float]) -> tuple[Figure, Any]:
@@ -112,6 +105,7 @@ def history_png(rows: Sequence[Any], *, path: Path, baseline: Any = None) -> Pat
     if baseline is not None:
         label = f"best baseline ({baseline.name})"
         ax.axhline(100 * baseline.val_accuracy, color="grey", linestyle="--", lw=1, label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title("Optimization history")
@@ -199,35 +193,3 @@ def curves_png(rows: Sequence[Any], *, path: Path) -> Path:
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title("Validation curves (blue: complete, orange: pruned, red: failed)")
     return _save(fig, path)
-
-
-@dataclass(frozen=True)
-class StudyReport:
-    study: str
-    files: list[Path]
-    logged_to: str  # MLflow run id of the study, "" when it has none
-    best: float | None = None  # best trial's validation accuracy
-    baseline: Baseline | None = None  # the best classical baseline on the same split
-
-
-def write_report(*, ws: Workspace, study: str | None, out_dir: Path | None) -> StudyReport:
-    """`hpo report`: the study's four figures as PNG files, logged to its parent run too."""
-    handle = ws.study(study)
-    rows = handle.rows()
-    folder = out_dir or Path("reports") / handle.name
-    baseline = ws.best_baseline(handle.name)
-    files = [
-        history_png(rows, path=folder / "optimization_history.png", baseline=baseline),
-        importances_png(param_importances(handle), path=folder / "param_importances.png"),
-        parallel_png(rows, path=folder / "parallel_coordinates.png"),
-        curves_png(rows, path=folder / "validation_curves.png"),
-    ]
-    parent = link.parent_run_id(handle)
-    if parent and ws.mlflow.run_status(parent) is None:
-        parent = ""
-    for f in files if parent else []:
-        ws.mlflow.log_file(parent, f, artifact_path="report")
-    best = handle.best()
-    return StudyReport(
-        study=handle.name, files=files, logged_to=parent, best=best.value if best else None, baseline=baseline
-    )

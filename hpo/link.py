@@ -33,10 +33,12 @@ LAST_STOP = "last_stop"  # ...or that call ran out of its --timeout ("timeout": 
 # MLflow run tags.
 ROLE = "hpo_role"  # "study" on the parent run
 ROLE_STUDY = "study"
+ROLE_TRIAL = "trial"  # a search trial (child of the study run)
 ROLE_BASELINE = "baseline"  # a classical baseline fitted by `hpo baselines`
 ROLE_REPRODUCE = "reproduce"  # a retraining of a trial by `hpo reproduce`
 REPRODUCES = "reproduces_run_id"  # on a reproduction's run: the trial run it retrains
 STUDY = "study"  # the study's name, on parent and child runs
+TRIAL_VALUE = "trial_val_accuracy"  # metric: a trial's value, on its run and per trial on the parent
 TRIAL_NUMBER = "trial_number"
 STATE = "state"  # the trial's Optuna state, mirrored on its run
 PRUNED_AT_EPOCH = "pruned_at_epoch"  # also a trial attribute

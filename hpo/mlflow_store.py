@@ -139,6 +139,10 @@ class MlflowStore:
         names = [e.name for e in found if e.name != "Default"]
         return names[0] if names else None
 
+    def set_experiment_tags(self, experiment_id: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            _call("tag an experiment", self.client.set_experiment_tag, experiment_id, key, value)
+
     def find_experiment(self, name: str) -> str | None:
         """Id of the active experiment `name`, None when there is none (nothing is created)."""
         found = _call("read experiments", self.client.get_experiment_by_name, name)

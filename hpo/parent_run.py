@@ -40,7 +40,7 @@ def record_trial(
 ) -> None:
     """One point of the optimization history; when `row` is the new best, move the best tag."""
     value = row.value if row.state == "COMPLETE" else (row.curve[max(row.curve)] if row.curve else None)
-    metrics = {"trial_val_accuracy": value} if value is not None else {}
+    metrics = {link.TRIAL_VALUE: value} if value is not None else {}
     if best is not None and best.value is not None:
         metrics["best_val_accuracy"] = best.value
     if metrics:

@@ -86,6 +86,7 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
             **ctx.tags,
             link.TRIAL_NUMBER: str(trial.number),
             link.STUDY: ctx.study.name,
+            link.ROLE: link.ROLE_TRIAL,
             link.STATE: "RUNNING",
         },
     )
@@ -114,6 +115,8 @@ def _finish_trained(trial: TrialHandle, run: TrackedRun, done: _Trained) -> None
     note = f"{state} {100 * done.value:.2f}% (best epoch {done.best_epoch} of {done.epoch})"
     note += f" · {done.description}" + (f" · {reason}" if reason else "")
     tags = {link.BEST_EPOCH: done.best_epoch, NOTE: note}  # the run's description in the UI
+    with contextlib.suppress(HpoError):  # the trial's value as one metric: the UI sorts runs by it
+        run.store.log_metrics(run.run_id, {link.TRIAL_VALUE: done.value}, step=done.epoch)
     _finish(trial, run, outcome=done.outcome, value=done.value, epoch=done.epoch, reason=reason, tags=tags)
 
 

@@ -147,22 +147,27 @@ class Workspace:
             split_looks=len(self.split_looks(_fingerprint(handle))),
         )
 
-    def best_baseline(self, study: str) -> Baseline | None:
-        """The best `hpo baselines` run in the study's experiment, None when none was fitted."""
+    def baselines(self, study: str) -> list[Baseline]:
+        """The `hpo baselines` runs in the study's experiment, best first ([] when none was fitted)."""
         experiment = self.mlflow.find_experiment(study)
         if experiment is None:
-            return None
+            return []
         runs = self.mlflow.runs(experiment, where=f"tags.{link.ROLE} = '{link.ROLE_BASELINE}'")
         scored = [r for r in runs if r.status == "FINISHED" and "val_accuracy" in r.metrics]
-        if not scored:
-            return None
-        top = max(scored, key=lambda r: r.metrics["val_accuracy"])
-        name = top.params.get("baseline", top.name)
-        return Baseline(
-            name=name,
-            val_accuracy=top.metrics["val_accuracy"],
-            fit_seconds=top.metrics.get("fit_seconds", 0.0),
-        )
+        found = [
+            Baseline(
+                name=r.params.get("baseline", r.name),
+                val_accuracy=r.metrics["val_accuracy"],
+                fit_seconds=r.metrics.get("fit_seconds", 0.0),
+            )
+            for r in scored
+        ]
+        return sorted(found, key=lambda b: -b.val_accuracy)
+
+    def best_baseline(self, study: str) -> Baseline | None:
+        """The best `hpo baselines` run in the study's experiment, None when none was fitted."""
+        found = self.baselines(study)
+        return found[0] if found else None
 
     def load_model(self, run_id: str) -> LoadedModel:
         """Download a run's checkpoint and rebuild the model from it alone (on the CPU)."""

@@ -3,6 +3,7 @@ and experiments that open in model-training mode."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from hpo import link
@@ -38,7 +39,14 @@ def test_ui_prints_the_study_runs_page_in_model_training_mode(workdir: Path, dat
     experiment = MlflowStore().experiment("s")
     code, out, _ = hpo("ui", "--dry-run", "--port", 5123)
     assert code == 0
-    assert f"http://127.0.0.1:5123/#/experiments/{experiment}/runs?workflowType=machine_learning" in out
+    query = "viewStateShareKey=hpo-study&workflowType=machine_learning"
+    assert f"http://127.0.0.1:5123/#/experiments/{experiment}/runs?{query}" in out
+    view = json.loads(
+        MlflowStore().client.get_experiment(experiment).tags["mlflow.sharedViewState.hpo-study"]
+    )
+    assert view["groupBy"]["groupByKeys"] == [
+        {"mode": "tag", "groupByData": "hpo_role"}
+    ]  # trials grouped, open
     assert "(study 's')" in out
     code, out, err = hpo("ui", "--dry-run", "--study", "ghost")
     assert code == 1 and "no experiment named 'ghost'" in err

@@ -50,5 +50,6 @@ QUIET = typer.Option(False, "--quiet", "-q", help="Print only the final result."
 
 
 def console() -> Console:
-    """Standard output console, created per call so tests capture it; width follows COLUMNS."""
-    return Console(highlight=False)
+    """Standard output console, created per call so tests capture it; tables follow COLUMNS. Lines
+    are not wrapped (soft_wrap): a URL, path or command must stay whole to be clicked or pasted."""
+    return Console(highlight=False, soft_wrap=True)

@@ -126,14 +126,16 @@ def baselines(
 def report(
     study: str | None = options.STUDY,
     storage: str = options.STORAGE,
-    out: Path | None = typer.Option(None, "--out", help="Folder for the PNG files [default: reports/STUDY]."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the files [default: reports/STUDY]."),
+    html: bool = typer.Option(False, "--html", help="Also write report.html: one self-contained page."),
     tracking_uri: str | None = options.TRACKING_URI,
 ) -> None:
     """Plot optimization history, parameter importances, parallel coordinates and validation curves."""
-    from hpo.figures import write_report
+    from hpo.report import write_report
     from hpo.workspace import Workspace
 
-    result = write_report(ws=Workspace(storage=storage, tracking_uri=tracking_uri), study=study, out_dir=out)
+    ws = Workspace(storage=storage, tracking_uri=tracking_uri)
+    result = write_report(ws=ws, study=study, out_dir=out, html_page=html)
     console = options.console()
     for path in result.files:
         console.print(f"wrote {path}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 
 import typer
@@ -48,7 +49,7 @@ def _mlflow(
 ) -> tuple[str, list[str], str]:
     from hpo.errors import StudyError
     from hpo.mlflow_store import MlflowStore
-    from hpo.ui import mlflow_command, runs_url
+    from hpo.ui import VIEW_TAG, mlflow_command, runs_url, study_view
 
     store = MlflowStore(uri=tracking_uri)
     name = study or store.latest_experiment()
@@ -57,6 +58,8 @@ def _mlflow(
         raise StudyError(
             f"the MLflow store has no experiment named {study!r}: run `hpo search --study {study}` first"
         )
+    if experiment_id:
+        store.set_experiment_tags(experiment_id, {VIEW_TAG: json.dumps(study_view())})
     base = f"http://{host}:{port}"
     url = runs_url(base=base, experiment_id=experiment_id) if experiment_id else base
     command = mlflow_command(uri=store.uri, artifact_root=store.artifact_root, port=port, host=host)
