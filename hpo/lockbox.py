@@ -25,7 +25,7 @@ from hpo.ensemble import Members, load_members, mean_probabilities, scores, top_
 from hpo.errors import CheckpointError, LockboxError, StudyError
 from hpo.locks import store_lock
 from hpo.optuna_store import StudyHandle
-from hpo.recovery import HOST, process_alive, process_token
+from hpo.recovery import host_id, process_alive, process_token
 from hpo.workspace import Workspace
 
 
@@ -94,7 +94,9 @@ def _live(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         r
         for r in records
         if not (
-            r.get("pending") and r.get("host") == HOST and not process_alive(r["pid"], r.get("token", ""))
+            r.get("pending")
+            and r.get("host") == host_id()
+            and not process_alive(r["pid"], r.get("token", ""))
         )
     ]
 
@@ -118,7 +120,7 @@ def _claimed_look(
         claim |= {
             "forced": bool(looks),
             "pending": True,
-            "host": HOST,
+            "host": host_id(),
             "pid": pid,
             "token": process_token(pid),
         }

@@ -13,7 +13,13 @@ from hpo.check import reconcile_statuses
 from hpo.mlflow_store import MlflowStore
 from hpo.optuna_store import StudyHandle
 
-HOST = socket.gethostname()
+
+def host_id() -> str:
+    """This machine's name in the stores: HPO_HOST_ID (e.g. one per container sharing a
+    hostname), else the hostname. Recorded on every trial it runs and mixed into sampler seeds."""
+    return os.environ.get("HPO_HOST_ID", "").strip() or socket.gethostname()
+
+
 UNOWNED_S = 600  # a RUNNING trial that never recorded its owner is abandoned after this long
 
 
@@ -49,7 +55,7 @@ def recover_orphans(*, study: StudyHandle, store: MlflowStore) -> int:
     for row in study.rows(states=("RUNNING",)):
         pid, host = row.attrs.get(link.OWNER_PID), row.attrs.get(link.OWNER_HOST)
         token = row.attrs.get(link.OWNER_TOKEN, "")
-        if host == HOST and isinstance(pid, int) and not process_alive(pid, token):
+        if host == host_id() and isinstance(pid, int) and not process_alive(pid, token):
             study.fail_running(
                 row.number, attrs={link.FAIL_REASON: f"process {pid} on {host} died during the trial"}
             )

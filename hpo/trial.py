@@ -23,7 +23,7 @@ from hpo.lifecycle import OUTCOMES, TrackedRun, outcome_of
 from hpo.mlflow_store import NOTE, MlflowStore
 from hpo.models import build_model, count_parameters
 from hpo.optuna_store import Counts, StudyHandle, TrialHandle, TrialRow
-from hpo.recovery import HOST, process_token
+from hpo.recovery import host_id, process_token
 from hpo.signals import deferred
 from hpo.space import Space, describe, sample
 
@@ -73,7 +73,11 @@ def _free_memory(device: torch.device) -> None:
 
 def run_trial(ctx: TrialContext) -> TrialRow | None:
     """One trial from ask to tell; None when the study's target is already reached (or claimed)."""
-    owner = {link.OWNER_HOST: HOST, link.OWNER_PID: os.getpid(), link.OWNER_TOKEN: process_token(os.getpid())}
+    owner = {
+        link.OWNER_HOST: host_id(),
+        link.OWNER_PID: os.getpid(),
+        link.OWNER_TOKEN: process_token(os.getpid()),
+    }
     trial = ctx.study.claim(target=ctx.cfg.trials, attrs=owner)
     if trial is None:
         return None

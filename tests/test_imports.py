@@ -3,9 +3,15 @@ environment variable, logger level, warnings filter or matplotlib backend."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+import pytest
+
+import hpo
 
 PROBE = textwrap.dedent(
     """
@@ -49,3 +55,21 @@ def test_configure_is_what_sets_them() -> None:
     probe += "print(os.environ['MLFLOW_LOGGING_LEVEL'], optuna.logging.get_verbosity() == logging.WARNING)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["WARNING", "True"], done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("package", "home"),
+    [
+        ("optuna", "optuna_store/"),
+        ("mlflow", "mlflow_store.py"),
+        ("sklearn", "baselines.py"),
+        ("matplotlib", "figures.py"),
+        ("typer", "cli/"),
+        ("rich", "cli/"),
+    ],
+)
+def test_each_third_party_dependency_lives_in_one_home(package: str, home: str) -> None:
+    root = Path(hpo.__file__).parent
+    pattern = re.compile(rf"^\s*(import|from) {package}\b", re.MULTILINE)
+    importers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if pattern.search(p.read_text()))
+    assert importers and all(name.startswith(home) for name in importers), importers

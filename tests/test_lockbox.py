@@ -156,13 +156,13 @@ def test_claim_of_a_dead_process_is_void_and_failures_record_nothing(
     import os
 
     from hpo import lockbox
-    from hpo.recovery import HOST
+    from hpo.recovery import host_id
 
     dead = subprocess.run(["true"], check=True)
     del dead
     handle = load_study(open_storage(STORE), "s")
     # a claim left by a process of this host that died (no pid can exceed Linux's 2**22 limit)
-    stale = {"time": "t", "trial": 0, "run_id": "r", "pending": True, "host": HOST, "pid": 2**22 + 7}
+    stale = {"time": "t", "trial": 0, "run_id": "r", "pending": True, "host": host_id(), "pid": 2**22 + 7}
     handle.set_attr(link.TEST_EVALUATIONS, [stale])
     assert "being evaluated now" in hpo("best")[1]
 
