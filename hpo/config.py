@@ -227,6 +227,7 @@ class SearchConfig:
     tracking_uri: str | None = None
     warm_start: bool = True  # a new study first tries hpo's known-good configurations
     model: str = "any"  # the family searched: mlp, cnn or any (the space's choices)
+    devices: tuple[str, ...] = ()  # --jobs workers' devices, round-robin; () = every visible GPU
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -240,6 +241,8 @@ class SearchConfig:
         _choice("sampler", self.sampler, SAMPLERS)
         _choice("pruner", self.pruner, PRUNERS)
         _choice("model", self.model, (*FAMILIES, "any"))
+        if self.devices and self.jobs == 1:
+            raise ConfigError("--devices spreads --jobs workers over devices: add --jobs N, or use --device")
         if not self.study or any(c in self.study for c in "/\\\n"):
             raise ConfigError(f"--study must be a plain name like mnist-mlp; got {self.study!r}")
 

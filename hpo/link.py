@@ -21,6 +21,7 @@ BEST_EPOCH = "best_epoch"  # also a run tag
 EPOCHS_RUN = "epochs_run"
 SEED = "seed"  # the trial's own seed (weights, dropout, augmentation, batch order)
 WARM_START = "warm_start"  # set on trials enqueued from hpo's known-good configurations
+RETRY_OF = "retry_of"  # on a trial re-queued because the trial of this number lost its host
 OUTCOME = "outcome"  # lifecycle.OUTCOMES key; also a run tag
 MODEL_URI = "model_uri"  # run tag: the run's MLflow model (models:/m-...), raw pixels -> probabilities
 OWNER_HOST, OWNER_PID, OWNER_TOKEN = "host", "pid", "pid_token"  # the process running it

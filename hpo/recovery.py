@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+import zlib
 
 from hpo import link
 from hpo.check import reconcile_statuses
@@ -27,6 +28,12 @@ def _age_seconds(started: str) -> float:
     if not started:
         return 0.0
     return (datetime.datetime.now() - datetime.datetime.fromisoformat(started)).total_seconds()
+
+
+def host_seed(seed: int) -> int:
+    """`seed` mixed with this host's identity: the sampler seed of its claims (each claim adds the
+    trial count, so processes of one host differ too)."""
+    return (seed + 7919 * (zlib.crc32(host_id().encode()) % 65521)) % 2**31
 
 
 def process_token(pid: int) -> str:
@@ -65,6 +72,15 @@ def recover_orphans(*, study: StudyHandle, store: MlflowStore) -> int:
                 row.number, attrs={link.FAIL_REASON: "its process died before it started training"}
             )
             recovered += 1
-    study.fail_stale()  # other hosts: heartbeat older than the grace period
+    recovered += len(study.fail_stale(reason_key=link.FAIL_REASON, retry_key=link.RETRY_OF))
     reconcile_statuses(study=study, store=store)  # their runs, and any other run left contradicting
     return recovered
+
+
+def recover_stale(*, study: StudyHandle, store: MlflowStore) -> int:
+    """Before every claim: fail (and re-queue) trials of any host whose heartbeat stopped, and
+    close their MLflow runs, so a dead host's trials never hold the target."""
+    failed = study.fail_stale(reason_key=link.FAIL_REASON, retry_key=link.RETRY_OF)
+    if failed:
+        reconcile_statuses(study=study, store=store)
+    return len(failed)

@@ -21,6 +21,8 @@ def configure() -> None:
     # INFO chatter on the user's terminal. setdefault: a user's own choice wins.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # Against a tracking server, MLflow prints "View run ... at: URL" for every closed run.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for name in _QUIET_LOGGERS:  # in case mlflow was imported before configure() ran
         logging.getLogger(name).setLevel(logging.WARNING)
     optuna_store.configure()

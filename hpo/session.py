@@ -19,7 +19,7 @@ from hpo.config import DataConfig, SearchConfig
 from hpo.data import TrainValData, load_train_val
 from hpo.engine import resolve_device, seed_everything
 from hpo.errors import HpoError, StudyError
-from hpo.lifecycle import provenance
+from hpo.lifecycle import device_label, provenance
 from hpo.locks import store_lock
 from hpo.optuna_store import Counts, StudyHandle, TrialRow, create_or_resume, make_pruner, make_sampler
 from hpo.parent_run import open_parent_run, record_trial
@@ -37,7 +37,7 @@ class SearchOutcome:
     target: int
     counts: Counts
     ran: int  # trials this call ran
-    stopped: str  # "target", "timeout", "interrupted" or "already-done"
+    stopped: str  # "target", "timeout", "interrupted", "already-done" or "created" (--create-only)
     best: TrialRow | None
     top: list[TrialRow] = field(default_factory=list)
     recovered: int = 0  # trials of dead processes failed at start
@@ -142,19 +142,22 @@ def open_session(
 
 
 def run_trials(
-    *, session: Session, observer: SearchObserver, worker: int = 0, data: TrainValData | None = None
+    *,
+    session: Session,
+    observer: SearchObserver,
+    data: TrainValData | None = None,
+    device_name: str | None = None,
 ) -> tuple[int, str]:
     """Run trials until the study has `cfg.trials` finished ones, the timeout passes or the user
-    interrupts; returns (trials run, why it stopped). The parent run is left to `close_session`."""
+    interrupts; returns (trials run, why it stopped). The parent run is left to `close_session`.
+    `device_name`: a `--jobs` worker's own device instead of the session's."""
     cfg = session.cfg
-    device = resolve_device(cfg.device)
+    device = resolve_device(device_name or cfg.device)
+    tags = {**session.tags, "device": device_label(device)} if device_name else session.tags
     seed_everything(seed=cfg.seed, deterministic=False, device=device)
     data = data if data is not None else load_train_val(session.data_cfg, device=device)
     ws = session.workspace()
-    study = _study(ws, cfg, seed=cfg.seed)
-    # A resumed study must not replay the random start-up draws of the first call; a worker of
-    # `--jobs` must not replay another worker's.
-    study.reseed(make_sampler(cfg.sampler, seed=cfg.seed + 1009 * len(study.rows()) + 7919 * worker))
+    study = _study(ws, cfg, seed=cfg.seed)  # its sampler is seeded again at every claim
     ctx = TrialContext(
         cfg=cfg,
         data_cfg=session.data_cfg,
@@ -165,7 +168,7 @@ def run_trials(
         study=study,
         experiment_id=session.experiment_id,
         parent_run_id=session.parent_run_id,
-        tags=session.tags,
+        tags=tags,
         observer=observer,
     )
     done = study.counts().finished
@@ -174,7 +177,7 @@ def run_trials(
         done=done,
         target=cfg.trials,
         resumed=done > 0 or session.recovered > 0,
-        device=session.tags["device"],
+        device=tags["device"],
     )
     return _loop(ctx, already_done=done >= cfg.trials)
 
@@ -187,6 +190,11 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, str]:
                 if ctx.cfg.timeout is not None and time.monotonic() - start >= ctx.cfg.timeout:
                     return ran, "timeout"
                 row = run_trial(ctx)
+                if row is None and ctx.study.counts().finished < ctx.cfg.trials:
+                    # The last trials run elsewhere: wait for them to end, or to lose their
+                    # heartbeat and be re-queued here (a dead host never holds the target).
+                    time.sleep(_poll_seconds(ctx))
+                    continue
                 if row is None:
                     return ran, "already-done" if already_done and not ran else "target"
                 ran += 1
@@ -201,6 +209,10 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, str]:
                 ctx.observer.trial_finished(row=row, counts=ctx.study.counts(), best=best)
     except KeyboardInterrupt:
         return ran, "interrupted"
+
+
+def _poll_seconds(ctx: TrialContext) -> float:
+    return min(5.0, float(ctx.study.storage.heartbeat_interval or 5))
 
 
 def close_session(session: Session, *, ran: int, stopped: str) -> SearchOutcome:
@@ -226,11 +238,19 @@ def close_session(session: Session, *, ran: int, stopped: str) -> SearchOutcome:
 
 
 def run_search(
-    *, cfg: SearchConfig, data_cfg: DataConfig, space: Space | None, observer: SearchObserver, command: str
+    *,
+    cfg: SearchConfig,
+    data_cfg: DataConfig,
+    space: Space | None,
+    observer: SearchObserver,
+    command: str,
+    create_only: bool = False,
 ) -> SearchOutcome:
     """`hpo search`: open the session, run its trials (in `cfg.jobs` worker processes when above
     1), close it. Safe to call again: it continues where the last call stopped."""
     device = resolve_device(cfg.device)
+    for name in cfg.devices:  # an absent --devices entry fails here, not in a worker
+        resolve_device(name)
     Workspace(storage=cfg.storage).storage  # noqa: B018 -- fail fast on a bad URL, before loading data
     # Workers load their own copy on their device; this process needs only the fingerprint then.
     data = load_train_val(data_cfg, device=device if cfg.jobs == 1 else resolve_device("cpu"))
@@ -242,7 +262,9 @@ def run_search(
     )
     ran, stopped = 0, "error"
     try:
-        if cfg.jobs > 1:
+        if create_only:  # the coordinator: schema, study, spec, experiment and parent run; no trial
+            stopped = "created"
+        elif cfg.jobs > 1:
             from hpo.workers import run_workers
 
             ran, stopped = run_workers(session=session, observer=observer)

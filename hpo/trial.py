@@ -23,7 +23,7 @@ from hpo.lifecycle import OUTCOMES, TrackedRun, outcome_of
 from hpo.mlflow_store import NOTE, MlflowStore
 from hpo.models import build_model, count_parameters
 from hpo.optuna_store import Counts, StudyHandle, TrialHandle, TrialRow
-from hpo.recovery import host_id, process_token
+from hpo.recovery import host_id, host_seed, process_token, recover_stale
 from hpo.signals import deferred
 from hpo.space import Space, describe, sample
 
@@ -78,7 +78,10 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
         link.OWNER_PID: os.getpid(),
         link.OWNER_TOKEN: process_token(os.getpid()),
     }
-    trial = ctx.study.claim(target=ctx.cfg.trials, attrs=owner)
+    recover_stale(study=ctx.study, store=ctx.store)
+    trial = ctx.study.claim(
+        target=ctx.cfg.trials, attrs=owner, sampler=ctx.cfg.sampler, seed=host_seed(ctx.cfg.seed)
+    )
     if trial is None:
         return None
     run = TrackedRun(

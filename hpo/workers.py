@@ -41,6 +41,17 @@ class _QueueObserver:
         self.events.put(("trial_finished", kw))
 
 
+def worker_devices(*, device: str, devices: tuple[str, ...]) -> list[str]:
+    """The devices `--jobs` workers take round-robin: `--devices`, else every visible GPU when
+    `--device` is auto or cuda and there are several, else `--device` for all."""
+    if devices:
+        return list(devices)
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device in ("auto", "cuda") and count > 1:
+        return [f"cuda:{i}" for i in range(count)]
+    return [device]
+
+
 def _worker(worker: int, session: Session, events: Any) -> None:
     """A worker process's root: configure it like the CLI does, then run the trial loop."""
     from hpo.runtime import configure
@@ -48,8 +59,12 @@ def _worker(worker: int, session: Session, events: Any) -> None:
     configure()
     # Share the CPU cores instead of oversubscribing them (each process would take them all).
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // session.cfg.jobs))
+    devices = worker_devices(device=session.cfg.device, devices=session.cfg.devices)
+    observer = _QueueObserver(events, worker)
     try:
-        ran, stopped = run_trials(session=session, observer=_QueueObserver(events, worker), worker=worker)
+        ran, stopped = run_trials(
+            session=session, observer=observer, device_name=devices[worker % len(devices)]
+        )
         events.put(("done", {"ran": ran, "stopped": stopped}))
     except KeyboardInterrupt:
         events.put(("done", {"ran": 0, "stopped": "interrupted"}))

@@ -129,48 +129,20 @@ def searched(workdir: Path, data_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throwaway PostgreSQL server on a free loopback port, from Debian's postgresql package
-    (installed by .ci/run); skipped where there is none. initdb refuses root, so the cluster
-    runs as the postgres user, in a folder of its own with its own socket directory."""
-    import glob
-    import subprocess
-    import tempfile
+def postgres_url() -> Iterator[str]:
+    """A database "hpo" on a throwaway PostgreSQL cluster (tests/pg.py); skipped where Debian's
+    postgresql is not installed."""
+    from tests.pg import Cluster, server_binaries
 
-    from tests.helpers import free_port
-
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found or os.geteuid() != 0 or shutil.which("runuser") is None:
+    bin_dir = server_binaries()
+    if bin_dir is None:
         pytest.skip("no PostgreSQL server binaries (Debian's postgresql) or not root")
-    bin_dir = Path(found[-1]).parent
-    home = Path(tempfile.mkdtemp(prefix="hpo-pg-", dir="/tmp"))
-    shutil.chown(home, "postgres", "postgres")
-    port = free_port()
-
-    def as_postgres(*args: str) -> None:
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, timeout=120
-        )
-
-    as_postgres(str(bin_dir / "initdb"), "-D", str(home / "data"), "-A", "trust", "-U", "postgres")
-    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1"
-    as_postgres(
-        str(bin_dir / "pg_ctl"),
-        "-D",
-        str(home / "data"),
-        "-o",
-        options,
-        "-w",
-        "-l",
-        str(home / "log"),
-        "start",
-    )
+    cluster = Cluster(bin_dir)
+    cluster.start()
     try:
-        as_postgres(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "hpo")
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/hpo"
+        yield cluster.createdb("hpo")
     finally:
-        as_postgres(str(bin_dir / "pg_ctl"), "-D", str(home / "data"), "-m", "fast", "-w", "stop")
-        shutil.rmtree(home, ignore_errors=True)
+        cluster.remove()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@ real signal to this process, so tests can hit phases that timing alone cannot:
 
 FAULT: sigint-in-validation | sigterm-in-validation | sigint-in-upload | sigkill-in-upload |
 sigkill-before-tell (after the trial's MLflow run is closed, before Optuna is told) |
-slow-claim (a test look's claim takes a second to write: the window a lock must close)."""
+slow-claim (a test look's claim takes a second to write: the window a lock must close) |
+slow-epochs (every validation pass sleeps 0.7 s: trials long enough to kill a host mid-trial)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,16 @@ def main() -> None:
             real_set_attr(self, key, value)
 
         StudyHandle.set_attr = slow  # type: ignore[method-assign]
+    elif fault == "slow-epochs":
+        import time
+
+        real_evaluate = hpo.engine.evaluate
+
+        def slow_evaluate(*args: Any, **kwargs: Any) -> Any:
+            time.sleep(0.7)
+            return real_evaluate(*args, **kwargs)
+
+        hpo.engine.evaluate = slow_evaluate
     else:
         raise SystemExit(f"unknown fault {fault}")
     from hpo.cli import app

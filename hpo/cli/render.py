@@ -144,6 +144,7 @@ def search_summary(outcome: SearchOutcome, *, storage: str, resume: str) -> Rend
         "already-done": f"Study '{outcome.study}' already has {done}; raise --trials to run more.",
         "timeout": f"Timeout: study '{outcome.study}' has {done}.",
         "interrupted": f"Interrupted: study '{outcome.study}' has {done}.",
+        "created": f"Study '{outcome.study}' is ready (target {outcome.target}, {done}): start the workers.",
     }[outcome.stopped]
     detail = f"this call ran {outcome.ran}; complete {c.complete}, pruned {c.pruned}, failed {c.failed}"
     if outcome.recovered:
@@ -161,6 +162,11 @@ def search_summary(outcome: SearchOutcome, *, storage: str, resume: str) -> Rend
         parts.append(Text(config_text(outcome.best.params)))
     if outcome.stopped in ("interrupted", "timeout"):
         parts.append(Text(f"Resume with: {resume}", style="bold"))
+    if outcome.stopped == "created":
+        worker = resume.replace(" --create-only", "")
+        parts.append(
+            Text(f"Each worker (one per GPU, on any host sharing both stores) runs: {worker}", style="bold")
+        )
     return Group(*parts)
 
 

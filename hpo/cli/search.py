@@ -30,9 +30,15 @@ def search(
     warm_start: bool = typer.Option(
         True, "--warm-start/--no-warm-start", help="A new study first tries hpo's known-good configurations."
     ),
+    create_only: bool = typer.Option(
+        False, "--create-only", help="Create the study and its MLflow runs, then exit: workers join later."
+    ),
     val_size: int = options.VAL_SIZE,
     split_seed: int = options.SPLIT_SEED,
     device: str = options.DEVICE,
+    devices: str = typer.Option(
+        "", "--devices", help="--jobs workers' devices, round-robin, e.g. cuda:0,cuda:1 [default: every GPU]."
+    ),
     seed: int = options.SEED,
     tracking_uri: str | None = options.TRACKING_URI,
     quiet: bool = options.QUIET,
@@ -56,12 +62,15 @@ def search(
         tracking_uri=tracking_uri,
         warm_start=warm_start,
         model=model,
+        devices=tuple(d.strip() for d in devices.split(",") if d.strip()),
     )
     chosen = load_space_file(space) if space else None  # None: the study's own space, or the default
     out = options.console()
     command = options.invocation(ctx).command
     with search_view(out, quiet=quiet) as view:
-        outcome = run_search(cfg=cfg, data_cfg=data_cfg, space=chosen, observer=view, command=command)
+        outcome = run_search(
+            cfg=cfg, data_cfg=data_cfg, space=chosen, observer=view, command=command, create_only=create_only
+        )
     out.print(render.search_summary(outcome, storage=storage, resume=command))
     if outcome.stopped == "interrupted":
         raise typer.Exit(options.EXIT_INTERRUPTED)

@@ -3,7 +3,11 @@ samplers and pruners. Part of `hpo.optuna_store`, the only package that imports 
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging
+import os
+import time
 import warnings
 from typing import Any
 
@@ -11,10 +15,11 @@ import optuna
 
 from hpo import sqlite
 from hpo.config import PRUNERS, SAMPLERS
-from hpo.errors import ConfigError, StudyError
+from hpo.errors import ConfigError, StudyError, redact
+from hpo.locks import url_lock
 
-HEARTBEAT_S = 30  # a live trial touches the store this often; other hosts judge it stale...
-GRACE_S = 120  # ...after this long without a heartbeat
+HEARTBEAT_S = 30  # a live trial touches the store this often (env HPO_HEARTBEAT_S); it is stale...
+GRACE_S = 120  # ...after this long without a heartbeat (env HPO_GRACE_S): then FAIL, and re-run
 DEFAULT_STORAGE = "sqlite:///studies/hpo.db"
 METRIC = "val_accuracy"  # the objective: a trial's best-epoch validation accuracy
 _RDB_SCHEMES = ("postgresql", "mysql", "mariadb", "oracle", "mssql")
@@ -33,26 +38,113 @@ def configure() -> None:
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
 
 
+def _seconds(name: str, default: int) -> int:
+    """A whole number of seconds from the environment (tests and impatient labs shorten them)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name} must be a whole number of seconds >= 1; got {raw!r}")
+    return int(raw)
+
+
+def heartbeat_settings() -> tuple[int, int]:
+    """(heartbeat interval, grace period) in seconds; the grace must exceed the interval."""
+    beat, grace = _seconds("HPO_HEARTBEAT_S", HEARTBEAT_S), _seconds("HPO_GRACE_S", GRACE_S)
+    if grace <= beat:
+        raise ConfigError(
+            f"HPO_GRACE_S ({grace}) must exceed HPO_HEARTBEAT_S ({beat}): a live trial would look dead"
+        )
+    return beat, grace
+
+
+def _server_url(url: str) -> str:
+    """postgresql://... means psycopg 3 (the postgres extra) unless psycopg2 is what is installed."""
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None:
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+RECONNECT_S = 120  # how long a call on a server database waits out its restart before failing
+_RETRIED = (
+    "create_new_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
+    "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
+    "get_all_studies", "create_new_trial", "set_trial_param", "set_trial_state_values",
+    "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr", "get_trial",
+    "get_all_trials", "get_trial_id_from_study_id_trial_number", "get_best_trial", "record_heartbeat",
+    "_get_stale_trial_ids",
+)  # fmt: skip
+
+
+def transient(exc: BaseException) -> bool:
+    """A lost or refused database connection (a restart, a network blip), not a bad request."""
+    from sqlalchemy import exc as sa
+
+    cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+    return isinstance(cause, (sa.OperationalError, sa.InterfaceError)) or bool(
+        getattr(cause, "connection_invalidated", False)
+    )
+
+
+def _retrying(method: Any) -> Any:
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        delay, deadline = 0.2, time.monotonic() + RECONNECT_S
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:
+                if not transient(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(2 * delay, 2.0)
+
+    return call
+
+
+class ResilientStorage(optuna.storages.RDBStorage):
+    """An RDB storage on a database server whose calls wait out a restart of the server (up to
+    RECONNECT_S, reconnecting through pool_pre_ping) instead of failing the trial in flight."""
+
+
+for _name in _RETRIED:
+    setattr(ResilientStorage, _name, _retrying(getattr(optuna.storages.RDBStorage, _name)))
+
+
+_OPEN: dict[tuple[str, int, int], optuna.storages.RDBStorage] = {}  # server stores, per process
+
+
 def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """An RDB storage with heartbeats; SQLite waits up to 60 s on a lock instead of failing."""
+    """An RDB storage with heartbeats. SQLite waits up to 60 s on a lock instead of failing; a
+    server database's pooled connections are checked before use (pool_pre_ping), so a restarted
+    server costs a reconnect, not an error."""
     if "://" not in url:
         raise StudyError(f"malformed --storage {url!r}: expected a URL like sqlite:///studies/hpo.db")
-    url = sqlite.absolute(url)
-    engine: dict[str, Any] = {}
+    url = _server_url(sqlite.absolute(url))
+    engine: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         sqlite.create_folder(url, error=StudyError, what="study store")
         engine = {"connect_args": {"timeout": 60}}
     elif not url.startswith(_RDB_SCHEMES):
         raise StudyError(f"unsupported --storage {url!r}: use sqlite:///..., postgresql://... or mysql://...")
+    beat, grace = heartbeat_settings()
     sqlite.install()
+    if (url, beat, grace) in _OPEN:  # one pool per process: a reopen mid-search needs no new connection
+        return _OPEN[url, beat, grace]
+    kind = optuna.storages.RDBStorage if url.startswith("sqlite") else ResilientStorage
     try:
-        with sqlite.file_lock(url):  # creating the tables must not race another process
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
-            )
+        with url_lock(url):  # creating the tables must not race another process, on any host
+            storage = kind(url, engine_kwargs=engine, heartbeat_interval=beat, grace_period=grace)
+        if kind is ResilientStorage:
+            _OPEN[url, beat, grace] = storage
+        return storage
+    except ModuleNotFoundError as exc:
+        raise StudyError(
+            f'no driver for --storage {redact(url)} ({exc}): pip install "hpo[postgres]"'
+        ) from None
     except Exception as exc:  # SQLAlchemy raises many types for bad URLs, drivers and hosts
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StudyError(f"cannot open study storage {url}: {first[:300]}") from None
+        raise StudyError(redact(f"cannot open study storage {url}: {first[:300]}")) from None
 
 
 def make_sampler(name: str, *, seed: int) -> optuna.samplers.BaseSampler:

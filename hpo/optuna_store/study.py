@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from hpo import signals
 from hpo.errors import StudyError
 from hpo.locks import store_lock
-from hpo.optuna_store.storage import HEARTBEAT_S, METRIC
+from hpo.optuna_store.storage import HEARTBEAT_S, METRIC, make_sampler
 
 
 @dataclass(frozen=True)
@@ -132,25 +132,28 @@ class StudyHandle:
     def row(self, number: int) -> TrialRow:
         return _row(self.study.get_trials(deepcopy=False)[number])
 
-    def reseed(self, sampler: optuna.samplers.BaseSampler) -> None:
-        self.study.sampler = sampler
-
     def enqueue(self, params: dict[str, Any], *, attrs: dict[str, Any]) -> None:
         """A trial the next `ask` takes first, with these parameters, as an ordinary trial."""
         with signals.deferred():
             self.study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
 
-    def claim(self, *, target: int, attrs: dict[str, Any]) -> TrialHandle | None:
+    def claim(self, *, target: int, attrs: dict[str, Any], sampler: str, seed: int) -> TrialHandle | None:
         """Start a trial owned by the caller unless finished + running trials already reach
-        `target`. For SQLite the check and the start happen under a file lock, so concurrent
-        workers on this host never overshoot the target."""
+        `target`. The check and the start happen under the store lock (a file lock on SQLite, an
+        advisory lock on PostgreSQL), so workers on any host never overshoot the target.
+
+        The sampler is seeded per claim from `seed` and the number of trials in the study (unique
+        under the lock): concurrent workers never draw the same random start-up configuration,
+        and one process alone draws the same sequence for the same `seed`."""
         with store_lock(self.storage):
             c = self.counts()
             if c.finished + c.running >= target:
                 return None
+            drawn = (seed + 1009 * len(self.study.get_trials(deepcopy=False))) % 2**31
+            self.study.sampler = make_sampler(sampler, seed=drawn)
             with signals.deferred():  # a claimed trial always records its owner
                 trial = TrialHandle(self.study, self.study.ask())
-                trial.set_attrs(**attrs)
+                trial.set_attrs(**attrs, sampler_seed=drawn)
         with contextlib.suppress(Exception):  # a first heartbeat, so other hosts can judge it
             self.storage.record_heartbeat(trial.trial_id)
         return trial
@@ -162,20 +165,45 @@ class StudyHandle:
             self.storage.set_trial_user_attr(trial._trial_id, key, value)
         self.storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
 
-    def fail_stale(self) -> None:
-        """Trials whose heartbeat stopped (any host) become FAIL, as Optuna's heartbeat promises."""
-        optuna.storages.fail_stale_trials(self.study)
+    def fail_stale(self, *, reason_key: str, retry_key: str) -> list[int]:
+        """Trials whose heartbeat stopped (any host: its process or machine died) become FAIL with
+        the reason under `reason_key`, and each is queued again with the same parameters (attr
+        `retry_key`: the failed trial's number; a retry that goes stale too is not re-queued).
+        Returns the numbers failed here. Run before every claim, under the store lock."""
+        failed = []
+        with store_lock(self.storage):
+            # Optuna's own query for "heartbeat older than the grace period" (no public accessor).
+            for trial_id in self.storage._get_stale_trial_ids(self.study._study_id):
+                trial = self.storage.get_trial(trial_id)
+                host = trial.user_attrs.get("host", "its host")
+                reason = f"no heartbeat from {host} for over {self.storage.grace_period} s: its process died"
+                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError), signals.deferred():
+                    self.storage.set_trial_user_attr(trial_id, reason_key, reason)
+                    self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+                    failed.append(trial.number)
+                    if retry_key not in trial.user_attrs:
+                        self._requeue(trial, attrs={retry_key: trial.number})
+        return failed
+
+    def _requeue(self, trial: optuna.trial.FrozenTrial, *, attrs: dict[str, Any]) -> None:
+        """A WAITING copy of `trial` (same parameters) that the next claim takes first."""
+        copy = optuna.trial.create_trial(
+            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions, user_attrs=attrs
+        )
+        self.study.add_trial(copy)
 
     @contextlib.contextmanager
     def heartbeat(self, trial: TrialHandle) -> Iterator[None]:
-        """Touch the trial's heartbeat every HEARTBEAT_S seconds while the block runs."""
+        """Touch the trial's heartbeat every interval (HEARTBEAT_S, or HPO_HEARTBEAT_S) while the
+        block runs."""
+        interval = float(self.storage.heartbeat_interval or HEARTBEAT_S)
         stop = threading.Event()
 
         def beat() -> None:
             while not stop.is_set():
                 with contextlib.suppress(Exception):  # a missed beat is retried next interval
                     self.storage.record_heartbeat(trial.trial_id)
-                stop.wait(HEARTBEAT_S)
+                stop.wait(interval)
 
         thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
         thread.start()

@@ -1,0 +1,147 @@
+"""One study on three "hosts" sharing a real PostgreSQL server and a real `mlflow server` (with
+proxied artifacts), on this one machine: a host killed mid-trial, the database and the tracking
+server restarted while workers run, the test look from a fresh directory with only the URLs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from hpo import link
+from hpo.optuna_store import load_study, open_storage
+from hpo.ui import wait_until_up
+from tests.conftest import VAL_SIZE, env_for_subprocess
+from tests.helpers import PYTHON_HPO, free_port
+from tests.pg import Cluster, server_binaries
+
+pytestmark = pytest.mark.slow
+DRIVER = Path(__file__).with_name("fault_driver.py")
+SPACE = "mlp_layers = 1\nmlp_width = { low = 16, high = 64, log = true }\nbatch_size = [64, 128]\n"
+TARGET = 15
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    bin_dir = server_binaries()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (Debian's postgresql) or not root")
+    own = Cluster(bin_dir)  # its own: this test restarts it
+    own.start()
+    try:
+        yield own
+    finally:
+        own.remove()
+
+
+def tracking_server(*, backend: str, artifacts: Path, port: int) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend, "--serve-artifacts",
+            "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "1"]  # fmt: skip
+    server = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_for_subprocess()
+    )
+    assert wait_until_up(f"http://127.0.0.1:{port}/health", seconds=120, server=server), (
+        "mlflow server did not start"
+    )
+    return server
+
+
+def wait_for(condition: object, *, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_three_hosts_one_study_survive_a_kill_and_restarts(
+    workdir: Path, data_dir: Path, cluster: Cluster, tmp_path: Path
+) -> None:
+    storage, backend = cluster.createdb("optuna"), cluster.createdb("mlflow")
+    port = free_port()
+    server = tracking_server(backend=backend, artifacts=tmp_path / "artifacts", port=port)
+    tracking = f"http://127.0.0.1:{port}"
+    Path("space.toml").write_text(SPACE)
+    argv = ["search", "--study", "dist", "--storage", storage, "--data-dir", str(data_dir),
+            "--val-size", str(VAL_SIZE), "--model", "mlp", "--space", "space.toml", "--trials", str(TARGET),
+            "--epochs", "4", "--device", "cpu", "--no-warm-start", "-q"]  # fmt: skip
+
+    def env(host: str) -> dict[str, str]:
+        return env_for_subprocess(
+            MLFLOW_TRACKING_URI=tracking, HPO_HOST_ID=host, HPO_HEARTBEAT_S="1", HPO_GRACE_S="4"
+        )
+
+    made = subprocess.run(
+        [*PYTHON_HPO, *argv, "--create-only"], capture_output=True, text=True, env=env("coordinator")
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    driver = [sys.executable, str(DRIVER), "slow-epochs", *argv]
+    hosts = {h: subprocess.Popen(driver, env=env(h), **output) for h in "abc"}  # type: ignore[call-overload]
+    study = load_study(open_storage(storage), "dist")
+
+    def running_on(host: str) -> list[int]:
+        return [r.number for r in study.rows(states=("RUNNING",)) if r.attrs.get(link.OWNER_HOST) == host]
+
+    try:
+        wait_for(lambda: running_on("b"), seconds=180, what="a trial on host b")
+        killed = running_on("b")[0]
+        os.kill(hosts["b"].pid, signal.SIGKILL)
+        assert hosts["a"].poll() is None and hosts["c"].poll() is None  # the restarts hit live workers
+        cluster.restart()
+        server.terminate()
+        server.wait(timeout=60)
+        server = tracking_server(backend=backend, artifacts=tmp_path / "artifacts", port=port)
+        assert hosts["a"].poll() is None or hosts["c"].poll() is None, "the search ended before the restarts"
+        for h in "ac":
+            out, _ = hosts[h].communicate(timeout=600)
+            assert hosts[h].returncode == 0, f"host {h}:\n{out[-3000:]}"
+        _check_stores(storage=storage, tracking=tracking, killed=killed)
+        _test_look_from_a_fresh_directory(
+            tmp_path / "elsewhere", storage=storage, tracking=tracking, data_dir=data_dir
+        )
+    finally:
+        for process in [*hosts.values(), server]:
+            if process.poll() is None:
+                process.kill()
+
+
+def _check_stores(*, storage: str, tracking: str, killed: int) -> None:
+    study = load_study(open_storage(storage), "dist")
+    counts = study.counts()
+    assert (counts.finished, counts.running) == (TARGET, 0)  # exactly the target; nothing RUNNING
+    rows = {r.number: r for r in study.rows()}
+    assert rows[killed].state == "FAIL" and "no heartbeat" in rows[killed].attrs[link.FAIL_REASON]
+    assert any(r.attrs.get(link.RETRY_OF) == killed for r in rows.values())  # re-run, same parameters
+    finished = [r for r in rows.values() if r.state in ("COMPLETE", "PRUNED")]
+    fresh = [tuple(sorted(r.params.items())) for r in finished if link.RETRY_OF not in r.attrs]
+    assert len(set(fresh)) == len(fresh)  # no two hosts drew the same configuration
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("dist")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    assert [r.data.tags.get(link.ROLE) for r in runs].count(link.ROLE_STUDY) == 1  # one parent run
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    assert client.get_run(rows[killed].attrs[link.RUN_ID]).info.status == "KILLED"
+    hosts = {r.attrs.get(link.OWNER_HOST) for r in finished}
+    assert {"a", "c"} <= hosts  # HPO_HOST_ID recorded on each trial
+
+
+def _test_look_from_a_fresh_directory(folder: Path, *, storage: str, tracking: str, data_dir: Path) -> None:
+    folder.mkdir()
+    look = subprocess.run(
+        [*PYTHON_HPO, "best", "--study", "dist", "--storage", storage, "--tracking-uri", tracking,
+         "--evaluate-test", "--data-dir", str(data_dir), "--device", "cpu"],
+        cwd=folder, capture_output=True, text=True, env=env_for_subprocess(), timeout=300,
+    )  # fmt: skip
+    assert look.returncode == 0, look.stdout + look.stderr
+    assert "Test accuracy" in look.stdout or "test accuracy" in look.stdout.lower()
+    assert not (folder / "mlruns").exists()  # the checkpoint came through the tracking server
