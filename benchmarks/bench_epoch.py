@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench_bookkeeping import bookkeeping_seconds  # beside this script
 
 from hpo.config import DataConfig, ModelConfig, OptimConfig
 from hpo.data import load_train_val, split_indices
@@ -105,55 +105,6 @@ def alternate(a: Callable[[], float], b: Callable[[], float], repeats: int) -> t
     return statistics.median(ta), statistics.median(tb)
 
 
-def bookkeeping_seconds(*, epochs: int = 3) -> float:
-    """Optuna storage + MLflow logging of one trial through the run lifecycle `hpo search` uses
-    (`TrackedRun`: start, params, per-epoch metrics, checkpoint, end), in a scratch folder."""
-    import os
-
-    from hpo import link
-    from hpo.config import TrainConfig, as_params
-    from hpo.engine import EpochMetrics, FitResult
-    from hpo.lifecycle import TrackedRun
-    from hpo.mlflow_store import MlflowStore
-    from hpo.optuna_store import create_or_resume, make_pruner, make_sampler, open_storage
-    from hpo.space import DEFAULT_SPACE, restrict_family, sample
-
-    model = build_model(MLP)
-    result = FitResult(
-        outcome="completed", best_epoch=epochs, best_val_accuracy=0.97, best_state=model.state_dict()
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        store = MlflowStore()
-        study, _ = create_or_resume(
-            open_storage("sqlite:///studies/hpo.db"),
-            name="bench",
-            sampler=make_sampler("tpe", seed=0),
-            pruner=make_pruner("median", epochs=epochs),
-        )
-        exp = store.experiment("bench")
-        data = load_train_val(DataConfig(data_dir=ARGS.data_dir), device=torch.device("cpu"))
-        times = []
-        for n in range(3):
-            start = time.perf_counter()
-            trial = study.claim(target=100, attrs={"host": "h", "pid": 1, "pid_token": "t"})
-            assert trial is not None
-            chosen = sample(trial.suggest, restrict_family(DEFAULT_SPACE, "mlp"))  # ~15 suggest_* calls
-            with TrackedRun(store=store, experiment_id=exp, name=f"trial-{n}", tags={"a": "b"}) as run:
-                trial.set_attrs(**{link.RUN_ID: run.run_id})
-                train = TrainConfig(epochs=epochs, batch_size=chosen.batch_size)
-                run.log_params(as_params(chosen.model, chosen.optim, train))
-                for e in range(1, epochs + 1):
-                    m = EpochMetrics(e, 0.1, 0.9, 0.1, 0.9, 1.0, 0.05)
-                    store.log_metrics(run.run_id, m.metrics(), step=e)
-                    trial.report(0.9, step=e)
-                run.save_checkpoint(result=result, model_config=MLP, data=data, meta={})
-                run.end("completed", tags={"state": "COMPLETE"})
-            trial.tell("COMPLETE", 0.97)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
-
-
 def machine(device: torch.device) -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -201,7 +152,7 @@ def main() -> None:
     trial = statistics.median(
         hpo_epochs(data=data, batch=ARGS.trial_batch, epochs=3, device=device) for _ in range(ARGS.repeats)
     )
-    keep = bookkeeping_seconds()
+    keep = bookkeeping_seconds(data_dir=ARGS.data_dir, storage="sqlite:///studies/hpo.db", tracking_uri=None)
     print(
         f"bookkeeping per trial (Optuna + MLflow, 3 epochs, checkpoint): {keep:.3f} s = "
         f"{100 * keep / (trial + keep):.1f}% of a 3-epoch MLP trial at batch {ARGS.trial_batch} "

@@ -128,10 +128,17 @@ class TrackedRun:
         )
 
     def save_checkpoint(
-        self, *, result: FitResult, model_config: ModelConfig, data: TrainValData, meta: dict[str, object]
+        self,
+        *,
+        result: FitResult,
+        model_config: ModelConfig,
+        data: TrainValData,
+        meta: dict[str, object],
+        served: bool = True,
     ) -> None:
         """Upload the best epoch's weights + config under the run's `checkpoint/` artifacts (how hpo
-        rebuilds it), and the same model as the run's MLflow model (how MLflow serves it)."""
+        rebuilds it), and with `served` the same model as the run's MLflow model (how MLflow serves
+        it; about 0.2 s, so a search logs it only for trials that are the best when they end)."""
         if result.best_state is None:
             return
         with scratch_dir() as tmp:
@@ -149,6 +156,8 @@ class TrackedRun:
                 },
             )
             self.store.log_dir(self.run_id, folder, artifact_path=CHECKPOINT_PATH)
+        if not served:
+            return
         model = build_model(model_config)
         model.load_state_dict(result.best_state)
         # Two validation images back on the raw 0..255 scale: the model's documented input.

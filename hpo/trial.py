@@ -166,8 +166,14 @@ def _train(ctx: TrialContext, trial: TrialHandle, run: TrackedRun) -> _Trained:
         result = run.fit(model=model, data=ctx.data, optim=chosen.optim, train=train, on_epoch=on_epoch)
         if result.outcome == "completed":
             meta = {"study": ctx.study.name, "trial": trial.number, "dataset": ctx.data_cfg.dataset}
+            best = ctx.study.best()  # the best trial always has an MLflow model; others on demand
+            served = best is None or result.best_val_accuracy > (best.value or 0.0)
             run.save_checkpoint(
-                result=result, model_config=chosen.model, data=ctx.data, meta={**meta, **ctx.tags}
+                result=result,
+                model_config=chosen.model,
+                data=ctx.data,
+                meta={**meta, **ctx.tags},
+                served=served,
             )
     return _record(trial, result, reason=guard[-1] if guard else "", description=describe(chosen))
 
