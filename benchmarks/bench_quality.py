@@ -86,6 +86,9 @@ def main(args: argparse.Namespace, command: str) -> str:
         )
         wall = time.monotonic() - start
         ws = Workspace(storage=cfg.storage)
+        # A budget that ends with fewer complete trials than --ensemble still gets its one look,
+        # with the ensemble of those it has (or none): the run's result is never thrown away.
+        members = min(args.ensemble, outcome.counts.complete)
         test = evaluate_test(
             ws=ws,
             study="quality",
@@ -93,7 +96,7 @@ def main(args: argparse.Namespace, command: str) -> str:
             device=args.device,
             force=False,
             out_dir=Path("r"),
-            ensemble=args.ensemble,
+            ensemble=members if members > 1 else 1,
         )
     best = outcome.best
     assert best is not None

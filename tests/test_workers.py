@@ -170,7 +170,7 @@ def test_jobs_parent_run_stays_running_until_the_last_worker_is_done(workdir: Pa
     with sqlite3.connect(db) as conn:
         ends = dict(
             conn.execute(
-                "SELECT t.value IS NOT NULL, max(r.end_time) FROM runs r LEFT JOIN tags t "
+                "SELECT t.value = 'study', max(r.end_time) FROM runs r LEFT JOIN tags t "
                 "ON t.run_uuid = r.run_uuid AND t.key = 'hpo_role' GROUP BY 1"
             ).fetchall()
         )
