@@ -112,3 +112,25 @@ def test_postgresql_urls_take_psycopg_and_never_show_a_password(workdir: Path) -
     url = "postgresql://me:s3cret@127.0.0.1:1/none"
     code, out, err = hpo("studies", "--storage", url)
     assert code != 0 and "s3cret" not in out + err and "me:***@" in err
+
+
+def test_a_store_password_reaches_no_mlflow_param_tag_or_output(
+    workdir: Path, data_dir: Path, postgres_url: str
+) -> None:
+    """The throwaway cluster trusts every local connection, so any password is accepted: the
+    search runs for real with one in its URL, which must then appear nowhere."""
+    url = postgres_url.replace("postgres@", "postgres:s3cret-pw@")
+    study = f"pw-{time.monotonic_ns()}"
+    code, out, err = hpo(
+        "search", "--storage", url, "--study", study, "--data-dir", data_dir, "--val-size", 1000,
+        "--model", "mlp", "--trials", 1, "--epochs", 1, "--device", "cpu", "--no-warm-start",
+    )  # fmt: skip
+    assert code == 0, out + err
+    assert "s3cret-pw" not in out + err
+    store = MlflowStore()
+    experiment = store.find_experiment(study)
+    assert experiment is not None
+    for run in store.runs(experiment):
+        recorded = [*run.params.values(), *run.tags.values()]
+        assert not [value for value in recorded if "s3cret-pw" in value], run.name
+    assert any("***@" in run.tags.get("command", "") for run in store.runs(experiment))
