@@ -27,6 +27,20 @@ def test_every_command_has_help() -> None:
         assert code == 0 and "Usage" in out and len(out) > 200, name
 
 
+def test_no_help_text_is_swallowed_as_markup() -> None:
+    """Typer renders help with Rich: "[default: X]" written in a help string is read as a markup
+    tag and vanishes from `--help`. Defaults in prose go in parentheses."""
+    import re
+
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        for param in command.params:
+            text = getattr(param, "help", None) or ""
+            assert not re.search(r"\[/?[A-Za-z][^\]]*\]", text), (name, param.name, text)
+
+
 def test_version_and_bare_help() -> None:
     assert hpo("--version")[1].startswith("hpo ")
     code, out, _ = hpo("--help")

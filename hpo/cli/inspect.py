@@ -33,7 +33,7 @@ def trials(
 
 
 def check(
-    study: str | None = typer.Option(None, "--study", help="Study to check [default: every study]."),
+    study: str | None = typer.Option(None, "--study", help="Study to check (default: every study)."),
     repair: bool = typer.Option(False, "--repair", help="Apply the safe repairs (never deletes a result)."),
     storage: str = options.STORAGE,
     tracking_uri: str | None = options.TRACKING_URI,

@@ -37,7 +37,7 @@ TRACKING_URI = typer.Option(
     None,
     "--tracking-uri",
     envvar="MLFLOW_TRACKING_URI",
-    help="MLflow store [default: sqlite:///mlruns/mlflow.db].",
+    help="MLflow store (default: sqlite:///mlruns/mlflow.db).",
 )
 STORAGE = typer.Option(
     "sqlite:///studies/hpo.db",
@@ -45,7 +45,7 @@ STORAGE = typer.Option(
     envvar="HPO_STORAGE",
     help="Optuna storage URL (SQLite, PostgreSQL, MySQL...).",
 )
-STUDY = typer.Option(None, "--study", help="Study name [default: the only study in the store].")
+STUDY = typer.Option(None, "--study", help="Study name (default: the only study in the store).")
 QUIET = typer.Option(False, "--quiet", "-q", help="Print only the final result.")
 
 

@@ -22,7 +22,7 @@ def best(
     ),
     data_dir: str = options.DATA_DIR,
     device: str = options.DEVICE,
-    out: Path | None = typer.Option(None, "--out", help="Folder for the test PNGs [default: reports/STUDY]."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the test PNGs (default: reports/STUDY)."),
     register: str | None = typer.Option(
         None,
         "--register",
@@ -87,7 +87,7 @@ def baselines(
     study: str | None = typer.Option(
         None,
         "--study",
-        help="Study whose split and experiment to use [default: the only study, else DATASET-baselines].",
+        help="Study whose split and experiment to use (default: the only study, else DATASET-baselines).",
     ),
     only: str = typer.Option("logistic,knn,sklearn-mlp", "--only", help="Comma-separated baselines to fit."),
     dataset: str = options.DATASET,
@@ -126,7 +126,7 @@ def baselines(
 def report(
     study: str | None = options.STUDY,
     storage: str = options.STORAGE,
-    out: Path | None = typer.Option(None, "--out", help="Folder for the files [default: reports/STUDY]."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the files (default: reports/STUDY)."),
     html: bool = typer.Option(False, "--html", help="Also write report.html: one self-contained page."),
     tracking_uri: str | None = options.TRACKING_URI,
 ) -> None:

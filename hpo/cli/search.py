@@ -19,9 +19,9 @@ def search(
     data_dir: str = options.DATA_DIR,
     model: str = typer.Option("any", "--model", help="Model family to search: mlp, cnn or any."),
     space: Path | None = typer.Option(
-        None, "--space", help="TOML file narrowing the search space [default: the study's, or hpo's]."
+        None, "--space", help="TOML file narrowing the search space (default: the study's, or hpo's)."
     ),
-    study: str | None = typer.Option(None, "--study", help="Study name [default: DATASET-MODEL]."),
+    study: str | None = typer.Option(None, "--study", help="Study name (default: DATASET-MODEL)."),
     storage: str = options.STORAGE,
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, random, gp or cmaes."),
     pruner: str = typer.Option("median", "--pruner", help="median, hyperband, sha or none."),
@@ -37,7 +37,7 @@ def search(
     split_seed: int = options.SPLIT_SEED,
     device: str = options.DEVICE,
     devices: str = typer.Option(
-        "", "--devices", help="--jobs workers' devices, round-robin, e.g. cuda:0,cuda:1 [default: every GPU]."
+        "", "--devices", help="--jobs workers' devices, round-robin, e.g. cuda:0,cuda:1 (default: every GPU)."
     ),
     seed: int = options.SEED,
     tracking_uri: str | None = options.TRACKING_URI,

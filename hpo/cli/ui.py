@@ -11,10 +11,10 @@ from hpo.cli import options
 
 
 def ui(
-    study: str | None = typer.Option(None, "--study", help="Study to open [default: the most recent]."),
+    study: str | None = typer.Option(None, "--study", help="Study to open (default: the most recent)."),
     optuna: bool = typer.Option(False, "--optuna", help="Start optuna-dashboard on the study store instead."),
     port: int | None = typer.Option(
-        None, "--port", help="Port [default: 5000 MLflow, 8080 optuna-dashboard]."
+        None, "--port", help="Port (default: 5000 MLflow, 8080 optuna-dashboard)."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: every one)."),
     open_browser: bool = typer.Option(False, "--open", help="Open the study's page in a web browser."),
