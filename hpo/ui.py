@@ -4,7 +4,10 @@ command lines and deep links and runs a server as a child process; imports neith
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,6 +18,7 @@ from typing import Any
 
 from hpo import link
 from hpo.errors import ConfigError
+from hpo.signals import sigterm_as_interrupt
 
 MLFLOW_PORT, DASHBOARD_PORT = 5000, 8080  # each server's usual port
 # MLflow's UI nests trial runs under the collapsed study run; a "shared view" (an experiment tag the
@@ -84,15 +88,41 @@ def wait_until_up(url: str, *, seconds: float, server: subprocess.Popen[bytes] |
     return False
 
 
+def start_server(command: list[str], **popen: Any) -> subprocess.Popen[Any]:
+    """Start a server in a process group of its own: `mlflow ui`/`mlflow server` start uvicorn,
+    job consumers and worker processes, which outlive a parent stopped alone (each holds ~200 MB)."""
+    return subprocess.Popen(command, start_new_session=True, **popen)
+
+
+def stop_server(server: subprocess.Popen[Any], *, wait_s: float = 30) -> None:
+    """Stop a `start_server` server and every process it started: SIGTERM to its group, then
+    SIGKILL to what is left after `wait_s` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, sig)
+        try:
+            server.wait(timeout=wait_s)
+            time.sleep(0.5)  # its children get the same signal; give them a moment to exit
+        except subprocess.TimeoutExpired:
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)  # anything still in the group after its leader
+        return
+
+
 def serve(command: list[str], *, base: str, open_url: str = "") -> int:
-    """Run a server until it exits or Ctrl-C (then stop it); once it answers at `base`, open
-    `open_url` in a web browser if given. Returns the server's exit code (0 after Ctrl-C)."""
-    server = subprocess.Popen(command)
+    """Run a server until it exits, Ctrl-C or SIGTERM (then stop it and all its processes); once
+    it answers at `base`, open `open_url` in a web browser if given. Returns the server's exit
+    code (0 when stopped)."""
+    server = start_server(command)
     try:
-        if open_url and wait_until_up(base, seconds=60, server=server):
-            webbrowser.open(open_url)
-        return server.wait()
+        with sigterm_as_interrupt():
+            if open_url and wait_until_up(base, seconds=60, server=server):
+                webbrowser.open(open_url)
+            return server.wait()
     except KeyboardInterrupt:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server)
         return 0
+    finally:
+        if server.poll() is None:
+            stop_server(server)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hpo.optuna_store import load_study, open_storage
-from hpo.ui import wait_until_up
+from hpo.ui import start_server, stop_server, wait_until_up
 from tests.helpers import PYTHON_HPO, free_port, hpo, search
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -36,7 +36,7 @@ def dom(url: str, *, budget_ms: int = 30_000) -> str:
 def test_hpo_ui_link_lists_the_trials_in_model_training_mode(workdir: Path, data_dir: Path) -> None:
     search(data_dir, trials=3, epochs=1)
     port = free_port()
-    server = subprocess.Popen([*PYTHON_HPO, "ui", "--port", str(port)], stdout=subprocess.PIPE, text=True)
+    server = start_server([*PYTHON_HPO, "ui", "--port", str(port)], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         first = server.stdout.readline()
@@ -53,8 +53,8 @@ def test_hpo_ui_link_lists_the_trials_in_model_training_mode(workdir: Path, data
         assert "Model training" in page and "Group: trial" in page
         assert "Detect issues in your traces" not in page  # not GenAI mode
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server)  # SIGTERM: `hpo ui` stops the MLflow UI and every process it started
+    assert not wait_until_up(f"http://127.0.0.1:{port}/health", seconds=3), "the MLflow UI outlived hpo ui"
 
 
 def test_html_report_shows_study_best_value_and_figures(searched: Path) -> None:

@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 
 from hpo import link
 from hpo.optuna_store import load_study, open_storage
-from hpo.ui import wait_until_up
+from hpo.ui import start_server, stop_server, wait_until_up
 from tests.conftest import VAL_SIZE, env_for_subprocess
 from tests.helpers import PYTHON_HPO, free_port
 from tests.pg import Cluster, server_binaries
@@ -45,7 +45,7 @@ def tracking_server(*, backend: str, artifacts: Path, port: int) -> subprocess.P
     argv = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend, "--serve-artifacts",
             "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
             "--workers", "1"]  # fmt: skip
-    server = subprocess.Popen(
+    server = start_server(
         argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_for_subprocess()
     )
     assert wait_until_up(f"http://127.0.0.1:{port}/health", seconds=120, server=server), (
@@ -98,8 +98,7 @@ def test_three_hosts_one_study_survive_a_kill_and_restarts(
         os.kill(hosts["b"].pid, signal.SIGKILL)
         assert hosts["a"].poll() is None and hosts["c"].poll() is None  # the restarts hit live workers
         cluster.restart()
-        server.terminate()
-        server.wait(timeout=60)
+        stop_server(server)
         server = tracking_server(backend=backend, artifacts=tmp_path / "artifacts", port=port)
         assert hosts["a"].poll() is None or hosts["c"].poll() is None, "the search ended before the restarts"
         for h in "ac":
@@ -110,7 +109,8 @@ def test_three_hosts_one_study_survive_a_kill_and_restarts(
             tmp_path / "elsewhere", storage=storage, tracking=tracking, data_dir=data_dir
         )
     finally:
-        for process in [*hosts.values(), server]:
+        stop_server(server, wait_s=10)
+        for process in hosts.values():
             if process.poll() is None:
                 process.kill()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hpo.optuna_store import load_study, open_storage
-from hpo.ui import wait_until_up
+from hpo.ui import start_server, stop_server, wait_until_up
 from tests.helpers import PYTHON_HPO, free_port, hpo, search
 
 
@@ -41,12 +41,12 @@ def test_optuna_dashboard_serves_the_study_with_its_metric_named(workdir: Path, 
     search(data_dir, trials=2, epochs=1)
     study_id = load_study(open_storage("sqlite:///studies/hpo.db"), "s").id
     port = free_port()
-    server = subprocess.Popen([*PYTHON_HPO, "ui", "--optuna", "--port", str(port)], stdout=subprocess.DEVNULL)
+    server = start_server([*PYTHON_HPO, "ui", "--optuna", "--port", str(port)], stdout=subprocess.DEVNULL)
     try:
         assert wait_until_up(f"http://127.0.0.1:{port}/api/meta", seconds=60, server=server)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/csv/{study_id}", timeout=10) as answer:
             header = answer.read().decode().splitlines()[0]
         assert "val_accuracy" in header and "Objective 0" not in header
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server)
+    assert not wait_until_up(f"http://127.0.0.1:{port}/api/meta", seconds=3)  # nothing left serving
