@@ -46,13 +46,32 @@ def expected_status(row: TrialRow) -> tuple[str, ...]:
     return tuple(dict.fromkeys(status for state, status in OUTCOMES.values() if state == row.state))
 
 
+def _runs_of(
+    row: TrialRow, runs: dict[str, RunRecord], unlinked: dict[int, list[RunRecord]]
+) -> list[RunRecord]:
+    """The trial's run; for a failed trial with no run id (its process died between creating the
+    run and recording its id), the trial runs that name it by number."""
+    linked = runs.get(link.run_id(row))
+    if linked is not None:
+        return [linked]
+    return unlinked.get(row.number, []) if row.state == "FAIL" else []
+
+
 def status_findings(*, study: StudyHandle, store: MlflowStore, runs: dict[str, RunRecord]) -> list[Finding]:
     """Runs whose status contradicts their finished trial's state: the cheap part."""
+    unlinked: dict[int, list[RunRecord]] = {}
+    for r in runs.values():
+        if r.tags.get(link.ROLE) == link.ROLE_TRIAL and r.tags.get(link.TRIAL_NUMBER, "").isdigit():
+            unlinked.setdefault(int(r.tags[link.TRIAL_NUMBER]), []).append(r)
     found = []
-    for row in study.rows(states=("COMPLETE", "PRUNED", "FAIL")):
-        run = runs.get(link.run_id(row))
+    pairs = [
+        (r, run)
+        for r in study.rows(states=("COMPLETE", "PRUNED", "FAIL"))
+        for run in _runs_of(r, runs, unlinked)
+    ]
+    for row, run in pairs:
         allowed = expected_status(row)
-        if run is None or run.status in allowed:
+        if run.status in allowed:
             continue
 
         tags: dict[str, object] = {link.STATE: row.state}

@@ -26,24 +26,32 @@ def store_lock(storage: Any) -> Iterator[None]:
         return
     from sqlalchemy import exc, text
 
-    with _connect(storage.engine) as conn:  # its own connection: the lock is the session's
-        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _KEY})
-        try:
-            yield
-        finally:
-            with contextlib.suppress(exc.SQLAlchemyError):  # a lost connection released it already
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _KEY})
+    conn = _locked(storage.engine)  # its own connection: the lock is the session's
+    try:
+        yield
+    finally:
+        with contextlib.suppress(exc.SQLAlchemyError):  # a lost connection released it already
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _KEY})
+        with contextlib.suppress(exc.SQLAlchemyError):
+            conn.close()
 
 
-def _connect(engine: Any, *, wait_s: float = 120.0) -> Any:
-    """A connection from `engine`, waiting out a database restart (up to `wait_s` seconds)."""
-    from sqlalchemy import exc
+def _locked(engine: Any, *, wait_s: float = 120.0) -> Any:
+    """A connection holding the advisory lock, waiting out a database restart (up to `wait_s`
+    seconds) whether it hits the connect or the lock statement."""
+    from sqlalchemy import exc, text
 
     delay, deadline = 0.2, time.monotonic() + wait_s
     while True:
+        conn = None
         try:
-            return engine.connect()
-        except exc.OperationalError:
+            conn = engine.connect()
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _KEY})
+            return conn
+        except (exc.OperationalError, exc.InterfaceError):
+            if conn is not None:
+                with contextlib.suppress(exc.SQLAlchemyError):
+                    conn.close()
             if time.monotonic() > deadline:
                 raise
             time.sleep(delay)

@@ -84,3 +84,19 @@ def test_a_failed_tag_write_never_leaves_a_run_running(
     assert statuses == {"FINISHED"}
     search(data_dir, trials=2)  # the next start reconciles what the failed writes left
     assert hpo("check")[0] == 0
+
+
+def test_a_run_whose_trial_died_before_recording_its_id_is_closed(searched: Path) -> None:
+    """SIGKILL between creating a trial's MLflow run and recording its id on the trial: the run is
+    found by the trial number it is tagged with, and closed with its failed trial."""
+    from hpo.check import reconcile_statuses
+
+    study = load_study(open_storage(STORE), "s")
+    trial = study.claim(target=99, attrs={}, sampler="random", seed=0)
+    assert trial is not None
+    store = MlflowStore()
+    tags = {link.ROLE: link.ROLE_TRIAL, link.TRIAL_NUMBER: str(trial.number)}
+    run_id = store.start_run(experiment_id=store.experiment("s"), name="orphan", tags=tags)
+    study.fail_running(trial.number, attrs={link.FAIL_REASON: "its process died"})
+    assert reconcile_statuses(study=study, store=store) == 1
+    assert store.run_status(run_id) == "KILLED"

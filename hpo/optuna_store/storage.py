@@ -66,14 +66,12 @@ def _server_url(url: str) -> str:
 
 
 RECONNECT_S = 120  # how long a call on a server database waits out its restart before failing
-_RETRIED = (
-    "create_new_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
-    "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
-    "get_all_studies", "create_new_trial", "set_trial_param", "set_trial_state_values",
-    "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr", "get_trial",
-    "get_all_trials", "get_trial_id_from_study_id_trial_number", "get_best_trial", "record_heartbeat",
-    "_get_stale_trial_ids",
-)  # fmt: skip
+# Every call Optuna makes on the storage: its public methods, and the stale-trial query.
+_RETRIED = sorted(
+    name
+    for name, member in vars(optuna.storages.RDBStorage).items()
+    if callable(member) and (not name.startswith("_") or name == "_get_stale_trial_ids")
+)
 
 
 def transient(exc: BaseException) -> bool:
@@ -81,9 +79,8 @@ def transient(exc: BaseException) -> bool:
     from sqlalchemy import exc as sa
 
     cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
-    return isinstance(cause, (sa.OperationalError, sa.InterfaceError)) or bool(
-        getattr(cause, "connection_invalidated", False)
-    )
+    lost = (sa.OperationalError, sa.InterfaceError, sa.PendingRollbackError)
+    return isinstance(cause, lost) or bool(getattr(cause, "connection_invalidated", False))
 
 
 def _retrying(method: Any) -> Any:
