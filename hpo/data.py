@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,10 +111,41 @@ def _torchvision_dataset(cfg: DataConfig, *, train: bool, download: bool) -> obj
         ) from exc
 
 
+def _idx(path: Path, *, dims: int) -> torch.Tensor:
+    """An IDX file of unsigned bytes as a uint8 tensor: the header is a big-endian magic
+    0x0800 + dims, then one uint32 size per dimension; the bytes follow."""
+    raw = path.read_bytes()
+    head = 4 * (1 + dims)
+    if len(raw) < head:
+        raise ValueError(f"{path.name} is {len(raw)} bytes, shorter than its header")
+    magic, *shape = struct.unpack(f">{1 + dims}I", raw[:head])
+    if magic != 0x0800 + dims:
+        raise ValueError(f"{path.name} is not an IDX file of {dims}-dimensional bytes (magic {magic:#x})")
+    if len(raw) - head != math.prod(shape):
+        raise ValueError(f"{path.name} holds {len(raw) - head} bytes, its header says {math.prod(shape)}")
+    return torch.frombuffer(bytearray(raw[head:]), dtype=torch.uint8).reshape(shape)
+
+
+def _images_labels(cfg: DataConfig, *, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Files on disk are read directly (importing torchvision alone takes ~2 s of start-up);
+    torchvision only downloads missing ones."""
+    where = raw_folder(cfg)
+    images_file, labels_file = (where / f for f in _FILES[train])
+    if not (images_file.is_file() and labels_file.is_file()):
+        ds = _torchvision_dataset(cfg, train=train, download=download)
+        return ds.data, ds.targets  # type: ignore[attr-defined]
+    try:
+        return _idx(images_file, dims=3), _idx(labels_file, dims=1)
+    except (ValueError, OSError) as exc:
+        raise DataError(
+            f"cannot read {cfg.dataset} IDX files in {where}: {exc}; "
+            "the files are truncated or not IDX files, replace them with the originals"
+        ) from exc
+
+
 def _read(cfg: DataConfig, *, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw uint8 images (N, 28, 28) and int64 labels (N,), checked for shape and range."""
-    ds = _torchvision_dataset(cfg, train=train, download=download)
-    images, labels = ds.data, ds.targets  # type: ignore[attr-defined]
+    images, labels = _images_labels(cfg, train=train, download=download)
     where = raw_folder(cfg)
     if images.ndim != 3 or tuple(images.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,7 @@ def cfg(data_dir: Path, **kw: object) -> DataConfig:
     return DataConfig(**{"dataset": "mnist", "data_dir": str(data_dir), "val_size": VAL_SIZE, **kw})
 
 
-def test_loads_synthetic_idx_through_torchvision(synthetic_root: Path) -> None:
+def test_loads_synthetic_idx_files(synthetic_root: Path) -> None:
     data = load_train_val(cfg(synthetic_root), device=CPU)
     assert data.train.x.shape == (TRAIN_IMAGES - VAL_SIZE, 1, 28, 28)
     assert data.val.x.shape == (VAL_SIZE, 1, 28, 28)
@@ -82,6 +85,35 @@ def test_truncated_idx_file_is_a_clear_error(data_dir: Path) -> None:
     images.write_bytes(images.read_bytes()[:5000])
     with pytest.raises(DataError, match="truncated or not IDX"):
         load_train_val(cfg(data_dir), device=CPU)
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda b: b[:10], "shorter than its header"),
+        (lambda b: b"\x00\x00\x08\x01" + b[4:], "not an IDX file of 3-dimensional bytes"),
+        (lambda b: b + b"\x00", "its header says"),
+    ],
+)
+def test_damaged_idx_headers_are_clear_errors(
+    data_dir: Path, damage: Callable[[bytes], bytes], why: str
+) -> None:
+    images = data_dir / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(damage(images.read_bytes()))
+    with pytest.raises(DataError, match=why) as err:
+        load_train_val(cfg(data_dir), device=CPU)
+    assert "replace them with the originals" in str(err.value)
+
+
+def test_files_on_disk_load_without_importing_torchvision(synthetic_root: Path) -> None:
+    """torchvision (about 2 s of import) is only for downloads: start-up does not pay for it."""
+    code = (
+        "import sys; from hpo.config import DataConfig; from hpo.data import load_train_val; import torch; "
+        f"d = load_train_val(DataConfig(data_dir={str(synthetic_root)!r}, val_size={VAL_SIZE}), "
+        "device=torch.device('cpu')); print(len(d.train), 'torchvision' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == [str(TRAIN_IMAGES - VAL_SIZE), "False"], done.stderr[-2000:]
 
 
 def test_mismatched_label_count_is_a_clear_error(data_dir: Path) -> None:
