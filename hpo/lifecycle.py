@@ -138,7 +138,7 @@ class TrackedRun:
     ) -> None:
         """Upload the best epoch's weights + config under the run's `checkpoint/` artifacts (how hpo
         rebuilds it), and with `served` the same model as the run's MLflow model (how MLflow serves
-        it; about 0.2 s, so a search logs it only for trials that are the best when they end)."""
+        it; about 1 s, so a search logs it only for its best trial, when the call ends)."""
         if result.best_state is None:
             return
         with scratch_dir() as tmp:

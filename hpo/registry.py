@@ -33,8 +33,10 @@ class Registered:
         return f"models:/{self.name}/{self.version}"
 
 
-def _model_uri(ws: Workspace, run_id: str) -> str:
-    """The run's logged MLflow model; a trial older than model logging gets one from its checkpoint."""
+def served_model_uri(ws: Workspace, run_id: str) -> str:
+    """The run's logged MLflow model (models:/m-...). A search logs one only for the best trial,
+    when the search call ends; a trial without one (an older study, a search that was stopped)
+    gets one here from its checkpoint."""
     uri = ws.mlflow.run(run_id).tags.get(link.MODEL_URI, "")
     if uri:
         return uri
@@ -70,7 +72,8 @@ def _provenance(info: BestInfo) -> tuple[dict[str, object], str]:
     text = (
         f"Best trial {trial.number} of study `{info.study}`: {what}. "
         f"Validation accuracy {100 * value:.2f}%; {test}. Input: float32 (N, 28, 28) raw pixels 0-255, "
-        "light ink on dark; output: (N, 10) class probabilities."
+        "light ink on dark; output: (N, 10) class probabilities. The graph runs on the CPU: on a CUDA "
+        "machine load it with `model_config={'device': 'cpu'}`."
     )
     return tags, text
 
@@ -82,7 +85,7 @@ def register_best(ws: Workspace, *, study: str | None, name: str) -> Registered:
     info = ws.best(study)
     if not info.run_id:
         raise CheckpointError("the best trial has no MLflow run, so it has no model to register")
-    uri = _model_uri(ws, info.run_id)
+    uri = served_model_uri(ws, info.run_id)
     tags, description = _provenance(info)
     version = ws.mlflow.register_model(name=name, model_uri=uri, tags=tags, description=description)
     return Registered(

@@ -65,9 +65,12 @@ class _Trained:
     description: str  # space.describe of the configuration
 
 
-def _free_memory(device: torch.device) -> None:
+def _free_memory(device: torch.device, *, release: bool) -> None:
+    """Free the trial's model and optimizer now (cycles included; cheap once the session has
+    frozen its long-lived objects, see session.run_trials). `release` also hands the cached GPU
+    memory back, which only an out-of-memory trial needs: the next trial would re-allocate it."""
     gc.collect()
-    if device.type == "cuda":
+    if release and device.type == "cuda":
         torch.cuda.empty_cache()
 
 
@@ -106,12 +109,13 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
     except torch.OutOfMemoryError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "no detail"
         _finish(trial, run, outcome="failed", reason=f"out of memory on {ctx.device}: {first[:200]}")
+        _free_memory(ctx.device, release=True)
         return ctx.study.row(trial.number)
     except BaseException as exc:
         _finish(trial, run, outcome="failed", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
         raise
     finally:
-        _free_memory(ctx.device)
+        _free_memory(ctx.device, release=False)
     _finish_trained(trial, run, done)  # outside the try: a Ctrl-C deferred there must not re-end it
     return ctx.study.row(trial.number)
 
@@ -166,14 +170,14 @@ def _train(ctx: TrialContext, trial: TrialHandle, run: TrackedRun) -> _Trained:
         result = run.fit(model=model, data=ctx.data, optim=chosen.optim, train=train, on_epoch=on_epoch)
         if result.outcome == "completed":
             meta = {"study": ctx.study.name, "trial": trial.number, "dataset": ctx.data_cfg.dataset}
-            best = ctx.study.best()  # the best trial always has an MLflow model; others on demand
-            served = best is None or result.best_val_accuracy > (best.value or 0.0)
+            # No MLflow model here: exporting one takes ~1 s, more than a GPU trial's training;
+            # the session logs one for the best trial when the search call ends.
             run.save_checkpoint(
                 result=result,
                 model_config=chosen.model,
                 data=ctx.data,
                 meta={**meta, **ctx.tags},
-                served=served,
+                served=False,
             )
     return _record(trial, result, reason=guard[-1] if guard else "", description=describe(chosen))
 

@@ -58,7 +58,9 @@ def test_registered_best_model_predicts_raw_pixels_in_a_fresh_process(workdir: P
     best = load_study(open_storage("sqlite:///studies/hpo.db"), "s").best()
     assert best is not None and best.value is not None
     run = MlflowStore().run(link.run_id(best))
-    assert run.tags[link.MODEL_URI].startswith("models:/m-"), run.tags  # logged when the trial completed
+    assert run.tags[link.MODEL_URI].startswith("models:/m-"), run.tags  # logged when the search ended
+    others = [t for t in load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows() if t != best]
+    assert others and all(link.MODEL_URI not in MlflowStore().run(link.run_id(t)).tags for t in others)
     code, out, err = hpo("best", "--register", "digits")
     assert code == 0, out + err
     assert "registered 'digits' version 1" in out and "models:/digits/1" in out
