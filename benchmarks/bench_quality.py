@@ -74,6 +74,7 @@ def main(args: argparse.Namespace, command: str) -> str:
             device=args.device,
             seed=args.seed,
             model=args.model,
+            jobs=args.jobs,
         )
         data_cfg = DataConfig(dataset=args.dataset, data_dir=data_dir)
         start = time.monotonic()
@@ -135,6 +136,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="trials at a time (on a GPU, several fill it better)")
     p.add_argument("--ensemble", type=int, default=1, help="also score the mean of the top-K trials")
     p.add_argument("--out", default=str(Path(__file__).with_name("QUALITY.md")))
     return p.parse_args()
