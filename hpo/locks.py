@@ -6,11 +6,11 @@ lock on the server (processes of every host); other databases get none."""
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from hpo import sqlite
+from hpo.backoff import with_backoff
 
 _KEY = 0x68706F  # "hpo": one advisory lock per PostgreSQL database
 _SCHEMA_KEY = _KEY + 1  # creating the tables: taken before any storage object exists
@@ -24,38 +24,8 @@ def store_lock(storage: Any) -> Iterator[None]:
         with sqlite.file_lock(url):
             yield
         return
-    from sqlalchemy import exc, text
-
-    conn = _locked(storage.engine)  # its own connection: the lock is the session's
-    try:
+    with _advisory(storage.engine, key=_KEY):  # its own connection: the lock is the session's
         yield
-    finally:
-        with contextlib.suppress(exc.SQLAlchemyError):  # a lost connection released it already
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _KEY})
-        with contextlib.suppress(exc.SQLAlchemyError):
-            conn.close()
-
-
-def _locked(engine: Any, *, wait_s: float = 120.0) -> Any:
-    """A connection holding the advisory lock, waiting out a database restart (up to `wait_s`
-    seconds) whether it hits the connect or the lock statement."""
-    from sqlalchemy import exc, text
-
-    delay, deadline = 0.2, time.monotonic() + wait_s
-    while True:
-        conn = None
-        try:
-            conn = engine.connect()
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _KEY})
-            return conn
-        except (exc.OperationalError, exc.InterfaceError):
-            if conn is not None:
-                with contextlib.suppress(exc.SQLAlchemyError):
-                    conn.close()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(2 * delay, 2.0)
 
 
 @contextlib.contextmanager
@@ -66,16 +36,42 @@ def url_lock(url: str) -> Iterator[None]:
         with sqlite.file_lock(url):
             yield
         return
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
     engine = create_engine(url, poolclass=NullPool)  # one connection, closed after
     try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_KEY})
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_KEY})
+        # wait_s=0: on first contact a refused connection is a wrong URL more often than a
+        # restart, and the user should hear so at once.
+        with _advisory(engine, key=_SCHEMA_KEY, wait_s=0):
+            yield
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _advisory(engine: Any, *, key: int, wait_s: float = 120.0) -> Iterator[None]:
+    """PostgreSQL's session-level advisory lock `key` on a connection of its own, held for the
+    block. Taking it waits out a database restart (up to `wait_s` seconds), whether the restart
+    hits the connect or the lock statement."""
+    from sqlalchemy import exc, text
+
+    def attempt() -> Any:
+        conn = engine.connect()
+        try:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        except BaseException:
+            with contextlib.suppress(exc.SQLAlchemyError):
+                conn.close()
+            raise
+        return conn
+
+    lost = (exc.OperationalError, exc.InterfaceError)
+    conn = with_backoff(attempt, retry_on=lambda e: isinstance(e, lost), wait_s=wait_s)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(exc.SQLAlchemyError):  # a lost connection released it already
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        with contextlib.suppress(exc.SQLAlchemyError):
+            conn.close()

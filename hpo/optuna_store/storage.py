@@ -7,13 +7,13 @@ import functools
 import importlib.util
 import logging
 import os
-import time
 import warnings
 from typing import Any
 
 import optuna
 
 from hpo import sqlite
+from hpo.backoff import with_backoff
 from hpo.config import PRUNERS, SAMPLERS
 from hpo.errors import ConfigError, StudyError, redact
 from hpo.locks import url_lock
@@ -86,15 +86,7 @@ def transient(exc: BaseException) -> bool:
 def _retrying(method: Any) -> Any:
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        delay, deadline = 0.2, time.monotonic() + RECONNECT_S
-        while True:
-            try:
-                return method(self, *args, **kwargs)
-            except Exception as exc:
-                if not transient(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(2 * delay, 2.0)
+        return with_backoff(lambda: method(self, *args, **kwargs), retry_on=transient, wait_s=RECONNECT_S)
 
     return call
 
