@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 _QUIET_LOGGERS = ("mlflow", "alembic", "alembic.runtime.migration", "sqlalchemy")
 
@@ -25,5 +26,8 @@ def configure() -> None:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for name in _QUIET_LOGGERS:  # in case mlflow was imported before configure() ran
         logging.getLogger(name).setLevel(logging.WARNING)
+    # torch 2.11's pt2 loader (MLflow loads the logged model once to check its input example)
+    # warns about its own read-only buffer; seen in a search's output on the GPU machine.
+    warnings.filterwarnings("ignore", message="The given buffer is not writable", category=UserWarning)
     optuna_store.configure()
     sqlite.install()
