@@ -192,6 +192,14 @@ def _train_epoch(
     return loss_total / n, right / n
 
 
+def _cpu_memory_format(model: nn.Module, device: torch.device) -> None:
+    """Channels-last weights for a CNN on the CPU, where oneDNN's convolutions then run 20-25%
+    faster (one epoch: seed 001's CNN 3.53 -> 2.69 s, the warm-start CNN 26.0 -> 20.8 s). On a
+    GPU this was not measured, so the layout stays as it is there."""
+    if device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)  # in place: the same Parameter objects
+
+
 def fit(
     *,
     model: nn.Module,
@@ -214,6 +222,7 @@ def fit(
         background=-norm.mean / norm.std,
         label_smoothing=label_smoothing,
     )
+    _cpu_memory_format(model, device)
     optimizer = build_optimizer(model, optim, device=device)
     steps = math.ceil(len(data.train) / batch_size)
     schedule, per_batch = build_schedule(optimizer, optim, epochs=epochs, steps_per_epoch=steps)

@@ -158,3 +158,17 @@ def test_augmentation_and_label_smoothing_train(data) -> None:  # type: ignore[n
     )
     assert result.outcome == "completed" and result.best_val_accuracy > 0.8
     assert result.history[-1].train_loss > 0.1  # smoothed targets keep the training loss above 0
+
+
+def test_a_cnn_trains_channels_last_on_the_cpu_and_learns(data) -> None:  # type: ignore[no-untyped-def]
+    """oneDNN's faster layout on the CPU (engine._cpu_memory_format); elsewhere the layout is kept."""
+    torch.manual_seed(0)
+    device = data.train.x.device
+    model = build_model(ModelConfig(family="cnn", channels=(8, 16), fc_width=32)).to(device)
+    result = fit(model=model, data=data, optim=OptimConfig(lr=0.05), epochs=2, batch_size=32, seed=0)
+    conv = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]  # 8 -> 16: unambiguous layout
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) == (device.type == "cpu")
+    assert result.outcome == "completed" and result.best_val_accuracy > 0.8
+    rebuilt = build_model(ModelConfig(family="cnn", channels=(8, 16), fc_width=32)).to(device)
+    rebuilt.load_state_dict(result.best_state or {})  # a checkpoint loads into the default layout
+    assert abs(evaluate(rebuilt, data.val)[1] - result.best_val_accuracy) < 1e-6
