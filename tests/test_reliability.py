@@ -100,9 +100,11 @@ def test_out_of_memory_fails_one_trial_and_the_study_continues(
 
     freed = []
     monkeypatch.setattr(TrackedRun, "fit", oom_once)
-    monkeypatch.setattr(hpo.trial, "_free_memory", lambda device: freed.append(device))
+    monkeypatch.setattr(hpo.trial, "_free_memory", lambda device, release: freed.append(release))
     out = search(data_dir, trials=2)
-    assert (out.counts.failed, out.counts.finished) == (1, 2) and len(freed) == 3
+    assert (out.counts.failed, out.counts.finished) == (1, 2)
+    # Every trial's objects are collected; only the out-of-memory one hands the GPU cache back.
+    assert sorted(freed) == [False, False, False, True]
     failed = [
         r for r in load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows() if r.state == "FAIL"
     ]
