@@ -41,8 +41,7 @@ DEFAULT_ARTIFACT_ROOT = "mlruns/artifacts"
 # MLflow 3's UI opens an experiment in GenAI mode ("Traces: 0") unless this tag says otherwise.
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 NOTE = "mlflow.note.content"  # a run's description in the UI (markdown)
-# Where mlflow.pyfunc puts a PyTorch model it loads. Ours are pt2 graphs exported on the CPU, which
-# cannot move: on a CUDA machine they load only with this set to "cpu" (or model_config device).
+# mlflow.pyfunc's device for PyTorch models (CUDA when there is one); our pt2 graphs stay on the CPU.
 MLFLOW_PREDICTION_DEVICE = "MLFLOW_DEFAULT_PREDICTION_DEVICE"
 _RETRIES = 4  # attempts for a locked store (each waits out SQLite's busy timeout), backoff from 0.1 s
 T = TypeVar("T")
@@ -234,8 +233,7 @@ class MlflowStore:
             inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *example.shape[1:]))]),
             outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, classes))]),
         )
-        # MLflow checks the input example by loading the model on the default device, CUDA when
-        # there is one; a pt2 graph keeps the device it was exported on (the CPU), so check there.
+        # MLflow checks the input example by loading the model: on the CPU, where the graph was made.
         with self._fluent(), mock.patch.dict(os.environ, {MLFLOW_PREDICTION_DEVICE: "cpu"}):  # restored after
             info = _call(
                 "log the model",
