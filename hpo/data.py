@@ -83,32 +83,23 @@ def _missing_message(cfg: DataConfig, *, train: bool, reason: str) -> str:
     )
 
 
-def _torchvision_dataset(cfg: DataConfig, *, train: bool, download: bool) -> object:
-    # Imported here so that `hpo --help` does not pay for torchvision.
+def _download(cfg: DataConfig, *, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Files that are not on disk, fetched by torchvision (imported here: its ~2 s of import are
+    paid only when something must be downloaded)."""
+    if not download:
+        raise DataError(_missing_message(cfg, train=train, reason="download disabled"))
     from torchvision.datasets import MNIST, FashionMNIST
 
     cls = MNIST if cfg.dataset == "mnist" else FashionMNIST
-    files_present = all((raw_folder(cfg) / f).is_file() for f in _FILES[train])
-    if not files_present and not download:
-        raise DataError(_missing_message(cfg, train=train, reason="download disabled"))
     try:
         # torchvision prints download progress to stdout; only the CLI may talk to the user.
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            return cls(root=cfg.data_dir, train=train, download=download and not files_present)
-    except (RuntimeError, OSError) as exc:
-        if not files_present:
-            first = str(exc).splitlines()[0].rstrip(": ") if str(exc) else type(exc).__name__
-            reason = f"not on disk, and the download failed: {first}"
-            raise DataError(_missing_message(cfg, train=train, reason=reason)) from exc
-        raise DataError(
-            f"cannot read {cfg.dataset} IDX files in {raw_folder(cfg)}: {exc}; "
-            "the files are truncated or not IDX files, replace them with the originals"
-        ) from exc
-    except Exception as exc:  # torchvision raises assorted errors on malformed IDX headers
-        raise DataError(
-            f"cannot read {cfg.dataset} IDX files in {raw_folder(cfg)} ({type(exc).__name__}: "
-            f"{exc}); the files are truncated or not IDX files, replace them with the originals"
-        ) from exc
+            ds = cls(root=cfg.data_dir, train=train, download=True)
+    except Exception as exc:  # offline (RuntimeError, OSError, URLError...) or a bad archive
+        first = str(exc).splitlines()[0].rstrip(": ") if str(exc) else type(exc).__name__
+        reason = f"not on disk, and the download failed: {first}"
+        raise DataError(_missing_message(cfg, train=train, reason=reason)) from exc
+    return ds.data, ds.targets
 
 
 def _idx(path: Path, *, dims: int) -> torch.Tensor:
@@ -127,13 +118,11 @@ def _idx(path: Path, *, dims: int) -> torch.Tensor:
 
 
 def _images_labels(cfg: DataConfig, *, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Files on disk are read directly (importing torchvision alone takes ~2 s of start-up);
-    torchvision only downloads missing ones."""
+    """Files on disk are read directly; torchvision only downloads missing ones."""
     where = raw_folder(cfg)
     images_file, labels_file = (where / f for f in _FILES[train])
     if not (images_file.is_file() and labels_file.is_file()):
-        ds = _torchvision_dataset(cfg, train=train, download=download)
-        return ds.data, ds.targets  # type: ignore[attr-defined]
+        return _download(cfg, train=train, download=download)
     try:
         return _idx(images_file, dims=3), _idx(labels_file, dims=1)
     except (ValueError, OSError) as exc:
