@@ -10,7 +10,6 @@ FAIL (its run KILLED) and return an `interrupted` outcome."""
 from __future__ import annotations
 
 import contextlib
-import gc
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,13 +180,7 @@ def run_trials(
         resumed=done > 0 or session.recovered > 0,
         device=tags["device"],
     )
-    # What exists now (modules, data, stores) outlives every trial: keep the collector from
-    # walking it after each one (a full gc.collect took 0.3 s per trial), until the loop ends.
-    gc.freeze()
-    try:
-        return _loop(ctx, already_done=done >= cfg.trials)
-    finally:
-        gc.unfreeze()
+    return _loop(ctx, already_done=done >= cfg.trials)
 
 
 def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, str]:

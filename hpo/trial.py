@@ -66,9 +66,8 @@ class _Trained:
 
 
 def _free_memory(device: torch.device, *, release: bool) -> None:
-    """Free the trial's model and optimizer now (cycles included; cheap once the session has
-    frozen its long-lived objects, see session.run_trials). `release` also hands the cached GPU
-    memory back, which only an out-of-memory trial needs: the next trial would re-allocate it."""
+    """Free the trial's model and optimizer now, cycles included. `release` also hands the cached
+    GPU memory back, which only an out-of-memory trial needs: the next trial would re-allocate it."""
     gc.collect()
     if release and device.type == "cuda":
         torch.cuda.empty_cache()
@@ -101,6 +100,7 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
         },
     )
     trial.set_attrs(**{link.RUN_ID: run.run_id, link.DEVICE: ctx.tags["device"]})
+    release = False  # hand the cached GPU memory back: after an out-of-memory trial only
     try:
         done = _train(ctx, trial, run)
     except KeyboardInterrupt:
@@ -109,13 +109,13 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
     except torch.OutOfMemoryError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "no detail"
         _finish(trial, run, outcome="failed", reason=f"out of memory on {ctx.device}: {first[:200]}")
-        _free_memory(ctx.device, release=True)
+        release = True  # in `finally`, once the exception no longer holds the trial's tensors
         return ctx.study.row(trial.number)
     except BaseException as exc:
         _finish(trial, run, outcome="failed", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
         raise
     finally:
-        _free_memory(ctx.device, release=False)
+        _free_memory(ctx.device, release=release)
     _finish_trained(trial, run, done)  # outside the try: a Ctrl-C deferred there must not re-end it
     return ctx.study.row(trial.number)
 
