@@ -90,10 +90,13 @@ def test_three_hosts_one_study_survive_a_kill_and_restarts(
     study = load_study(open_storage(storage), "dist")
 
     def running_on(host: str) -> list[int]:
-        return [r.number for r in study.rows(states=("RUNNING",)) if r.attrs.get(link.OWNER_HOST) == host]
+        """Trials training on `host`: claimed and linked to their MLflow run (a kill between the
+        claim and the link leaves a run only its tags name; check.status_findings covers that)."""
+        rows = study.rows(states=("RUNNING",))
+        return [r.number for r in rows if r.attrs.get(link.OWNER_HOST) == host and link.RUN_ID in r.attrs]
 
     try:
-        wait_for(lambda: running_on("b"), seconds=180, what="a trial on host b")
+        wait_for(lambda: running_on("b"), seconds=180, what="a trial training on host b")
         killed = running_on("b")[0]
         os.kill(hosts["b"].pid, signal.SIGKILL)
         assert hosts["a"].poll() is None and hosts["c"].poll() is None  # the restarts hit live workers
