@@ -39,8 +39,15 @@ def build_mlp(cfg: ModelConfig) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+# Activations that never decrease: max-pooling commutes with them, max(f(a), f(b)) = f(max(a, b)).
+_MONOTONIC = frozenset({"relu", "leaky_relu", "elu", "tanh", "sigmoid"})
+
+
 def _conv_block(*, channels_in: int, channels_out: int, cfg: ModelConfig) -> list[nn.Module]:
-    """`convs_per_block` x (conv, [bn], act), then a 2x2 max-pool: (N, C_in, H, W) -> (N, C_out, H', W')."""
+    """`convs_per_block` x (conv, [bn], act), then a 2x2 max-pool: (N, C_in, H, W) -> (N, C_out, H', W').
+    For a monotonic activation the block's last one runs after the pool instead: the same function
+    on a quarter of the values (seed 001's CNN: one CPU epoch 2.44 -> 2.15 s). Neither module holds
+    weights, so the state-dict keys, and every saved checkpoint, stay as they were."""
     pad = cfg.kernel_size // 2 if cfg.padding == "same" else 0
     layers: list[nn.Module] = []
     for i in range(cfg.convs_per_block):
@@ -49,7 +56,10 @@ def _conv_block(*, channels_in: int, channels_out: int, cfg: ModelConfig) -> lis
         if cfg.batch_norm:
             layers.append(nn.BatchNorm2d(channels_out))
         layers.append(_ACTIVATIONS[cfg.activation]())
-    layers.append(nn.MaxPool2d(2))
+    if cfg.activation in _MONOTONIC:
+        layers.insert(len(layers) - 1, nn.MaxPool2d(2))
+    else:
+        layers.append(nn.MaxPool2d(2))
     return layers
 
 

@@ -6,7 +6,7 @@ from torch import nn
 
 from hpo.config import ACTIVATIONS, ModelConfig, parse_int_list
 from hpo.errors import ConfigError
-from hpo.models import build_model, count_parameters
+from hpo.models import _ACTIVATIONS, build_model, count_parameters
 
 X = torch.randn(4, 1, 28, 28)
 
@@ -72,3 +72,32 @@ def test_invalid_architectures_are_config_errors() -> None:
         parse_int_list("300,,x", option="--hidden")
     with pytest.raises(ConfigError, match="positive"):
         parse_int_list("300,-1", option="--hidden")
+
+
+def _pool_last(model: nn.Sequential) -> nn.Sequential:
+    """The textbook order, conv -> act -> pool, from a model built with the pool moved first."""
+    layers = list(model)
+    for i in range(len(layers) - 1):
+        if isinstance(layers[i], nn.MaxPool2d) and type(layers[i + 1]) in _ACTIVATIONS.values():
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "tanh", "sigmoid", "gelu", "silu"])
+def test_pooling_before_a_monotonic_activation_changes_nothing(activation: str) -> None:
+    """hpo pools before the block's last activation when that one never decreases: outputs and
+    gradients must equal the textbook order's, and the weights' names stay (saved checkpoints load)."""
+    cfg = ModelConfig(
+        family="cnn", channels=(4, 8), convs_per_block=2, batch_norm=True, activation=activation
+    )
+    model = build_model(cfg).eval()
+    reference = _pool_last(model)  # the same module objects, in the textbook order
+    moved = [type(m) for m in model] != [type(m) for m in reference]
+    assert moved == (activation not in ("gelu", "silu"))  # the two that dip below zero stay put
+    x = torch.randn(3, 1, 28, 28, requires_grad=True)
+    out, expected = model(x), reference(x)
+    assert torch.allclose(out, expected, atol=1e-6)
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), x)
+    assert torch.allclose(grad, expected_grad, atol=1e-6)
+    assert [k for k, _ in model.named_parameters()] == [k for k, _ in reference.named_parameters()]
