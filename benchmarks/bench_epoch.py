@@ -64,11 +64,14 @@ def seeds_epoch(*, data_dir: str, model_cfg: ModelConfig, batch: int, device: to
     return time.perf_counter() - start
 
 
-def hpo_epoch(*, data: object, model_cfg: ModelConfig, batch: int, device: torch.device) -> float:
+def hpo_epoch(
+    *, data: object, model_cfg: ModelConfig, batch: int, device: torch.device, precision: str = "fp32"
+) -> float:
     """(b) hpo's engine: data already on the device, one host sync per epoch."""
     model = build_model(model_cfg).to(device)
     start = time.perf_counter()
-    fit(model=model, data=data, optim=OptimConfig(lr=0.05, momentum=0.9), epochs=1, batch_size=batch, seed=0)  # type: ignore[arg-type]
+    optim = OptimConfig(lr=0.05, momentum=0.9)
+    fit(model=model, data=data, optim=optim, epochs=1, batch_size=batch, seed=0, precision=precision)  # type: ignore[arg-type]
     sync(device)
     return time.perf_counter() - start
 
@@ -128,7 +131,7 @@ def main() -> None:
     device = resolve_device(ARGS.device)
     seed_everything(seed=0, deterministic=False, device=device)
     data = load_train_val(DataConfig(data_dir=ARGS.data_dir), device=device)
-    print(f"machine: {machine(device)}; device {device}")
+    print(f"machine: {machine(device)}; device {device}; (b) in {ARGS.precision}, (a) in fp32")
     rate = matmul_gflops(device)
     print(f"matmul 2048x2048 float32: {rate:.1f} GFLOP/s")
     images = len(data.train) + len(data.val)
@@ -139,7 +142,9 @@ def main() -> None:
                 lambda c=cfg, b=batch: seeds_epoch(
                     data_dir=ARGS.data_dir, model_cfg=c, batch=b, device=device
                 ),
-                lambda c=cfg, b=batch: hpo_epoch(data=data, model_cfg=c, batch=b, device=device),
+                lambda c=cfg, b=batch: hpo_epoch(
+                    data=data, model_cfg=c, batch=b, device=device, precision=ARGS.precision
+                ),
                 ARGS.repeats,
             )
             flops = mlp_flops(train=len(data.train), val=len(data.val))
@@ -172,6 +177,7 @@ def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default="../shared/datasets")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="hpo's --precision for (b)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batches", type=int, nargs="+", default=[64, 256, 1024])
     p.add_argument("--trial-batch", type=int, default=128, help="batch size of the 3-epoch trial")

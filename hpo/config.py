@@ -15,6 +15,9 @@ ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("none", "cosine", "onecycle", "exponential")
 AUGMENTS = ("none", "shift", "affine")  # see hpo/augment.py
+# How training computes: fp32, or bf16 mixed precision (bfloat16 matmuls and convolutions under
+# autocast, float32 weights, loss and evaluation); see engine._autocast.
+PRECISIONS = ("fp32", "bf16")
 SAMPLERS = ("tpe", "random", "gp", "cmaes")
 PRUNERS = ("median", "hyperband", "sha", "none")
 PADDINGS = ("same", "valid")
@@ -170,6 +173,7 @@ class TrainConfig:
     deterministic: bool = False
     augment: str = "none"  # training batches only, on the device
     label_smoothing: float = 0.0  # of the training loss; validation loss stays plain
+    precision: str = "fp32"  # PRECISIONS
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -180,6 +184,7 @@ class TrainConfig:
                 f"single images make a noisy, slow epoch); got {self.batch_size}"
             )
         _choice("augment", self.augment, AUGMENTS)
+        _choice("precision", self.precision, PRECISIONS)
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"--label-smoothing must be in [0, 1); got {self.label_smoothing}")
 
@@ -228,6 +233,7 @@ class SearchConfig:
     warm_start: bool = True  # a new study first tries hpo's known-good configurations
     model: str = "any"  # the family searched: mlp, cnn or any (the space's choices)
     devices: tuple[str, ...] = ()  # --jobs workers' devices, round-robin; () = every visible GPU
+    precision: str = "fp32"  # every trial's TrainConfig.precision
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -241,6 +247,7 @@ class SearchConfig:
         _choice("sampler", self.sampler, SAMPLERS)
         _choice("pruner", self.pruner, PRUNERS)
         _choice("model", self.model, (*FAMILIES, "any"))
+        _choice("precision", self.precision, PRECISIONS)
         if self.devices and self.jobs == 1:
             raise ConfigError("--devices spreads --jobs workers over devices: add --jobs N, or use --device")
         if not self.study or any(c in self.study for c in "/\\\n"):

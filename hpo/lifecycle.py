@@ -125,6 +125,7 @@ class TrackedRun:
             on_epoch=hook,
             augment=train.augment,
             label_smoothing=train.label_smoothing,
+            precision=train.precision,
         )
 
     def save_checkpoint(

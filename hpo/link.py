@@ -17,6 +17,7 @@ from hpo.config import DataConfig
 RUN_ID = "mlflow_run_id"  # the trial's MLflow child run
 FAIL_REASON = "fail_reason"  # why a trial failed or was pruned early (diverged); also a run tag
 DEVICE = "device"  # where it trained, as the run's `device` tag says
+PRECISION = "precision"  # config.PRECISIONS: how it trained (absent on trials before bf16: fp32)
 BEST_EPOCH = "best_epoch"  # also a run tag
 EPOCHS_RUN = "epochs_run"
 SEED = "seed"  # the trial's own seed (weights, dropout, augmentation, batch order)

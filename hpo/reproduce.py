@@ -80,6 +80,7 @@ def reproduce_trial(
         deterministic=deterministic,
         augment=config.augment,
         label_smoothing=config.label_smoothing,
+        precision=str(row.attrs.get(link.PRECISION, "fp32")),  # as the trial trained
     )
     ran = max(row.curve)  # a pruned trial stopped here; its schedule still spanned spec.epochs
     tags = provenance(

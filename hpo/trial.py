@@ -99,7 +99,9 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
             link.STATE: "RUNNING",
         },
     )
-    trial.set_attrs(**{link.RUN_ID: run.run_id, link.DEVICE: ctx.tags["device"]})
+    trial.set_attrs(
+        **{link.RUN_ID: run.run_id, link.DEVICE: ctx.tags["device"], link.PRECISION: ctx.cfg.precision}
+    )
     release = False  # hand the cached GPU memory back: after an out-of-memory trial only
     try:
         done = _train(ctx, trial, run)
@@ -151,6 +153,7 @@ def _train(ctx: TrialContext, trial: TrialHandle, run: TrackedRun) -> _Trained:
         device=ctx.cfg.device,
         augment=chosen.augment,
         label_smoothing=chosen.label_smoothing,
+        precision=ctx.cfg.precision,
     )
     torch.manual_seed(train.seed)  # weights and dropout; batch order and augmentation: fit's generator
     model = build_model(chosen.model).to(ctx.device)

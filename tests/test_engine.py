@@ -8,7 +8,7 @@ import torch
 
 from hpo.config import OPTIMIZERS, SCHEDULES, DataConfig, ModelConfig, OptimConfig
 from hpo.data import load_train_val
-from hpo.engine import EpochMetrics, evaluate, fit, resolve_device
+from hpo.engine import EpochMetrics, check_precision, evaluate, fit, resolve_device
 from hpo.errors import ConfigError, DeviceError
 from hpo.models import build_model
 from tests.conftest import VAL_SIZE
@@ -172,3 +172,26 @@ def test_a_cnn_trains_channels_last_on_the_cpu_and_learns(data) -> None:  # type
     rebuilt = build_model(ModelConfig(family="cnn", channels=(8, 16), fc_width=32)).to(device)
     rebuilt.load_state_dict(result.best_state or {})  # a checkpoint loads into the default layout
     assert abs(evaluate(rebuilt, data.val)[1] - result.best_val_accuracy) < 1e-6
+
+
+@pytest.mark.parametrize(("precision", "trains_in"), [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_precision_of_training_and_of_evaluation(data, precision: str, trains_in: torch.dtype) -> None:  # type: ignore[no-untyped-def]
+    """--precision bf16: the training forward pass computes in bfloat16 (autocast), while the
+    weights the optimizer updates and the evaluation that picks the best epoch stay float32."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(family="cnn", channels=(8, 16), fc_width=32)).to(data.train.x.device)
+    seen: list[tuple[bool, torch.dtype]] = []  # (training, the last layer's output dtype)
+    model[-1].register_forward_hook(lambda m, _, out: seen.append((m.training, out.dtype)))
+    optim = OptimConfig(lr=0.05)
+    result = fit(model=model, data=data, optim=optim, epochs=2, batch_size=32, seed=0, precision=precision)
+    assert {dtype for training, dtype in seen if training} == {trains_in}
+    assert {dtype for training, dtype in seen if not training} == {torch.float32}
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert result.outcome == "completed" and result.best_val_accuracy > 0.8
+
+
+def test_bf16_is_refused_where_autocast_cannot_run_it() -> None:
+    check_precision(torch.device("cpu"), "bf16")
+    check_precision(torch.device("mps"), "fp32")
+    with pytest.raises(DeviceError, match="--precision bf16 runs on cpu and cuda, not mps"):
+        check_precision(torch.device("mps"), "bf16")

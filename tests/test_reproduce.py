@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from hpo import link
 from hpo.mlflow_store import MlflowStore
 from hpo.optuna_store import load_study, open_storage
 from tests.helpers import FIXED, assert_one_line_error, hpo, search
 
 
-def test_reproduce_retrains_a_trial_exactly(workdir: Path, data_dir: Path) -> None:
-    search(data_dir, trials=2, epochs=3, space=FIXED, pruner="none")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_reproduce_retrains_a_trial_exactly(workdir: Path, data_dir: Path, precision: str) -> None:
+    """bf16 included: a trial is retrained at the precision it trained at, or the curves differ."""
+    search(data_dir, trials=2, epochs=3, space=FIXED, pruner="none", precision=precision)
     code, out, err = hpo("reproduce", "--study", "s", "--trial", 1, "--data-dir", data_dir, "--device", "cpu")
     assert code == 0, out + err
     assert "Reproduced trial 1 of study 's' (3 epochs)" in out and "difference +0.00 points" in out
@@ -20,6 +24,7 @@ def test_reproduce_retrains_a_trial_exactly(workdir: Path, data_dir: Path) -> No
     (rerun,) = [r for r in store.runs(store.experiment("s")) if r.tags.get(link.ROLE) == link.ROLE_REPRODUCE]
     assert rerun.name == "reproduce-0001" and rerun.status == "FINISHED"
     assert rerun.tags[link.REPRODUCES] == original and rerun.params["seed"] == "1"
+    assert rerun.params["precision"] == store.run(original).params["precision"] == precision
     assert store.metric_history(rerun.run_id, "val_loss") == store.metric_history(original, "val_loss")
 
 

@@ -31,6 +31,11 @@ DATA_DIR = typer.Option(
 DATASET = typer.Option("mnist", "--dataset", help="mnist or fashion-mnist.")
 VAL_SIZE = typer.Option(10_000, "--val-size", help="Validation images carved from the training split.")
 SPLIT_SEED = typer.Option(0, "--split-seed", help="Seed of the train/validation permutation.")
+PRECISION = typer.Option(
+    "fp32",
+    "--precision",
+    help="fp32, or bf16: mixed precision (bfloat16 matmuls and convolutions; CNNs ~1.5x faster on AMX CPUs).",
+)
 DEVICE = typer.Option("auto", "--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
 SEED = typer.Option(0, "--seed", help="Seed for weights, batch order and the sampler.")
 TRACKING_URI = typer.Option(

@@ -39,7 +39,7 @@ def best_view(info: BestInfo) -> RenderableType:
         ("validation accuracy", pct(t.value)),
         ("best epoch", str(t.attrs.get(link.BEST_EPOCH, "-"))),
         ("duration", seconds_text(t.seconds)),
-        ("device", str(t.attrs.get(link.DEVICE, "-"))),
+        ("device", f"{t.attrs.get(link.DEVICE, '-')}, {t.attrs.get(link.PRECISION, 'fp32')}"),
         ("MLflow run", info.run_id or "-"),
         ("checkpoint", info.checkpoint_uri or "-"),
         ("parameters", config_text(t.params)),

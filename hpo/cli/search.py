@@ -39,6 +39,7 @@ def search(
     devices: str = typer.Option(
         "", "--devices", help="--jobs workers' devices, round-robin, e.g. cuda:0,cuda:1 (default: every GPU)."
     ),
+    precision: str = options.PRECISION,
     seed: int = options.SEED,
     tracking_uri: str | None = options.TRACKING_URI,
     quiet: bool = options.QUIET,
@@ -62,6 +63,7 @@ def search(
         tracking_uri=tracking_uri,
         warm_start=warm_start,
         model=model,
+        precision=precision,
         devices=tuple(d.strip() for d in devices.split(",") if d.strip()),
     )
     chosen = load_space_file(space) if space else None  # None: the study's own space, or the default

@@ -42,6 +42,7 @@ def train(
     val_size: int = options.VAL_SIZE,
     split_seed: int = options.SPLIT_SEED,
     device: str = options.DEVICE,
+    precision: str = options.PRECISION,
     seed: int = options.SEED,
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic cuDNN/torch kernels."),
     experiment: str = typer.Option("train", "--experiment", help="MLflow experiment name."),
@@ -80,6 +81,7 @@ def train(
         deterministic=deterministic,
         augment=augment,
         label_smoothing=label_smoothing,
+        precision=precision,
     )
 
     from hpo.lifecycle import train_one
