@@ -65,11 +65,14 @@ class _Trained:
     description: str  # space.describe of the configuration
 
 
-def _free_memory(device: torch.device, *, release: bool) -> None:
-    """Free the trial's model and optimizer now, cycles included. `release` also hands the cached
-    GPU memory back, which only an out-of-memory trial needs: the next trial would re-allocate it."""
+def _release_memory(device: torch.device) -> None:
+    """After an out-of-memory trial: collect what the failure's frames may still hold, and hand
+    the cached GPU memory back. Other trials need neither: their model and optimizer hold no
+    reference cycle, so they are freed the moment the trial returns (a test runs a search with the
+    collector off to keep it so), and a full collection after each (0.29 s here: it walks every
+    object of torch, MLflow and Optuna) bought nothing."""
     gc.collect()
-    if release and device.type == "cuda":
+    if device.type == "cuda":
         torch.cuda.empty_cache()
 
 
@@ -117,7 +120,8 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
         _finish(trial, run, outcome="failed", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
         raise
     finally:
-        _free_memory(ctx.device, release=release)
+        if release:
+            _release_memory(ctx.device)
     _finish_trained(trial, run, done)  # outside the try: a Ctrl-C deferred there must not re-end it
     return ctx.study.row(trial.number)
 
