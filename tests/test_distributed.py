@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from hpo import link
-from hpo.optuna_store import load_study, open_storage
+from hpo.optuna_store import create_or_resume, load_study, make_pruner, make_sampler, open_storage
 from hpo.ui import start_server, stop_server, wait_until_up
 from tests.conftest import VAL_SIZE, env_for_subprocess
 from tests.helpers import PYTHON_HPO, free_port
@@ -61,6 +62,33 @@ def wait_for(condition: object, *, seconds: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_study_reads_and_claims_wait_out_a_server_restart(cluster: Cluster) -> None:
+    """Optuna's cache layer calls private storage methods (_get_trials, _create_new_trial...):
+    while the server is down they wait for it, as the public ones do, instead of failing the
+    worker (CI once saw _get_trials end a host during the restart in the test below)."""
+    storage = open_storage(cluster.createdb("retry"))
+    sampler, pruner = make_sampler("random", seed=0), make_pruner("none", epochs=1)
+    handle, _ = create_or_resume(storage, name="r", sampler=sampler, pruner=pruner)
+    assert handle.claim(target=5, attrs={}, sampler="random", seed=0) is not None
+    cluster.stop()
+    seen: dict[str, object] = {}
+
+    def use_the_study() -> None:
+        try:
+            seen["rows"] = len(handle.rows())  # _get_trials
+            seen["claimed"] = handle.claim(target=5, attrs={}, sampler="random", seed=0)  # _create_new_trial
+        except Exception as exc:  # shown by the assertion below
+            seen["error"] = exc
+
+    user = threading.Thread(target=use_the_study)
+    user.start()
+    time.sleep(3)  # the calls are waiting on the stopped server by now
+    cluster.start()
+    user.join(timeout=120)
+    assert "error" not in seen, seen.get("error")
+    assert seen["rows"] == 1 and seen["claimed"] is not None
 
 
 def test_three_hosts_one_study_survive_a_kill_and_restarts(

@@ -4,6 +4,8 @@ trials of a dead host failed and re-run before every claim, the coordinator's --
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import time
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from hpo.config import SearchConfig
 from hpo.errors import ConfigError
 from hpo.mlflow_store import MlflowStore
 from hpo.optuna_store import load_study, open_storage
-from hpo.optuna_store.storage import _server_url, heartbeat_settings
+from hpo.optuna_store.storage import CACHE_CALLS, ResilientStorage, _server_url, heartbeat_settings
 from hpo.recovery import host_seed
 from hpo.workers import worker_devices
 from tests.helpers import assert_one_line_error, hpo, search
@@ -134,3 +136,15 @@ def test_a_store_password_reaches_no_mlflow_param_tag_or_output(
         recorded = [*run.params.values(), *run.tags.values()]
         assert not [value for value in recorded if "s3cret-pw" in value], run.name
     assert any("***@" in run.tags.get("command", "") for run in store.runs(experiment))
+
+
+def test_every_storage_call_of_optunas_cache_layer_is_retried() -> None:
+    """A Study reaches its storage through optuna's _CachedStorage, which also calls private
+    methods of it: each one must wait out a database restart like the public ones (see
+    test_distributed.py for the restart itself). Read from the installed optuna's source."""
+    spec = importlib.util.find_spec("optuna.storages._cached_storage")
+    assert spec is not None and spec.origin is not None
+    called = set(re.findall(r"_backend\.(_[a-z_]+)\(", Path(spec.origin).read_text()))
+    assert called and called <= set(CACHE_CALLS), f"not retried: {sorted(called - set(CACHE_CALLS))}"
+    for name in CACHE_CALLS:  # each is wrapped, not the RDBStorage method itself
+        assert getattr(ResilientStorage, name) is not getattr(ResilientStorage.__mro__[1], name)

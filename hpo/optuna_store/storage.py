@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import logging
 import os
+import threading
 import warnings
 from typing import Any
 
@@ -66,12 +67,19 @@ def _server_url(url: str) -> str:
 
 
 RECONNECT_S = 120  # how long a call on a server database waits out its restart before failing
-# Every call Optuna makes on the storage: its public methods, and the stale-trial query.
+# The private methods that Optuna's cache layer (optuna.storages._CachedStorage, which every
+# Study wraps around its storage) calls directly; tests/test_scale_out.py reads its source to
+# keep this list whole. Missing _get_trials once failed a worker during a PostgreSQL restart.
+CACHE_CALLS = (
+    "_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids", "_get_trials", "_set_trial_param"
+)  # fmt: skip
+# Every call Optuna makes on the storage: its public methods, and those.
 _RETRIED = sorted(
     name
     for name, member in vars(optuna.storages.RDBStorage).items()
-    if callable(member) and (not name.startswith("_") or name == "_get_stale_trial_ids")
+    if callable(member) and (not name.startswith("_") or name in CACHE_CALLS)
 )
+_RETRYING = threading.local()  # set while a retried call runs: the calls it makes are not retried again
 
 
 def transient(exc: BaseException) -> bool:
@@ -86,7 +94,13 @@ def transient(exc: BaseException) -> bool:
 def _retrying(method: Any) -> Any:
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return with_backoff(lambda: method(self, *args, **kwargs), retry_on=transient, wait_s=RECONNECT_S)
+        if getattr(_RETRYING, "active", False):  # inside a retried call (create_new_trial calls
+            return method(self, *args, **kwargs)  # _create_new_trial): the outer one waits
+        _RETRYING.active = True
+        try:
+            return with_backoff(lambda: method(self, *args, **kwargs), retry_on=transient, wait_s=RECONNECT_S)
+        finally:
+            _RETRYING.active = False
 
     return call
 
