@@ -123,7 +123,14 @@ def test_three_hosts_one_study_survive_a_kill_and_restarts(
         rows = study.rows(states=("RUNNING",))
         return [r.number for r in rows if r.attrs.get(link.OWNER_HOST) == host and link.RUN_ID in r.attrs]
 
+    def started_on(host: str) -> bool:
+        return any(r.attrs.get(link.OWNER_HOST) == host and link.RUN_ID in r.attrs for r in study.rows())
+
     try:
+        # Every host past its start-up (both stores open, a trial linked), so the restarts below
+        # hit running workers: a host still opening its store then fails at first contact, as it
+        # should (a refused first connection is more often a wrong URL than a restart).
+        wait_for(lambda: started_on("a") and started_on("c"), seconds=180, what="trials on hosts a and c")
         wait_for(lambda: running_on("b"), seconds=180, what="a trial training on host b")
         killed = running_on("b")[0]
         os.kill(hosts["b"].pid, signal.SIGKILL)
