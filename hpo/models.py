@@ -46,7 +46,7 @@ _MONOTONIC = frozenset({"relu", "leaky_relu", "elu", "tanh", "sigmoid"})
 def _conv_block(*, channels_in: int, channels_out: int, cfg: ModelConfig) -> list[nn.Module]:
     """`convs_per_block` x (conv, [bn], act), then a 2x2 max-pool: (N, C_in, H, W) -> (N, C_out, H', W').
     For a monotonic activation the block's last one runs after the pool instead: the same function
-    on a quarter of the values (seed 001's CNN: one CPU epoch 2.44 -> 2.15 s). Neither module holds
+    on a quarter of the values (seed 001's CNN: one CPU epoch 2.44 -> 2.20 s). Neither module holds
     weights, so the state-dict keys, and every saved checkpoint, stay as they were."""
     pad = cfg.kernel_size // 2 if cfg.padding == "same" else 0
     layers: list[nn.Module] = []
