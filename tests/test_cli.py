@@ -63,6 +63,7 @@ def test_version_and_bare_help() -> None:
         (["--batch-size", "1"], "--batch-size must be at least 2"),
         (["--augment", "mixup"], "unknown augment 'mixup'"),
         (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
+        (["--precision", "fp16"], "unknown precision 'fp16'"),
     ],
 )
 def test_bad_values_give_one_line(workdir: Path, data_dir: Path, args: list[str], needle: str) -> None:

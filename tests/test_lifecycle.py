@@ -11,8 +11,9 @@ from tests.conftest import VAL_SIZE
 from tests.helpers import hpo
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_train_logs_run_with_metrics_and_rebuildable_checkpoint(
-    workdir: Path, data_dir: Path, device: str
+    workdir: Path, data_dir: Path, device: str, precision: str
 ) -> None:
     code, out, err = hpo(
         "train",
@@ -28,9 +29,11 @@ def test_train_logs_run_with_metrics_and_rebuildable_checkpoint(
         64,
         "--device",
         device,
+        "--precision",
+        precision,
     )
     assert code == 0, out + err
-    assert "Best validation accuracy" in out and "MLflow run" in out
+    assert "Best validation accuracy" in out and "MLflow run" in out and f", {precision};" in out
 
     from hpo.checkpoint import read_checkpoint
     from hpo.config import DataConfig
@@ -44,6 +47,7 @@ def test_train_logs_run_with_metrics_and_rebuildable_checkpoint(
         assert [s for s, _ in store.metric_history(run.run_id, key)] == [1, 2], key
     # one spelling: the MLflow param is the config field and the flag's name
     assert run.params["hidden"] == "64" and run.params["lr"] == "0.05" and run.params["epochs"] == "2"
+    assert run.params["precision"] == precision
     assert run.tags["outcome"] == "completed" and run.tags["command"].startswith("hpo train --data-dir ")
     for tag in ("hpo_version", "torch_version", "device", "dataset", "split_fingerprint", "seed"):
         assert run.tags[tag], tag

@@ -109,7 +109,7 @@ def train(
             run_id=summary.run_id,
             experiment=summary.experiment,
             parameters=summary.parameters,
-            device=summary.device,
+            device=f"{summary.device}, {precision}",
             seconds=res.seconds,
         )
     )
