@@ -224,6 +224,7 @@ class SearchConfig:
     trials: int = 100
     epochs: int = 10
     timeout: float | None = None  # seconds after which no new trial starts
+    trial_timeout: float | None = None  # seconds of training after which a trial stops (pruned)
     sampler: str = "tpe"
     pruner: str = "median"
     seed: int = 0
@@ -240,8 +241,9 @@ class SearchConfig:
             raise ConfigError(f"--trials must be at least 1 (the study's target total); got {self.trials}")
         if self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1; got {self.epochs}")
-        if self.timeout is not None and not self.timeout > 0:
-            raise ConfigError(f"--timeout must be a positive number of seconds; got {self.timeout}")
+        for flag, seconds in (("--timeout", self.timeout), ("--trial-timeout", self.trial_timeout)):
+            if seconds is not None and not seconds > 0:
+                raise ConfigError(f"{flag} must be a positive number of seconds; got {seconds}")
         if not 1 <= self.jobs <= 64:
             raise ConfigError(f"--jobs must be between 1 and 64; got {self.jobs}")
         _choice("sampler", self.sampler, SAMPLERS)

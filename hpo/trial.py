@@ -147,6 +147,14 @@ def chance_reason(*, epoch: int, val_accuracy: float, classes: int = NUM_CLASSES
     return ""
 
 
+def budget_reason(*, seconds: float, budget: float | None) -> str:
+    """Why to stop a trial whose training has run `seconds` ("" to go on): past the search's
+    --trial-timeout. Checked after each epoch, so a trial overruns it by at most one epoch."""
+    if budget is not None and seconds > budget:
+        return f"time budget: {seconds:.0f} s of training, past --trial-timeout {budget:g} s"
+    return ""
+
+
 def _train(ctx: TrialContext, trial: TrialHandle, run: TrackedRun) -> _Trained:
     """Train the sampled configuration, reporting each epoch to the pruner."""
     chosen = sample(trial.suggest, ctx.space)
@@ -165,12 +173,17 @@ def _train(ctx: TrialContext, trial: TrialHandle, run: TrackedRun) -> _Trained:
     run.log_params({**params, "parameters": count_parameters(model)})
     trial.set_attrs(**{link.SEED: train.seed})
     ctx.observer.trial_started(number=trial.number, params=trial.params)
-    guard: list[str] = []
+    guard: list[str] = []  # per epoch: why to stop the trial early ("" to go on)
+    epoch_seconds: list[float] = []  # of each epoch run, evaluation included
 
     def on_epoch(m: EpochMetrics) -> bool:
         ctx.observer.epoch(number=trial.number, metrics=m, max_epochs=ctx.cfg.epochs)
         stop = trial.report(m.val_accuracy, step=m.epoch)
-        guard.append(chance_reason(epoch=m.epoch, val_accuracy=m.val_accuracy))
+        epoch_seconds.append(m.epoch_seconds)
+        guard.append(
+            chance_reason(epoch=m.epoch, val_accuracy=m.val_accuracy)
+            or budget_reason(seconds=sum(epoch_seconds), budget=ctx.cfg.trial_timeout)
+        )
         return stop or bool(guard[-1])
 
     with ctx.study.heartbeat(trial):

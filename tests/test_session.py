@@ -158,6 +158,7 @@ def test_studies_and_trials_commands(workdir: Path, data_dir: Path) -> None:
             "cannot open study storage" if find_spec("psycopg") else "no driver for --storage",
         ),
         (["--timeout", "-1"], "--timeout must be a positive"),
+        (["--trial-timeout", "0"], "--trial-timeout must be a positive"),
     ],
 )
 def test_bad_search_input_is_one_line(workdir: Path, data_dir: Path, args: list[str], needle: str) -> None:
@@ -200,6 +201,18 @@ def test_chance_level_trials_are_pruned_after_one_epoch(workdir: Path, data_dir:
     assert out.counts.pruned == 2
     for row in load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows():
         assert list(row.curve) == [1] and row.attrs[link.FAIL_REASON].startswith("chance level: ")
+
+
+def test_trial_timeout_stops_a_trial_after_the_epoch_that_passes_it(workdir: Path, data_dir: Path) -> None:
+    """--trial-timeout: a slow trial ends as pruned (a result, cut short) with the reason, and the
+    study still reaches its target; the pruner alone would let it run (median waits 5 trials)."""
+    out = search(data_dir, trials=2, epochs=4, space=FIXED, trial_timeout=1e-6)
+    assert out.counts.pruned == 2 and out.counts.finished == 2
+    for row in load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows():
+        assert list(row.curve) == [1] and "past --trial-timeout 1e-06 s" in row.attrs[link.FAIL_REASON]
+    search(data_dir, trials=3, epochs=4, space=FIXED, pruner="none", trial_timeout=3600)  # resumed
+    rows = load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows()
+    assert rows[2].state == "COMPLETE" and list(rows[2].curve) == [1, 2, 3, 4]
 
 
 def test_a_new_study_tries_the_known_good_configurations_first(workdir: Path, data_dir: Path) -> None:

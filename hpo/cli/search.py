@@ -26,6 +26,9 @@ def search(
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, random, gp or cmaes."),
     pruner: str = typer.Option("median", "--pruner", help="median, hyperband, sha or none."),
     timeout: float | None = typer.Option(None, "--timeout", help="Stop starting trials after SECONDS."),
+    trial_timeout: float | None = typer.Option(
+        None, "--trial-timeout", help="Stop a trial after the epoch that passes SECONDS of training (pruned)."
+    ),
     jobs: int = typer.Option(1, "--jobs", help="Worker processes running trials concurrently."),
     warm_start: bool = typer.Option(
         True, "--warm-start/--no-warm-start", help="A new study first tries hpo's known-good configurations."
@@ -55,6 +58,7 @@ def search(
         trials=trials,
         epochs=epochs,
         timeout=timeout,
+        trial_timeout=trial_timeout,
         sampler=sampler,
         pruner=pruner,
         seed=seed,
