@@ -160,6 +160,7 @@ class _Batches:
 
 
 def check_precision(device: torch.device, precision: str) -> None:
+    """Autocast's bfloat16 runs on the CPU and CUDA; `hpo train`/`search` check this up front."""
     if precision == "bf16" and device.type not in ("cpu", "cuda"):
         raise DeviceError(f"--precision bf16 runs on cpu and cuda, not {device.type}: use --precision fp32")
 

@@ -21,7 +21,7 @@ from hpo import link
 from hpo.checkpoint import write_checkpoint
 from hpo.config import IMAGE_SIZE, NUM_CLASSES, DataConfig, ModelConfig, OptimConfig, TrainConfig, as_params
 from hpo.data import Normalization, TrainValData, load_train_val
-from hpo.engine import EpochMetrics, FitResult, OnEpoch, fit, resolve_device, seed_everything
+from hpo.engine import EpochMetrics, FitResult, OnEpoch, check_precision, fit, resolve_device, seed_everything
 from hpo.errors import TrackingError
 from hpo.mlflow_store import MLFLOW_VERSION, MlflowStore, scratch_dir
 from hpo.models import RawPixelClassifier, build_model, count_parameters
@@ -223,6 +223,7 @@ def train_one(
 ) -> TrainSummary:
     """`hpo train`: one configuration as one MLflow run; the run is never left RUNNING."""
     device = resolve_device(train_cfg.device)
+    check_precision(device, train_cfg.precision)  # here, before the run is created
     seed_everything(seed=train_cfg.seed, deterministic=train_cfg.deterministic, device=device)
     store = MlflowStore(uri=tracking_uri)
     data = load_train_val(data_cfg, device=device)

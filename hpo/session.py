@@ -17,7 +17,7 @@ from typing import Any
 from hpo import link, optuna_store
 from hpo.config import DataConfig, SearchConfig
 from hpo.data import TrainValData, load_train_val
-from hpo.engine import resolve_device, seed_everything
+from hpo.engine import check_precision, resolve_device, seed_everything
 from hpo.errors import HpoError, StudyError
 from hpo.lifecycle import device_label, provenance
 from hpo.locks import store_lock
@@ -262,8 +262,9 @@ def run_search(
     """`hpo search`: open the session, run its trials (in `cfg.jobs` worker processes when above
     1), close it. Safe to call again: it continues where the last call stopped."""
     device = resolve_device(cfg.device)
+    check_precision(device, cfg.precision)  # here, before any trial or run is recorded
     for name in cfg.devices:  # an absent --devices entry fails here, not in a worker
-        resolve_device(name)
+        check_precision(resolve_device(name), cfg.precision)
     Workspace(storage=cfg.storage).storage  # noqa: B018 -- fail fast on a bad URL, before loading data
     # Workers load their own copy on their device; this process needs only the fingerprint then.
     data = load_train_val(data_cfg, device=device if cfg.jobs == 1 else resolve_device("cpu"))

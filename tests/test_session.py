@@ -268,3 +268,22 @@ def test_resume_without_a_space_file_goes_on_with_the_studys_own_space(workdir: 
     assert last.params["lr_sgd"] == 0.05 and last.params["mlp_width_0"] == 32  # FIXED, as recorded
     with pytest.raises(StudyError, match="different space"):  # a space file still must match
         search(data_dir, trials=3, space=FAST)
+
+
+def test_bf16_where_it_cannot_run_is_refused_before_anything_is_recorded(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MPS machine (faked: none here) with --precision bf16: one line, no study, no run."""
+    import torch
+
+    from hpo import lifecycle, session
+    from hpo.errors import DeviceError
+
+    mps = torch.device("mps")
+    monkeypatch.setattr(session, "resolve_device", lambda name: mps)
+    with pytest.raises(DeviceError, match="--precision bf16 runs on cpu and cuda, not mps"):
+        search(data_dir, trials=1, precision="bf16")
+    monkeypatch.setattr(lifecycle, "resolve_device", lambda name: mps)
+    code, out, err = hpo("train", "--data-dir", data_dir, "--precision", "bf16")
+    assert_one_line_error(code, out, err, "--precision bf16 runs on cpu and cuda")
+    assert not (workdir / "studies").exists() and MlflowStore().find_experiment("train") is None
