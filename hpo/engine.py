@@ -159,10 +159,10 @@ class _Batches:
     precision: str = "fp32"  # config.PRECISIONS
 
 
-def check_precision(device: torch.device, precision: str) -> None:
-    """Autocast's bfloat16 runs on the CPU and CUDA; `hpo train`/`search` check this up front."""
+def check_precision(device: torch.device, precision: str, *, fix: str = "use --precision fp32") -> None:
+    """Autocast's bfloat16 runs on the CPU and CUDA; the commands check this up front."""
     if precision == "bf16" and device.type not in ("cpu", "cuda"):
-        raise DeviceError(f"--precision bf16 runs on cpu and cuda, not {device.type}: use --precision fp32")
+        raise DeviceError(f"--precision bf16 runs on cpu and cuda, not {device.type}: {fix}")
 
 
 def _autocast(device: torch.device, precision: str) -> torch.autocast:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from hpo import link
 from hpo.config import TrainConfig, as_params
 from hpo.data import load_train_val
-from hpo.engine import EpochMetrics, resolve_device, seed_everything
+from hpo.engine import EpochMetrics, check_precision, resolve_device, seed_everything
 from hpo.errors import StudyError
 from hpo.lifecycle import TrackedRun, outcome_of, provenance
 from hpo.models import build_model, count_parameters
@@ -65,6 +65,9 @@ def reproduce_trial(
     if spec is None:
         raise StudyError(f"study {handle.name!r} records no spec: it was not made by `hpo search`")
     dev = resolve_device(device)
+    precision = str(row.attrs.get(link.PRECISION, "fp32"))  # as the trial trained
+    fix = f"trial {number} trained in bf16, so reproduce it with --device cpu or cuda"
+    check_precision(dev, precision, fix=fix)  # before the reproduction's run is created
     seed_everything(seed=seed, deterministic=deterministic, device=dev)
     data = load_train_val(spec.data_config(data_dir=data_dir), device=dev)
     if data.fingerprint != spec.fingerprint:
@@ -80,7 +83,7 @@ def reproduce_trial(
         deterministic=deterministic,
         augment=config.augment,
         label_smoothing=config.label_smoothing,
-        precision=str(row.attrs.get(link.PRECISION, "fp32")),  # as the trial trained
+        precision=precision,
     )
     ran = max(row.curve)  # a pruned trial stopped here; its schedule still spanned spec.epochs
     tags = provenance(

@@ -37,3 +37,21 @@ def test_reproduce_refuses_what_it_cannot_retrain(workdir: Path, data_dir: Path,
     other = make_dataset(tmp_path / "other", "MNIST", seed=42)
     code, out, err = hpo("reproduce", "--trial", 0, "--data-dir", other, "--device", "cpu")
     assert_one_line_error(code, out, err, "split fingerprint", "--data-dir")
+
+
+def test_a_bf16_trial_is_not_retrained_where_bf16_cannot_run(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reproducing at another precision would not be a reproduction: on a device without bf16
+    autocast (MPS, faked here) it is one line, and no run is created."""
+    import torch
+
+    from hpo import reproduce
+
+    search(data_dir, trials=1, epochs=1, space=FIXED, pruner="none", precision="bf16")
+    monkeypatch.setattr(reproduce, "resolve_device", lambda name: torch.device("mps"))
+    code, out, err = hpo("reproduce", "--trial", 0, "--data-dir", data_dir)
+    assert_one_line_error(code, out, err, "runs on cpu and cuda, not mps", "reproduce it with --device cpu")
+    store = MlflowStore()
+    roles = [r.tags.get(link.ROLE) for r in store.runs(store.experiment("s"))]
+    assert link.ROLE_REPRODUCE not in roles
