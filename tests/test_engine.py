@@ -125,26 +125,6 @@ def test_invalid_optimizer_settings() -> None:
         OptimConfig(optimizer="lbfgs")
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_onecycle_keeps_the_sampled_momentum(optimizer: str) -> None:
-    from hpo.engine import build_optimizer, build_schedule
-
-    model = small_mlp(torch.device("cpu"))
-    opt = build_optimizer(
-        model, OptimConfig(optimizer=optimizer, lr=0.01, momentum=0.8), device=torch.device("cpu")
-    )
-    before = dict(opt.param_groups[0])
-    schedule, per_batch = build_schedule(
-        opt, OptimConfig(optimizer=optimizer, schedule="onecycle"), epochs=2, steps_per_epoch=10
-    )
-    assert schedule is not None and per_batch
-    for _ in range(12):
-        opt.step()
-        schedule.step()
-    group = opt.param_groups[0]
-    assert group.get("momentum") == before.get("momentum") and group.get("betas") == before.get("betas")
-
-
 def test_augmentation_and_label_smoothing_train(data) -> None:  # type: ignore[no-untyped-def]
     result = fit(
         model=small_mlp(data.train.x.device),
