@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from hpo import link
 from hpo.checkpoint import LoadedModel
 from hpo.config import DataConfig
-from hpo.data import TrainValData, class_names, load_test, load_test_images, load_train_val
+from hpo.data import Split, TrainValData, class_names, load_test, load_test_images, load_train_val
 from hpo.engine import predict_logits, resolve_device
 from hpo.ensemble import Members, load_members, mean_probabilities, scores, top_trials
 from hpo.errors import CheckpointError, LockboxError, StudyError
@@ -222,6 +222,25 @@ def _claim_fields(members: Members, data: TrainValData) -> dict[str, Any]:
     return {"members": members.trials, "ensemble_val_accuracy": val_accuracy}
 
 
+def _score(
+    members: Members, *, data_cfg: DataConfig, device: torch.device, ensemble: bool, result: dict[str, Any]
+) -> tuple[Split, dict[str, Any]]:
+    """The look itself: the best member's test metrics (and the members' mean with `ensemble`),
+    written into `result`, the lockbox record, before anything is shown; per class and confusion
+    too, for `hpo report --html`."""
+    test = load_test(data_cfg, device=device, normalization=members.models[0].normalization)
+    m = _metrics(
+        predict_logits(members.models[0].model.to(device), test.x), test.y, class_names(data_cfg.dataset)
+    )
+    result.update(
+        accuracy=m["accuracy"], nll=m["nll_mean"], per_class=m["per_class"], confusion=m["confusion"]
+    )
+    if ensemble:
+        accuracy, nll = scores(mean_probabilities(members.models, test.x), test.y)
+        result.update(ensemble_accuracy=accuracy, ensemble_nll=nll)
+    return test, m
+
+
 def evaluate_test(
     *,
     ws: Workspace,
@@ -249,16 +268,8 @@ def evaluate_test(
     run_id = members.run_ids[0]
     look = _claimed_look(ws=ws, handle=handle, force=force, trial=best.number, run_id=run_id, fields=fields)
     with look as (earlier, result):
-        test = load_test(data_cfg, device=dev, normalization=members.models[0].normalization)
-        classes = class_names(data_cfg.dataset)
-        m = _metrics(predict_logits(members.models[0].model.to(dev), test.x), test.y, classes)
-        # Recorded before anything is shown; per class and confusion too, for `hpo report --html`.
-        result.update(
-            accuracy=m["accuracy"], nll=m["nll_mean"], per_class=m["per_class"], confusion=m["confusion"]
-        )
-        if fields:
-            accuracy, nll = scores(mean_probabilities(members.models, test.x), test.y)
-            result.update(ensemble_accuracy=accuracy, ensemble_nll=nll)
+        test, m = _score(members, data_cfg=data_cfg, device=dev, ensemble=bool(fields), result=result)
+    classes = class_names(data_cfg.dataset)
     uses = len(earlier) + 1
     from hpo.figures import test_pngs  # matplotlib: only once the look is recorded
 
@@ -278,14 +289,10 @@ def evaluate_test(
         trial=best.number,
         run_id=run_id,
         val_accuracy=best.value or 0.0,
-        accuracy=m["accuracy"],
-        nll_mean=m["nll_mean"],
-        nll_sum=m["nll_sum"],
         n=len(test),
         classes=classes,
-        per_class=m["per_class"],
-        confusion=m["confusion"],
         evaluations=uses,
         artifacts=[str(p) for p in pngs],
         ensemble=report if fields else None,
+        **{k: m[k] for k in ("accuracy", "nll_mean", "nll_sum", "per_class", "confusion")},
     )

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from hpo import link
 from hpo.config import TrainConfig, as_params
-from hpo.data import load_train_val
-from hpo.engine import EpochMetrics, check_precision, resolve_device, seed_everything
+from hpo.data import TrainValData, load_train_val
+from hpo.engine import check_precision, resolve_device, seed_everything
 from hpo.errors import StudyError
 from hpo.lifecycle import TrackedRun, outcome_of, provenance
 from hpo.models import build_model, count_parameters
@@ -48,6 +50,32 @@ def _recorded(handle: StudyHandle, number: int) -> tuple[TrialRow, TrialConfig, 
     return row, config, int(row.attrs[link.SEED])
 
 
+def _study_data(
+    handle: StudyHandle, *, data_dir: str, device: torch.device
+) -> tuple[link.StudySpec, TrainValData]:
+    """The study's spec and its split loaded from `data_dir`, refused if the split differs."""
+    spec = link.read_spec(handle)
+    if spec is None:
+        raise StudyError(f"study {handle.name!r} records no spec: it was not made by `hpo search`")
+    data = load_train_val(spec.data_config(data_dir=data_dir), device=device)
+    if data.fingerprint != spec.fingerprint:
+        raise StudyError(
+            f"the data in {data_dir} gives split fingerprint {data.fingerprint}, not the study's "
+            f"{spec.fingerprint}: point --data-dir at the dataset the study was trained on"
+        )
+    return spec, data
+
+
+def _run_tags(*, handle: StudyHandle, row: TrialRow, tags: dict[str, str]) -> dict[str, str]:
+    """Provenance `tags` plus the links from the new run to the study and the trial's run."""
+    return tags | {
+        link.ROLE: link.ROLE_REPRODUCE,
+        link.REPRODUCES: link.run_id(row),
+        link.STUDY: handle.name,
+        link.TRIAL_NUMBER: str(row.number),
+    }
+
+
 def reproduce_trial(
     *,
     ws: Workspace,
@@ -61,20 +89,12 @@ def reproduce_trial(
     """Retrain trial `number` exactly as the search did; the new run sits in the study's experiment."""
     handle = ws.study(study)
     row, config, seed = _recorded(handle, number)
-    spec = link.read_spec(handle)
-    if spec is None:
-        raise StudyError(f"study {handle.name!r} records no spec: it was not made by `hpo search`")
     dev = resolve_device(device)
     precision = str(row.attrs.get(link.PRECISION, "fp32"))  # as the trial trained
     fix = f"trial {number} trained in bf16, so reproduce it with --device cpu or cuda"
     check_precision(dev, precision, fix=fix)  # before the reproduction's run is created
     seed_everything(seed=seed, deterministic=deterministic, device=dev)
-    data = load_train_val(spec.data_config(data_dir=data_dir), device=dev)
-    if data.fingerprint != spec.fingerprint:
-        raise StudyError(
-            f"the data in {data_dir} gives split fingerprint {data.fingerprint}, not the study's "
-            f"{spec.fingerprint}: point --data-dir at the dataset the study was trained on"
-        )
+    spec, data = _study_data(handle, data_dir=data_dir, device=dev)
     train = TrainConfig(
         epochs=spec.epochs,
         batch_size=config.batch_size,
@@ -86,36 +106,24 @@ def reproduce_trial(
         precision=precision,
     )
     ran = max(row.curve)  # a pruned trial stopped here; its schedule still spanned spec.epochs
-    tags = provenance(
+    made = provenance(
         device=dev, dataset=spec.dataset, fingerprint=data.fingerprint, seed=seed, command=command
     )
-    original_run = link.run_id(row)
-    tags |= {
-        link.ROLE: link.ROLE_REPRODUCE,
-        link.REPRODUCES: original_run,
-        link.STUDY: handle.name,
-        link.TRIAL_NUMBER: str(number),
-    }
     store = ws.mlflow
-    name = f"reproduce-{number:04d}"
-    with TrackedRun(store=store, experiment_id=store.experiment(handle.name), name=name, tags=tags) as run:
+    experiment = store.experiment(handle.name)
+    tags = _run_tags(handle=handle, row=row, tags=made)
+    with TrackedRun(store=store, experiment_id=experiment, name=f"reproduce-{number:04d}", tags=tags) as run:
         model = build_model(config.model).to(dev)  # after seeding: the same weights as the trial
-        run.log_params(
-            {
-                **as_params(spec.data_config(data_dir=data_dir), config.model, config.optim, train),
-                "parameters": count_parameters(model),
-            }
+        params = as_params(spec.data_config(data_dir=data_dir), config.model, config.optim, train)
+        run.log_params({**params, "parameters": count_parameters(model)})
+        result = run.fit(
+            model=model, data=data, optim=config.optim, train=train, on_epoch=lambda m: m.epoch >= ran
         )
-
-        def stop(m: EpochMetrics) -> bool:
-            return m.epoch >= ran
-
-        result = run.fit(model=model, data=data, optim=config.optim, train=train, on_epoch=stop)
         run.end("completed" if outcome_of(result) == "pruned" else outcome_of(result))
     return Reproduction(
         study=handle.name,
         trial=number,
-        original_run_id=original_run,
+        original_run_id=link.run_id(row),
         run_id=run.run_id,
         epochs=ran,
         original=max(row.curve.values()),
