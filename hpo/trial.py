@@ -25,7 +25,7 @@ from hpo.models import build_model, count_parameters
 from hpo.optuna_store import Counts, StudyHandle, TrialHandle, TrialRow
 from hpo.recovery import host_id, host_seed, process_token, recover_stale
 from hpo.signals import deferred
-from hpo.space import Space, describe, sample
+from hpo.space import Space, TrialConfig, describe, sample
 
 CHANCE_FACTOR = 2  # pruned at once: first-epoch validation accuracy <= 2 x 1/classes
 
@@ -89,22 +89,7 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
     )
     if trial is None:
         return None
-    run = TrackedRun(
-        store=ctx.store,
-        experiment_id=ctx.experiment_id,
-        name=link.trial_run_name(trial.number),
-        parent_run_id=ctx.parent_run_id,
-        tags={
-            **ctx.tags,
-            link.TRIAL_NUMBER: str(trial.number),
-            link.STUDY: ctx.study.name,
-            link.ROLE: link.ROLE_TRIAL,
-            link.STATE: "RUNNING",
-        },
-    )
-    trial.set_attrs(
-        **{link.RUN_ID: run.run_id, link.DEVICE: ctx.tags["device"], link.PRECISION: ctx.cfg.precision}
-    )
+    run = _open_run(ctx, trial)
     release = False  # hand the cached GPU memory back: after an out-of-memory trial only
     try:
         done = _train(ctx, trial, run)
@@ -124,6 +109,22 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
             _release_memory(ctx.device)
     _finish_trained(trial, run, done)  # outside the try: a Ctrl-C deferred there must not re-end it
     return ctx.study.row(trial.number)
+
+
+def _open_run(ctx: TrialContext, trial: TrialHandle) -> TrackedRun:
+    """The trial's MLflow run, under the parent run, and its id on the trial (the link)."""
+    tags = {link.TRIAL_NUMBER: str(trial.number), link.STUDY: ctx.study.name, link.ROLE: link.ROLE_TRIAL}
+    run = TrackedRun(
+        store=ctx.store,
+        experiment_id=ctx.experiment_id,
+        name=link.trial_run_name(trial.number),
+        parent_run_id=ctx.parent_run_id,
+        tags={**ctx.tags, **tags, link.STATE: "RUNNING"},
+    )
+    trial.set_attrs(
+        **{link.RUN_ID: run.run_id, link.DEVICE: ctx.tags["device"], link.PRECISION: ctx.cfg.precision}
+    )
+    return run
 
 
 def _finish_trained(trial: TrialHandle, run: TrackedRun, done: _Trained) -> None:
@@ -155,18 +156,22 @@ def budget_reason(*, seconds: float, budget: float | None) -> str:
     return ""
 
 
-def _train(ctx: TrialContext, trial: TrialHandle, run: TrackedRun) -> _Trained:
-    """Train the sampled configuration, reporting each epoch to the pruner."""
-    chosen = sample(trial.suggest, ctx.space)
-    train = TrainConfig(
+def _train_config(ctx: TrialContext, chosen: TrialConfig, *, number: int) -> TrainConfig:
+    return TrainConfig(
         epochs=ctx.cfg.epochs,
         batch_size=chosen.batch_size,
-        seed=ctx.cfg.seed + trial.number,  # the trial's own seed, whatever ran before it
+        seed=ctx.cfg.seed + number,  # the trial's own seed, whatever ran before it
         device=ctx.cfg.device,
         augment=chosen.augment,
         label_smoothing=chosen.label_smoothing,
         precision=ctx.cfg.precision,
     )
+
+
+def _train(ctx: TrialContext, trial: TrialHandle, run: TrackedRun) -> _Trained:
+    """Train the sampled configuration, reporting each epoch to the pruner."""
+    chosen = sample(trial.suggest, ctx.space)
+    train = _train_config(ctx, chosen, number=trial.number)
     torch.manual_seed(train.seed)  # weights and dropout; batch order and augmentation: fit's generator
     model = build_model(chosen.model).to(ctx.device)
     params = as_params(ctx.data_cfg, chosen.model, chosen.optim, train)
