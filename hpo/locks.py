@@ -6,7 +6,7 @@ lock on the server (processes of every host); other databases get none."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hpo import sqlite
@@ -41,19 +41,50 @@ def url_lock(url: str) -> Iterator[None]:
 
     engine = create_engine(url, poolclass=NullPool)  # one connection, closed after
     try:
-        # wait_s=0: on first contact a refused connection is a wrong URL more often than a
-        # restart, and the user should hear so at once.
-        with _advisory(engine, key=_SCHEMA_KEY, wait_s=0):
+        with _advisory(engine, key=_SCHEMA_KEY, retry_on=_first_contact()):
             yield
     finally:
         engine.dispose()
 
 
+# What PostgreSQL answers while it starts, stops or recovers (SQLSTATE 57P03, cannot_connect_now).
+# The connect error carries no SQLSTATE (it is libpq's), so the server's message is matched too.
+_RESTARTING = tuple(
+    f"the database system is {state}"
+    for state in ("starting up", "shutting down", "in recovery mode", "not yet accepting")
+)
+
+
+def restarting(exc: BaseException) -> bool:
+    """The server said it is starting up, shutting down or recovering: it exists and comes back."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code == "57P03" or any(sign in str(exc) for sign in _RESTARTING)
+
+
+def _first_contact() -> Callable[[Exception], bool]:
+    """Retry policy of a first connection: a refused one fails at once (a wrong host or port is
+    more often the cause than a restart, and the user should hear so now), unless the server has
+    said it is restarting: from then on the restart is waited out like any other."""
+    from sqlalchemy import exc as sa
+
+    seen = False
+
+    def retry(exc: Exception) -> bool:
+        nonlocal seen
+        seen = seen or restarting(exc)
+        return seen and isinstance(exc, (sa.OperationalError, sa.InterfaceError))
+
+    return retry
+
+
 @contextlib.contextmanager
-def _advisory(engine: Any, *, key: int, wait_s: float = 120.0) -> Iterator[None]:
+def _advisory(
+    engine: Any, *, key: int, wait_s: float = 120.0, retry_on: Callable[[Exception], bool] | None = None
+) -> Iterator[None]:
     """PostgreSQL's session-level advisory lock `key` on a connection of its own, held for the
     block. Taking it waits out a database restart (up to `wait_s` seconds), whether the restart
-    hits the connect or the lock statement."""
+    hits the connect or the lock statement; `retry_on` narrows what counts as one."""
     from sqlalchemy import exc, text
 
     def attempt() -> Any:
@@ -67,7 +98,8 @@ def _advisory(engine: Any, *, key: int, wait_s: float = 120.0) -> Iterator[None]
         return conn
 
     lost = (exc.OperationalError, exc.InterfaceError)
-    conn = with_backoff(attempt, retry_on=lambda e: isinstance(e, lost), wait_s=wait_s)
+    retry_on = retry_on or (lambda e: isinstance(e, lost))
+    conn = with_backoff(attempt, retry_on=retry_on, wait_s=wait_s)
     try:
         yield
     finally:

@@ -44,6 +44,13 @@ class Cluster:
     def stop(self) -> None:
         self._ctl("-m", "fast", "-w", "stop")
 
+    def stop_when_sessions_end(self) -> subprocess.Popen[bytes]:
+        """A smart shutdown: new connections are refused with "the database system is shutting
+        down" (SQLSTATE 57P03) until every open session has closed, then the server stops."""
+        argv = ["runuser", "-u", "postgres", "--", str(self.bin / "pg_ctl"), "-D", str(self.home / "data"),
+                "-m", "smart", "-w", "-t", "120", "stop"]  # fmt: skip
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def restart(self) -> None:
         self.stop()
         self.start()

@@ -91,6 +91,46 @@ def test_study_reads_and_claims_wait_out_a_server_restart(cluster: Cluster) -> N
     assert seen["rows"] == 1 and seen["claimed"] is not None
 
 
+def test_a_store_opened_while_its_server_restarts_waits_for_it(cluster: Cluster) -> None:
+    """A refused first connection fails at once (a wrong URL, more often than not), but a server
+    that answers "shutting down" (SQLSTATE 57P03) is restarting: opening the store waits it out,
+    through the seconds when the server refuses connections, until it is back."""
+    import psycopg
+
+    url = cluster.createdb("first")
+    held = psycopg.connect(url.replace("+psycopg", ""))  # holds the smart shutdown open
+    stopper = cluster.stop_when_sessions_end()
+
+    def shutting_down() -> bool:
+        try:
+            psycopg.connect(url.replace("+psycopg", ""), connect_timeout=5).close()
+        except psycopg.OperationalError as exc:
+            return "shutting down" in str(exc)
+        return False
+
+    wait_for(shutting_down, seconds=60, what="the server to refuse new sessions")
+    seen: dict[str, object] = {}
+
+    def open_it() -> None:
+        try:
+            seen["storage"] = open_storage(url)
+        except Exception as exc:  # shown by the assertion below
+            seen["error"] = exc
+
+    opener = threading.Thread(target=open_it)
+    opener.start()
+    time.sleep(2)
+    assert "error" not in seen, seen.get("error")  # waiting, not failed
+    held.close()  # the server now stops: connections are refused outright
+    assert stopper.wait(timeout=120) == 0
+    time.sleep(2)
+    assert "error" not in seen, seen.get("error")
+    cluster.start()
+    opener.join(timeout=120)
+    assert "error" not in seen, seen.get("error")
+    assert seen["storage"] is not None
+
+
 def test_three_hosts_one_study_survive_a_kill_and_restarts(
     workdir: Path, data_dir: Path, cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -128,8 +168,8 @@ def test_three_hosts_one_study_survive_a_kill_and_restarts(
 
     try:
         # Every host past its start-up (both stores open, a trial linked), so the restarts below
-        # hit running workers: a host still opening its store then fails at first contact, as it
-        # should (a refused first connection is more often a wrong URL than a restart).
+        # hit running workers: a host opening its store while the server is already down gets a
+        # plain refusal and fails at first contact, as it should (a wrong URL is likelier).
         wait_for(lambda: started_on("a") and started_on("c"), seconds=180, what="trials on hosts a and c")
         wait_for(lambda: running_on("b"), seconds=180, what="a trial training on host b")
         killed = running_on("b")[0]
