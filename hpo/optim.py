@@ -7,7 +7,7 @@ that costs more than the kernel for a small model (batch-64 MLP on the CPU: SGD 
 step, Adam 185 -> 110 us). The update rules are torch's, checked step by step against
 `torch.optim` in `tests/test_optim.py`: SGD (momentum, Nesterov, L2 weight decay), Adam (L2
 weight decay), AdamW (decoupled weight decay), RMSprop (alpha 0.99, eps 1e-8, momentum).
-Schedules are the closed forms of torch's `CosineAnnealingLR`, `ExponentialLR` and `OneCycleLR`
+Schedules compute what torch's `CosineAnnealingLR`, `ExponentialLR` and `OneCycleLR` compute
 with their defaults."""
 
 from __future__ import annotations
@@ -132,30 +132,36 @@ class Optimizer:
 
 
 class Schedule:
-    """The learning rate as a function of the schedule's step count: per epoch for `cosine` and
-    `exponential`, per batch for `onecycle` (`per_batch`). `step()` advances it and sets the
-    optimizer's `lr`, like torch's schedulers (which start at step 0 on construction)."""
+    """The learning rate over a schedule's steps: per epoch for `cosine` and `exponential`, per
+    batch for `onecycle` (`per_batch`). `step()` advances it and sets the optimizer's `lr` the way
+    torch's schedulers do, recursion and all, so that the rates match theirs bit for bit (trials
+    recorded before hpo had its own optimizers retrain exactly)."""
 
     def __init__(self, optimizer: Optimizer, cfg: OptimConfig, *, epochs: int, steps_per_epoch: int) -> None:
         self.optimizer, self.cfg, self.epochs = optimizer, cfg, epochs
         self.per_batch = cfg.schedule == "onecycle"
         self.total = max(2, epochs * steps_per_epoch)  # onecycle's steps
         self.count = 0
-        optimizer.lr = self.lr_at(0)
+        if self.per_batch:
+            optimizer.lr = _one_cycle(t=0, total=self.total, max_lr=cfg.lr)
 
     def step(self) -> None:
         self.count += 1
-        self.optimizer.lr = self.lr_at(self.count)
-
-    def lr_at(self, t: int) -> float:
-        base, kind = self.cfg.lr, self.cfg.schedule
-        if kind == "cosine":  # to 0 at the last epoch, then back up (torch's T_max = epochs)
-            return base * (1 + math.cos(math.pi * t / self.epochs)) / 2
+        lr, t, kind = self.optimizer.lr, self.count, self.cfg.schedule
         if kind == "exponential":
-            return base * self.cfg.gamma**t
-        if kind == "onecycle":
-            return _one_cycle(t=min(t, self.total), total=self.total, max_lr=base)
-        return base
+            lr *= self.cfg.gamma
+        elif kind == "cosine":  # torch's CosineAnnealingLR(T_max=epochs): 0 at the last epoch
+            lr = _cosine_step(lr, t=t, period=self.epochs, base=self.cfg.lr)
+        elif kind == "onecycle":
+            lr = _one_cycle(t=min(t, self.total), total=self.total, max_lr=self.cfg.lr)
+        self.optimizer.lr = lr
+
+
+def _cosine_step(lr: float, *, t: int, period: int, base: float) -> float:
+    """Step t's rate from step t-1's, as torch's CosineAnnealingLR computes it (eta_min 0)."""
+    if (t - 1 - period) % (2 * period) == 0:
+        return lr + base * (1 - math.cos(math.pi / period)) / 2
+    return (1 + math.cos(math.pi * t / period)) / (1 + math.cos(math.pi * (t - 1) / period)) * lr
 
 
 def _one_cycle(*, t: int, total: int, max_lr: float) -> float:
