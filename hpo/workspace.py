@@ -10,13 +10,10 @@ import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo import link
-from hpo.checkpoint import LoadedModel, read_checkpoint
 from hpo.errors import CheckpointError, StudyError, TrackingError
-from hpo.lifecycle import CHECKPOINT_PATH
-from hpo.mlflow_store import MlflowStore
 from hpo.optuna_store import (
     DEFAULT_STORAGE,
     Counts,
@@ -26,6 +23,10 @@ from hpo.optuna_store import (
     open_storage,
     study_names,
 )
+
+if TYPE_CHECKING:  # imported where used: `hpo studies` and `hpo trials` need neither torch nor MLflow
+    from hpo.checkpoint import LoadedModel
+    from hpo.mlflow_store import MlflowStore
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class Workspace:
 
     @cached_property
     def mlflow(self) -> MlflowStore:
+        from hpo.mlflow_store import MlflowStore
+
         return MlflowStore(uri=self.tracking_uri)
 
     def study_names(self) -> list[str]:
@@ -132,6 +135,8 @@ class Workspace:
 
     def best(self, name: str | None) -> BestInfo:
         """The best trial of a study, where its checkpoint is, and the study's lockbox records."""
+        from hpo.lifecycle import CHECKPOINT_PATH
+
         handle = self.study(name)
         best = self.best_trial(handle)
         run_id = link.run_id(best)
@@ -171,6 +176,9 @@ class Workspace:
 
     def load_model(self, run_id: str) -> LoadedModel:
         """Download a run's checkpoint and rebuild the model from it alone (on the CPU)."""
+        from hpo.checkpoint import read_checkpoint
+        from hpo.lifecycle import CHECKPOINT_PATH
+
         if not run_id:
             raise CheckpointError("the best trial has no MLflow run id, so no checkpoint can be found")
         with tempfile.TemporaryDirectory(prefix="hpo-ckpt-") as tmp:
