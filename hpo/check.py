@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from hpo import link
-from hpo.lifecycle import CHECKPOINT_PATH, OUTCOMES
+from hpo.lifecycle import OUTCOMES
 from hpo.mlflow_store import MlflowStore, RunRecord
 from hpo.optuna_store import StudyHandle, TrialRow
 
@@ -113,7 +113,7 @@ def _checkpoint_findings(
         run_id = link.run_id(row)
         if run_id not in runs:
             continue
-        files = {a.rsplit("/", 1)[-1] for a in store.artifact_paths(run_id, CHECKPOINT_PATH)}
+        files = {a.rsplit("/", 1)[-1] for a in store.artifact_paths(run_id, link.CHECKPOINT_PATH)}
         if not {"model.pt", "config.json"} <= files:
             what = f"trial {row.number} is COMPLETE but its checkpoint is missing from run {run_id}"
             found.append(Finding(study.name, what, ""))

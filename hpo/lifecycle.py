@@ -26,8 +26,6 @@ from hpo.errors import TrackingError
 from hpo.mlflow_store import MLFLOW_VERSION, MlflowStore, scratch_dir
 from hpo.models import RawPixelClassifier, build_model, count_parameters
 
-CHECKPOINT_PATH = "checkpoint"  # artifact folder of a run that holds model.pt + config.json
-
 # outcome -> (Optuna trial state, MLflow run status)
 OUTCOMES: dict[str, tuple[str, str]] = {
     "completed": ("COMPLETE", "FINISHED"),
@@ -143,7 +141,7 @@ class TrackedRun:
         if result.best_state is None:
             return
         with scratch_dir() as tmp:
-            folder = Path(tmp) / CHECKPOINT_PATH
+            folder = Path(tmp) / link.CHECKPOINT_PATH
             write_checkpoint(
                 folder,
                 state_dict=result.best_state,
@@ -156,7 +154,7 @@ class TrackedRun:
                     "fingerprint": data.fingerprint,
                 },
             )
-            self.store.log_dir(self.run_id, folder, artifact_path=CHECKPOINT_PATH)
+            self.store.log_dir(self.run_id, folder, artifact_path=link.CHECKPOINT_PATH)
         if not served:
             return
         model = build_model(model_config)

@@ -25,6 +25,7 @@ WARM_START = "warm_start"  # set on trials enqueued from hpo's known-good config
 RETRY_OF = "retry_of"  # on a trial re-queued because the trial of this number lost its host
 OUTCOME = "outcome"  # lifecycle.OUTCOMES key; also a run tag
 MODEL_URI = "model_uri"  # run tag: the run's MLflow model (models:/m-...), raw pixels -> probabilities
+CHECKPOINT_PATH = "checkpoint"  # artifact folder of a run that holds model.pt + config.json
 OWNER_HOST, OWNER_PID, OWNER_TOKEN = "host", "pid", "pid_token"  # the process running it
 # Optuna study user attributes.
 PARENT_RUN_ID = "mlflow_parent_run_id"  # the study's MLflow parent run

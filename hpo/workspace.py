@@ -135,12 +135,10 @@ class Workspace:
 
     def best(self, name: str | None) -> BestInfo:
         """The best trial of a study, where its checkpoint is, and the study's lockbox records."""
-        from hpo.lifecycle import CHECKPOINT_PATH
-
         handle = self.study(name)
         best = self.best_trial(handle)
         run_id = link.run_id(best)
-        uri = f"{self.mlflow.run(run_id).artifact_uri}/{CHECKPOINT_PATH}" if run_id else ""
+        uri = f"{self.mlflow.run(run_id).artifact_uri}/{link.CHECKPOINT_PATH}" if run_id else ""
         return BestInfo(
             study=handle.name,
             trial=best,
@@ -177,13 +175,12 @@ class Workspace:
     def load_model(self, run_id: str) -> LoadedModel:
         """Download a run's checkpoint and rebuild the model from it alone (on the CPU)."""
         from hpo.checkpoint import read_checkpoint
-        from hpo.lifecycle import CHECKPOINT_PATH
 
         if not run_id:
             raise CheckpointError("the best trial has no MLflow run id, so no checkpoint can be found")
         with tempfile.TemporaryDirectory(prefix="hpo-ckpt-") as tmp:
             try:
-                folder = self.mlflow.download(run_id, CHECKPOINT_PATH, dst=Path(tmp))
+                folder = self.mlflow.download(run_id, link.CHECKPOINT_PATH, dst=Path(tmp))
             except TrackingError as exc:
                 raise CheckpointError(
                     f"the checkpoint of run {run_id} cannot be read ({exc}); was mlruns/artifacts deleted?"

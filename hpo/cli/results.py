@@ -32,7 +32,6 @@ def best(
     tracking_uri: str | None = options.TRACKING_URI,
 ) -> None:
     """Show the best trial; with --evaluate-test, score it once on the held-out test set."""
-    from hpo.lockbox import evaluate_test as evaluate
     from hpo.workspace import Workspace
 
     ws = Workspace(storage=storage, tracking_uri=tracking_uri)
@@ -40,6 +39,8 @@ def best(
     info = ws.best(study)
     console.print(render_results.best_view(info))
     if evaluate_test:
+        from hpo.lockbox import evaluate_test as evaluate  # torch: only for the test look
+
         result = evaluate(
             ws=ws,
             study=info.study,
