@@ -98,3 +98,18 @@ def test_reading_a_store_loads_only_what_it_needs(
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert shown in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
     assert "LOADED []" in done.stdout, done.stdout[-2000:]
+
+
+@pytest.mark.parametrize("args", [["--trials", "0"], ["--space", "missing.toml"], ["--sampler", "grid"]])
+def test_bad_search_input_is_refused_before_torch_loads(tmp_path: Path, args: list[str]) -> None:
+    """A mistyped `hpo search` is refused in half a second, not after three seconds of imports."""
+    probe = (
+        f"import sys, runpy; sys.argv = ['hpo', 'search', *{args!r}]\n"
+        "try:\n    runpy.run_module('hpo', run_name='__main__')\n"
+        "except SystemExit as exc:\n    print('EXIT', exc.code)\n"
+        "print('LOADED', [m for m in ('torch', 'mlflow') if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert "EXIT 2" in done.stdout and "LOADED []" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
