@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from functools import partial
 
 from hpo import link
-from hpo.lifecycle import OUTCOMES
 from hpo.mlflow_store import MlflowStore, RunRecord
 from hpo.optuna_store import StudyHandle, TrialRow
 
@@ -39,11 +38,11 @@ def _close(store: MlflowStore, run_id: str, *, tags: dict[str, object], status: 
 
 
 def expected_status(row: TrialRow) -> tuple[str, ...]:
-    """The MLflow statuses a finished trial's run may have (lifecycle.OUTCOMES)."""
+    """The MLflow statuses a finished trial's run may have (link.OUTCOMES)."""
     outcome = row.attrs.get(link.OUTCOME)
-    if outcome in OUTCOMES and OUTCOMES[outcome][0] == row.state:
-        return (OUTCOMES[outcome][1],)
-    return tuple(dict.fromkeys(status for state, status in OUTCOMES.values() if state == row.state))
+    if outcome in link.OUTCOMES and link.OUTCOMES[outcome][0] == row.state:
+        return (link.OUTCOMES[outcome][1],)
+    return tuple(dict.fromkeys(status for state, status in link.OUTCOMES.values() if state == row.state))
 
 
 def _runs_of(

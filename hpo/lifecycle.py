@@ -3,7 +3,7 @@ log params, fit with each epoch's metrics logged, upload the best epoch's checkp
 run with the status its outcome maps to. `hpo train` (`train_one`), every search trial
 (`hpo.trial`) and the bookkeeping benchmark go through `TrackedRun`.
 
-The outcome of a run decides both stores' records through one table, `OUTCOMES`."""
+The outcome of a run decides both stores' records through one table, `link.OUTCOMES`."""
 
 from __future__ import annotations
 
@@ -27,13 +27,6 @@ from hpo.mlflow_store import MLFLOW_VERSION, MlflowStore, scratch_dir
 from hpo.models import RawPixelClassifier, build_model, count_parameters
 
 # outcome -> (Optuna trial state, MLflow run status)
-OUTCOMES: dict[str, tuple[str, str]] = {
-    "completed": ("COMPLETE", "FINISHED"),
-    "pruned": ("PRUNED", "KILLED"),  # the pruner stopped it: a result, cut short
-    "diverged": ("PRUNED", "FAILED"),  # non-finite loss: pruned so the sampler learns to avoid it
-    "interrupted": ("FAIL", "KILLED"),  # Ctrl-C or SIGTERM: re-run on resume
-    "failed": ("FAIL", "FAILED"),  # an error, e.g. out of memory
-}
 _FIT_OUTCOMES = {"completed": "completed", "stopped": "pruned", "diverged": "diverged"}
 
 
@@ -165,10 +158,10 @@ class TrackedRun:
         log_served_model(self.store, self.run_id, model=model, normalization=norm, example=example)
 
     def end(self, outcome: str, *, tags: Mapping[str, object] | None = None) -> None:
-        """Tag the outcome (and `tags`), then close the run with the status OUTCOMES gives. The run
+        """Tag the outcome (and `tags`), then close the run with the status link.OUTCOMES gives. The run
         is closed even when the tags cannot be written (the error is raised after), so a failed
         tag write never leaves it RUNNING."""
-        status = OUTCOMES[outcome][1]
+        status = link.OUTCOMES[outcome][1]
         self.ended = outcome
         try:
             self.store.set_tags(self.run_id, {"outcome": outcome, **(tags or {})})

@@ -13,6 +13,15 @@ from typing import Any, Protocol
 from hpo import __version__
 from hpo.config import DataConfig
 
+# A run's outcome -> (its Optuna trial state, its MLflow run status): one table decides both.
+OUTCOMES: dict[str, tuple[str, str]] = {
+    "completed": ("COMPLETE", "FINISHED"),
+    "pruned": ("PRUNED", "KILLED"),  # the pruner stopped it: a result, cut short
+    "diverged": ("PRUNED", "FAILED"),  # non-finite loss: pruned so the sampler learns to avoid it
+    "interrupted": ("FAIL", "KILLED"),  # Ctrl-C or SIGTERM: re-run on resume
+    "failed": ("FAIL", "FAILED"),  # an error, e.g. out of memory
+}
+
 # Optuna trial user attributes.
 RUN_ID = "mlflow_run_id"  # the trial's MLflow child run
 FAIL_REASON = "fail_reason"  # why a trial failed or was pruned early (diverged); also a run tag
@@ -23,7 +32,7 @@ EPOCHS_RUN = "epochs_run"
 SEED = "seed"  # the trial's own seed (weights, dropout, augmentation, batch order)
 WARM_START = "warm_start"  # set on trials enqueued from hpo's known-good configurations
 RETRY_OF = "retry_of"  # on a trial re-queued because the trial of this number lost its host
-OUTCOME = "outcome"  # lifecycle.OUTCOMES key; also a run tag
+OUTCOME = "outcome"  # an OUTCOMES key; also a run tag
 MODEL_URI = "model_uri"  # run tag: the run's MLflow model (models:/m-...), raw pixels -> probabilities
 CHECKPOINT_PATH = "checkpoint"  # artifact folder of a run that holds model.pt + config.json
 OWNER_HOST, OWNER_PID, OWNER_TOKEN = "host", "pid", "pid_token"  # the process running it

@@ -19,7 +19,7 @@ from hpo.config import NUM_CLASSES, DataConfig, SearchConfig, TrainConfig, as_pa
 from hpo.data import TrainValData
 from hpo.engine import EpochMetrics, FitResult
 from hpo.errors import HpoError
-from hpo.lifecycle import OUTCOMES, TrackedRun, outcome_of
+from hpo.lifecycle import TrackedRun, outcome_of
 from hpo.mlflow_store import NOTE, MlflowStore
 from hpo.models import build_model, count_parameters
 from hpo.optuna_store import Counts, StudyHandle, TrialHandle, TrialRow
@@ -58,7 +58,7 @@ class TrialContext:
 
 @dataclass(frozen=True)
 class _Trained:
-    outcome: str  # a lifecycle.OUTCOMES key
+    outcome: str  # a link.OUTCOMES key
     value: float  # best validation accuracy
     epoch: int  # the last epoch run
     best_epoch: int
@@ -129,7 +129,7 @@ def _open_run(ctx: TrialContext, trial: TrialHandle) -> TrackedRun:
 
 def _finish_trained(trial: TrialHandle, run: TrackedRun, done: _Trained) -> None:
     reason = str(trial.attr(link.FAIL_REASON) or "")
-    state = OUTCOMES[done.outcome][0]
+    state = link.OUTCOMES[done.outcome][0]
     note = f"{state} {100 * done.value:.2f}% (best epoch {done.best_epoch} of {done.epoch})"
     note += f" · {done.description}" + (f" · {reason}" if reason else "")
     tags = {link.BEST_EPOCH: done.best_epoch, NOTE: note}  # the run's description in the UI
@@ -235,7 +235,7 @@ def _finish(
     tags: dict[str, object] | None = None,
 ) -> None:
     """Record a trial's end in MLflow first, then in Optuna, with SIGINT/SIGTERM deferred."""
-    state = OUTCOMES[outcome][0]
+    state = link.OUTCOMES[outcome][0]
     with deferred():  # a Ctrl-C here lands after the record is whole, and is not lost
         run_tags: dict[str, object] = {**(tags or {}), link.STATE: state}
         if reason:

@@ -81,14 +81,15 @@ def test_each_third_party_dependency_lives_in_one_home(package: str, home: str) 
         ("studies", "Studies", "torch mlflow"),
         ("trials", "Trials of 's'", "torch mlflow"),
         ("best", "best trial", "torch"),
+        ("check", "both stores agree", "torch"),
     ],
 )
 def test_reading_a_store_loads_only_what_it_needs(
     searched: Path, command: str, shown: str, unused: str
 ) -> None:
-    """`hpo studies` and `hpo trials` read only the study store, and `hpo best` (without
-    --evaluate-test) the two stores: without torch and MLflow the first two answer in about a
-    second instead of four, and `hpo best` in under three."""
+    """`hpo studies` and `hpo trials` read only the study store, `hpo best` (without
+    --evaluate-test) and `hpo check` the two stores: without torch and MLflow the first two answer
+    in about a second instead of four, and without torch the other two in under three."""
     probe = (
         f"import sys, runpy; sys.argv = ['hpo', '{command}']\n"
         "try:\n    runpy.run_module('hpo', run_name='__main__')\n"

@@ -10,7 +10,7 @@ import pytest
 
 from hpo import link
 from hpo.errors import StudyError
-from hpo.lifecycle import OUTCOMES
+from hpo.link import OUTCOMES
 from hpo.mlflow_store import MlflowStore
 from hpo.optuna_store import load_study, open_storage
 from tests.conftest import VAL_SIZE

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hpo import link
-from hpo.lifecycle import OUTCOMES
+from hpo.link import OUTCOMES
 from hpo.mlflow_store import MlflowStore
 from hpo.optuna_store import load_study, open_storage
 from tests.conftest import env_for_subprocess
