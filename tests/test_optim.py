@@ -123,6 +123,9 @@ def test_parameters_without_a_gradient_are_left_alone() -> None:
     used(torch.ones(1, 3)).sum().backward()
     opt.step()
     assert torch.equal(unused.weight, before) and opt.state[2] == []
+    opt.zero_grad()
+    opt.step()  # no gradient at all (nothing trained since): nothing to do, and no error
+    assert torch.equal(unused.weight, before)
 
 
 def test_a_training_step_does_not_import_dynamo() -> None:
