@@ -26,7 +26,7 @@ from hpo.errors import TrackingError
 from hpo.mlflow_store import MLFLOW_VERSION, MlflowStore, scratch_dir
 from hpo.models import RawPixelClassifier, build_model, count_parameters
 
-# outcome -> (Optuna trial state, MLflow run status)
+# fit's outcome -> the run's outcome (a link.OUTCOMES key)
 _FIT_OUTCOMES = {"completed": "completed", "stopped": "pruned", "diverged": "diverged"}
 
 
