@@ -3,6 +3,7 @@ environment variable, logger level, warnings filter or matplotlib backend."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -75,42 +76,44 @@ def test_each_third_party_dependency_lives_in_one_home(package: str, home: str) 
     assert importers and all(name.startswith(home) for name in importers), importers
 
 
+def run_hpo(argv: list[str], *, cwd: Path) -> tuple[str, int, list[str]]:
+    """`hpo ARGV` in a fresh interpreter: (its output and error, exit code, modules it loaded of
+    torch and mlflow)."""
+    probe = (
+        f"import sys, runpy; sys.argv = ['hpo', *{argv!r}]\n"
+        "code = 0\ntry:\n    runpy.run_module('hpo', run_name='__main__')\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        "print('PROBE', code, [m for m in ('torch', 'mlflow') if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=cwd)
+    head, _, tail = done.stdout.rpartition("PROBE ")
+    assert tail, done.stdout[-2000:] + done.stderr[-2000:]
+    code, loaded = tail.split(" ", 1)
+    return head + done.stderr, int(code), ast.literal_eval(loaded)
+
+
 @pytest.mark.parametrize(
     ("command", "shown", "unused"),
     [
-        ("studies", "Studies", "torch mlflow"),
-        ("trials", "Trials of 's'", "torch mlflow"),
-        ("best", "best trial", "torch"),
-        ("check", "both stores agree", "torch"),
+        ("studies", "Studies", {"torch", "mlflow"}),
+        ("trials", "Trials of 's'", {"torch", "mlflow"}),
+        ("best", "best trial", {"torch"}),
+        ("check", "both stores agree", {"torch"}),
     ],
 )
 def test_reading_a_store_loads_only_what_it_needs(
-    searched: Path, command: str, shown: str, unused: str
+    searched: Path, command: str, shown: str, unused: set[str]
 ) -> None:
     """`hpo studies` and `hpo trials` read only the study store, `hpo best` (without
     --evaluate-test) and `hpo check` the two stores: without torch and MLflow the first two answer
     in about a second instead of four, and without torch the other two in under three."""
-    probe = (
-        f"import sys, runpy; sys.argv = ['hpo', '{command}']\n"
-        "try:\n    runpy.run_module('hpo', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        f"print('LOADED', [m for m in {unused.split()!r} if m in sys.modules])"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
-    assert shown in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "LOADED []" in done.stdout, done.stdout[-2000:]
+    out, code, loaded = run_hpo([command], cwd=Path.cwd())
+    assert code == 0 and shown in out, out[-2000:]
+    assert not unused & set(loaded), loaded
 
 
 @pytest.mark.parametrize("args", [["--trials", "0"], ["--space", "missing.toml"], ["--sampler", "grid"]])
 def test_bad_search_input_is_refused_before_torch_loads(tmp_path: Path, args: list[str]) -> None:
     """A mistyped `hpo search` is refused in half a second, not after three seconds of imports."""
-    probe = (
-        f"import sys, runpy; sys.argv = ['hpo', 'search', *{args!r}]\n"
-        "try:\n    runpy.run_module('hpo', run_name='__main__')\n"
-        "except SystemExit as exc:\n    print('EXIT', exc.code)\n"
-        "print('LOADED', [m for m in ('torch', 'mlflow') if m in sys.modules])"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path
-    )
-    assert "EXIT 2" in done.stdout and "LOADED []" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    out, code, loaded = run_hpo(["search", *args], cwd=tmp_path)
+    assert code == 2 and "error:" in out and loaded == [], out[-2000:]
