@@ -4,7 +4,8 @@ fresh process, the trees alternating, `--rounds` times; each run prints the medi
 one-epoch `fit` calls (MNIST, evaluation included) in seconds and in microseconds per step.
 
     python benchmarks/bench_step.py --data-dir ../shared/datasets --against /tmp/old \\
-        [--hidden 300,100] [--batches 8 64 1024] [--optimizers sgd adam] [--threads 0] [--device cpu]
+        [--model mlp|cnn] [--hidden 300,100] [--batches 8 64 1024] [--optimizers sgd adam] \\
+        [--threads 0] [--device cpu]
 
 `--hidden 16,16 --batches 16 --threads 1` is the overhead probe: with next to no arithmetic, the
 time per step is the Python and dispatch a step costs, which a GPU pays before any kernel runs."""
@@ -26,7 +27,7 @@ from hpo.config import DataConfig, ModelConfig, OptimConfig
 from hpo.data import load_train_val
 from hpo.engine import fit, resolve_device
 from hpo.models import build_model
-data_dir, device, hidden, opt, batch, repeats, threads = sys.argv[1:8]
+data_dir, device, hidden, opt, batch, repeats, threads, family = sys.argv[1:9]
 if int(threads):
     torch.set_num_threads(int(threads))
 dev = resolve_device(device)
@@ -34,7 +35,11 @@ data = load_train_val(DataConfig(data_dir=data_dir, val_size=10_000), device=dev
 times = []
 for _ in range(int(repeats)):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(family="mlp", hidden=tuple(int(h) for h in hidden.split(",")))).to(dev)
+    if family == "cnn":  # seed 001's: conv 1->10 5x5, pool, conv 10->20 5x5, pool, fc 320->10
+        cfg = ModelConfig(family="cnn", channels=(10, 20), kernel_size=5, padding="valid", fc_width=0)
+    else:
+        cfg = ModelConfig(family="mlp", hidden=tuple(int(h) for h in hidden.split(",")))
+    model = build_model(cfg).to(dev)
     lr = 0.01 if opt == "sgd" else 1e-3
     result = fit(model=model, data=data, optim=OptimConfig(optimizer=opt, lr=lr), epochs=1,
                  batch_size=int(batch), seed=0)
@@ -48,7 +53,7 @@ def measure(tree: Path, *, args: argparse.Namespace, opt: str, batch: int) -> tu
     """(epoch seconds, microseconds per step) of `tree`'s engine, in a fresh process."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     argv = [sys.executable, "-c", PROBE, str(Path(args.data_dir).resolve()), args.device, args.hidden, opt,
-            str(batch), str(args.repeats), str(args.threads)]  # fmt: skip
+            str(batch), str(args.repeats), str(args.threads), args.model]  # fmt: skip
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True, cwd=tree)
     seconds, per_step = done.stdout.split()[-2:]
     return float(seconds), float(per_step)
@@ -59,6 +64,7 @@ def main() -> None:
     p.add_argument("--data-dir", default="../shared/datasets")
     p.add_argument("--against", type=Path, help="another tree's root (e.g. a git worktree)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--model", choices=["mlp", "cnn"], default="mlp", help="cnn: seed 001's CNN")
     p.add_argument("--hidden", default="300,100", help="MLP hidden widths")
     p.add_argument("--batches", type=int, nargs="+", default=[8, 64, 1024])
     p.add_argument("--optimizers", nargs="+", default=["sgd", "adam"])
@@ -68,7 +74,8 @@ def main() -> None:
     args = p.parse_args()
     trees = {"this": HERE} | ({"against": args.against.resolve()} if args.against else {})
     threads = args.threads or "default"
-    print(f"MLP 784-{args.hidden.replace(',', '-')}-10, device {args.device}, threads {threads}")
+    what = "seed 001's CNN" if args.model == "cnn" else f"MLP 784-{args.hidden.replace(',', '-')}-10"
+    print(f"{what}, device {args.device}, threads {threads}")
     print(f"{'tree':<8} {'optim':<6} {'batch':>5}  epoch s (per round)        us/step (per round)")
     for opt in args.optimizers:
         for batch in args.batches:
