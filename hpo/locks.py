@@ -6,7 +6,7 @@ lock on the server (processes of every host); other databases get none."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from hpo import sqlite
@@ -41,7 +41,7 @@ def url_lock(url: str) -> Iterator[None]:
 
     engine = create_engine(url, poolclass=NullPool)  # one connection, closed after
     try:
-        with _advisory(engine, key=_SCHEMA_KEY, retry_on=_first_contact()):
+        with _advisory(engine, key=_SCHEMA_KEY, first_contact=True):
             yield
     finally:
         engine.dispose()
@@ -55,36 +55,20 @@ _RESTARTING = tuple(
 )
 
 
-def restarting(exc: BaseException) -> bool:
+def _restarting(exc: BaseException) -> bool:
     """The server said it is starting up, shutting down or recovering: it exists and comes back."""
     orig = getattr(exc, "orig", None) or exc
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     return code == "57P03" or any(sign in str(exc) for sign in _RESTARTING)
 
 
-def _first_contact() -> Callable[[Exception], bool]:
-    """Retry policy of a first connection: a refused one fails at once (a wrong host or port is
-    more often the cause than a restart, and the user should hear so now), unless the server has
-    said it is restarting: from then on the restart is waited out like any other."""
-    from sqlalchemy import exc as sa
-
-    seen = False
-
-    def retry(exc: Exception) -> bool:
-        nonlocal seen
-        seen = seen or restarting(exc)
-        return seen and isinstance(exc, (sa.OperationalError, sa.InterfaceError))
-
-    return retry
-
-
 @contextlib.contextmanager
-def _advisory(
-    engine: Any, *, key: int, wait_s: float = 120.0, retry_on: Callable[[Exception], bool] | None = None
-) -> Iterator[None]:
+def _advisory(engine: Any, *, key: int, wait_s: float = 120.0, first_contact: bool = False) -> Iterator[None]:
     """PostgreSQL's session-level advisory lock `key` on a connection of its own, held for the
     block. Taking it waits out a database restart (up to `wait_s` seconds), whether the restart
-    hits the connect or the lock statement; `retry_on` narrows what counts as one."""
+    hits the connect or the lock statement. On `first_contact`, a refused connection fails at
+    once (a wrong host or port is more often the cause, and the user should hear so now) unless
+    the server has said it is restarting: from then on the restart is waited out like any other."""
     from sqlalchemy import exc, text
 
     def attempt() -> Any:
@@ -97,9 +81,14 @@ def _advisory(
             raise
         return conn
 
-    lost = (exc.OperationalError, exc.InterfaceError)
-    retry_on = retry_on or (lambda e: isinstance(e, lost))
-    conn = with_backoff(attempt, retry_on=retry_on, wait_s=wait_s)
+    restart_seen = not first_contact
+
+    def retry(error: Exception) -> bool:
+        nonlocal restart_seen
+        restart_seen = restart_seen or _restarting(error)
+        return restart_seen and isinstance(error, (exc.OperationalError, exc.InterfaceError))
+
+    conn = with_backoff(attempt, retry_on=retry, wait_s=wait_s)
     try:
         yield
     finally:
