@@ -133,7 +133,7 @@ def _two_looks(data_dir: Path, *, storage: str) -> None:
     processes would read "no look yet" and both would evaluate."""
     driver = [sys.executable, str(Path(__file__).with_name("fault_driver.py")), "slow-claim"]
     command = [*driver, "best", "--evaluate-test", "--data-dir", str(data_dir), "--device", "cpu"]
-    command += ["--storage", storage]
+    command += ["--storage", storage, "--study", "s"]  # a shared server store may hold other tests' studies
     procs = [
         subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for_subprocess()
