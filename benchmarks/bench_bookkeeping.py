@@ -21,16 +21,16 @@ import uuid
 
 import torch
 
-from hpo import link
 from hpo.config import DataConfig, ModelConfig, TrainConfig, as_params
-from hpo.data import load_train_val
-from hpo.engine import EpochMetrics, FitResult
-from hpo.lifecycle import TrackedRun
-from hpo.mlflow_store import MlflowStore
-from hpo.models import build_model
-from hpo.optuna_store import create_or_resume, make_pruner, make_sampler, open_storage
-from hpo.runtime import configure
-from hpo.space import DEFAULT_SPACE, restrict_family, sample
+from hpo.core.data import load_train_val
+from hpo.core.engine import EpochMetrics, FitResult
+from hpo.core.models import build_model
+from hpo.search.space import DEFAULT_SPACE, restrict_family, sample
+from hpo.stores import link
+from hpo.stores.mlflow import MlflowStore
+from hpo.stores.optuna import create_or_resume, make_pruner, make_sampler, open_storage
+from hpo.stores.runs import TrackedRun
+from hpo.stores.runtime import configure
 
 MLP = ModelConfig(family="mlp", hidden=(300, 100))
 

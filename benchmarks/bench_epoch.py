@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from bench_bookkeeping import bookkeeping_seconds  # beside this script
 
 from hpo.config import DataConfig, ModelConfig, OptimConfig
-from hpo.data import load_train_val, split_indices
-from hpo.engine import fit, resolve_device, seed_everything
-from hpo.models import build_model
+from hpo.core.data import load_train_val, split_indices
+from hpo.core.engine import fit, resolve_device, seed_everything
+from hpo.core.models import build_model
 
 MLP = ModelConfig(family="mlp", hidden=(300, 100))
 SEED_001_CNN = ModelConfig(family="cnn", channels=(10, 20), kernel_size=5, padding="valid", fc_width=0)
@@ -125,7 +125,7 @@ ROW = "{:<5} {:>5} {:>16} {:>14} {:>8} {:>13}"
 
 
 def main() -> None:
-    from hpo.runtime import configure
+    from hpo.stores.runtime import configure
 
     configure()
     device = resolve_device(ARGS.device)

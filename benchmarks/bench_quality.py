@@ -19,10 +19,10 @@ import torch
 
 from hpo.cli.render import config_text
 from hpo.config import DataConfig, SearchConfig
-from hpo.lockbox import evaluate_test
-from hpo.runtime import configure
-from hpo.session import run_search
-from hpo.workspace import Workspace
+from hpo.results.lockbox import evaluate_test
+from hpo.search.session import run_search
+from hpo.stores.runtime import configure
+from hpo.stores.workspace import Workspace
 
 HEADER = """# Search quality
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from hpo.data import split_indices
+from hpo.core.data import split_indices
 
 SPACE = """# one fixed configuration: every trial trains the same thing, only its seed differs
 family = "mlp"
@@ -103,7 +103,7 @@ def hpo_way(*, data_dir: str, trials: int, epochs: int) -> tuple[float, list[flo
     start = time.perf_counter()
     subprocess.run(argv, check=True, capture_output=True)
     seconds = time.perf_counter() - start
-    from hpo.optuna_store import load_study, open_storage
+    from hpo.stores.optuna import load_study, open_storage
 
     study = load_study(open_storage("sqlite:///studies/hpo.db"), "bench")
     return seconds, [r.value for r in study.rows(states=("COMPLETE",)) if r.value is not None]

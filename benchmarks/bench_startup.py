@@ -25,7 +25,7 @@ SPACE = 'family = "mlp"\nmlp_layers = 1\nmlp_width = 64\nbatch_size = 512\n'
 
 def trial_moments(folder: Path, *, skip: int) -> tuple[float, float]:
     """Epoch seconds at which the study's (skip+1)-th trial run started, and its first batch."""
-    from hpo.mlflow_store import MlflowStore
+    from hpo.stores.mlflow import MlflowStore
 
     tracking = f"sqlite:///{(folder / 'mlruns' / 'mlflow.db').resolve()}"
     store = MlflowStore(uri=tracking)
@@ -50,7 +50,7 @@ def launch(folder: Path, *, data_dir: str, trials: int) -> tuple[float, float]:
 
 def import_seconds() -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import hpo.cli.search, hpo.session"], check=True)
+    subprocess.run([sys.executable, "-c", "import hpo.cli.search, hpo.search.session"], check=True)
     return time.perf_counter() - start
 
 

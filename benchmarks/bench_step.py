@@ -24,9 +24,9 @@ HERE = Path(__file__).resolve().parent.parent  # this tree's root
 PROBE = """
 import math, statistics, sys, torch
 from hpo.config import DataConfig, ModelConfig, OptimConfig
-from hpo.data import load_train_val
-from hpo.engine import fit, resolve_device
-from hpo.models import build_model
+from hpo.core.data import load_train_val
+from hpo.core.engine import fit, resolve_device
+from hpo.core.models import build_model
 data_dir, device, hidden, opt, batch, repeats, threads, family = sys.argv[1:9]
 if int(threads):
     torch.set_num_threads(int(threads))

@@ -24,7 +24,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """What the CLI root does once per process (tests call the library directly too)."""
-    from hpo.runtime import configure
+    from hpo.stores.runtime import configure
 
     configure()
 
@@ -97,7 +97,7 @@ def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MLflow SQLite store created once (creating one runs ~3 s of migrations)."""
     import sqlite3
 
-    from hpo.mlflow_store import MlflowStore
+    from hpo.stores.mlflow import MlflowStore
 
     folder = tmp_path_factory.mktemp("mlflow-template")
     MlflowStore(uri=f"sqlite:///{folder}/mlflow.db", artifact_root=str(folder / "artifacts"))

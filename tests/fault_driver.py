@@ -33,18 +33,18 @@ def _signal_during(owner: Any, name: str, sig: int, *, on_call: int = 1) -> None
 
 def main() -> None:
     fault, args = sys.argv[1], sys.argv[2:]
-    import hpo.engine
-    from hpo.mlflow_store import MlflowStore
+    import hpo.core.engine
+    from hpo.stores.mlflow import MlflowStore
 
     if fault in ("sigint-in-validation", "sigterm-in-validation"):
         sig = signal.SIGINT if fault.startswith("sigint") else signal.SIGTERM
-        _signal_during(hpo.engine, "evaluate", sig, on_call=2)  # epoch 2's validation pass
+        _signal_during(hpo.core.engine, "evaluate", sig, on_call=2)  # epoch 2's validation pass
     elif fault == "sigint-in-upload":
         _signal_during(MlflowStore, "log_dir", signal.SIGINT)
     elif fault == "sigkill-in-upload":
         _signal_during(MlflowStore, "log_dir", signal.SIGKILL)
     elif fault == "sigkill-before-tell":
-        from hpo.optuna_store import TrialHandle
+        from hpo.stores.optuna import TrialHandle
 
         def killed(*_args: object, **_kwargs: object) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -53,8 +53,8 @@ def main() -> None:
     elif fault == "slow-claim":
         import time
 
-        from hpo import link
-        from hpo.optuna_store import StudyHandle
+        from hpo.stores import link
+        from hpo.stores.optuna import StudyHandle
 
         real_set_attr = StudyHandle.set_attr
 
@@ -67,13 +67,13 @@ def main() -> None:
     elif fault == "slow-epochs":
         import time
 
-        real_evaluate = hpo.engine.evaluate
+        real_evaluate = hpo.core.engine.evaluate
 
         def slow_evaluate(*args: Any, **kwargs: Any) -> Any:
             time.sleep(0.7)
             return real_evaluate(*args, **kwargs)
 
-        hpo.engine.evaluate = slow_evaluate
+        hpo.core.engine.evaluate = slow_evaluate
     else:
         raise SystemExit(f"unknown fault {fault}")
     from hpo.cli import app

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from hpo.cli import app
 from hpo.config import DataConfig, SearchConfig
-from hpo.session import SearchOutcome, run_search
-from hpo.space import Space, restrict_family
-from hpo.space_file import parse_space
+from hpo.search.session import SearchOutcome, run_search
+from hpo.search.space import Space, restrict_family
+from hpo.search.space_file import parse_space
 from tests.conftest import VAL_SIZE
 
 runner = CliRunner()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hpo.augment import SHIFT_PX, augment_batch
+from hpo.core.augment import SHIFT_PX, augment_batch
 
 BACKGROUND = -0.42  # a normalized black pixel
 

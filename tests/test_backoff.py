@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from hpo.backoff import with_backoff
+from hpo.stores.backoff import with_backoff
 
 
 class Flaky:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hpo import link
-from hpo.mlflow_store import MlflowStore
+from hpo.stores import link
+from hpo.stores.mlflow import MlflowStore
 from tests.conftest import VAL_SIZE
 from tests.helpers import assert_one_line_error, hpo
 

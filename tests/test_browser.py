@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hpo.optuna_store import load_study, open_storage
-from hpo.ui import start_server, stop_server, wait_until_up
+from hpo.results.browsers import start_server, stop_server, wait_until_up
+from hpo.stores.optuna import load_study, open_storage
 from tests.helpers import PYTHON_HPO, free_port, hpo, search
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

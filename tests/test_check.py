@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hpo import link
-from hpo.mlflow_store import MlflowStore
-from hpo.optuna_store import load_study, open_storage
+from hpo.stores import link
+from hpo.stores.mlflow import MlflowStore
+from hpo.stores.optuna import load_study, open_storage
 from tests.helpers import hpo, search
 
 STORE = "sqlite:///studies/hpo.db"
@@ -89,7 +89,7 @@ def test_a_failed_tag_write_never_leaves_a_run_running(
 def test_a_run_whose_trial_died_before_recording_its_id_is_closed(searched: Path) -> None:
     """SIGKILL between creating a trial's MLflow run and recording its id on the trial: the run is
     found by the trial number it is tagged with, and closed with its failed trial."""
-    from hpo.check import reconcile_statuses
+    from hpo.stores.check import reconcile_statuses
 
     study = load_study(open_storage(STORE), "s")
     trial = study.claim(target=99, attrs={}, sampler="random", seed=0)

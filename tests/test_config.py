@@ -8,7 +8,7 @@ import typer.main
 
 from hpo.cli import app
 from hpo.config import SPELLINGS, DataConfig, ModelConfig, OptimConfig, TrainConfig, as_params
-from hpo.space import DEFAULT_SPACE
+from hpo.search.space import DEFAULT_SPACE
 
 
 def train_flags() -> set[str]:

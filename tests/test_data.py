@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hpo.config import DataConfig
-from hpo.data import load_test, load_train_val, split_indices
+from hpo.core.data import load_test, load_train_val, split_indices
 from hpo.errors import ConfigError, DataError
 from tests.conftest import TEST_IMAGES, TRAIN_IMAGES, VAL_SIZE
 
@@ -108,7 +108,8 @@ def test_damaged_idx_headers_are_clear_errors(
 def test_files_on_disk_load_without_importing_torchvision(synthetic_root: Path) -> None:
     """torchvision (about 2 s of import) is only for downloads: start-up does not pay for it."""
     code = (
-        "import sys; from hpo.config import DataConfig; from hpo.data import load_train_val; import torch; "
+        "import sys; from hpo.config import DataConfig; from hpo.core.data import load_train_val; "
+        "import torch; "
         f"d = load_train_val(DataConfig(data_dir={str(synthetic_root)!r}, val_size={VAL_SIZE}), "
         "device=torch.device('cpu')); print(len(d.train), 'torchvision' in sys.modules)"
     )

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from hpo import link
-from hpo.optuna_store import create_or_resume, load_study, make_pruner, make_sampler, open_storage
-from hpo.ui import start_server, stop_server, wait_until_up
+from hpo.results.browsers import start_server, stop_server, wait_until_up
+from hpo.stores import link
+from hpo.stores.optuna import create_or_resume, load_study, make_pruner, make_sampler, open_storage
 from tests.conftest import VAL_SIZE, env_for_subprocess
 from tests.helpers import PYTHON_HPO, free_port
 from tests.pg import Cluster, server_binaries

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from hpo.config import OPTIMIZERS, SCHEDULES, DataConfig, ModelConfig, OptimConfig
-from hpo.data import load_train_val
-from hpo.engine import EpochMetrics, check_precision, evaluate, fit, resolve_device
+from hpo.core.data import load_train_val
+from hpo.core.engine import EpochMetrics, check_precision, evaluate, fit, resolve_device
+from hpo.core.models import build_model
 from hpo.errors import ConfigError, DeviceError
-from hpo.models import build_model
 from tests.conftest import VAL_SIZE
 
 

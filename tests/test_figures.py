@@ -10,7 +10,7 @@ STORE = "sqlite:///studies/hpo.db"
 def test_parallel_axes_say_what_their_positions_mean() -> None:
     from types import SimpleNamespace
 
-    from hpo.figures import _axis
+    from hpo.results.figures import _axis
 
     rows = [
         SimpleNamespace(params={"opt": o, "lr": lr})

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from hpo.errors import DataError
-from hpo.images import dataset_style, read_image
+from hpo.results.images import dataset_style, read_image
 
 
 def seven(size: int = 200) -> np.ndarray:

@@ -27,7 +27,7 @@ PROBE = textwrap.dedent(
                   if isinstance(l, logging.Logger) and l.level}
         return (dict(os.environ), levels, logging.getLogger().level, list(warnings.filters),
                 matplotlib.rcParams._get_backend_or_none(), sqlalchemy.event.contains(
-                    sqlalchemy.engine.Engine, "connect", __import__("hpo.sqlite").sqlite._configure))
+                    sqlalchemy.engine.Engine, "connect", __import__("hpo.stores.sqlite").stores.sqlite._configure))
 
     before = snapshot()
     import hpo
@@ -52,7 +52,7 @@ def test_importing_every_module_changes_nothing() -> None:
 
 
 def test_configure_is_what_sets_them() -> None:
-    probe = "import logging, os; from hpo.runtime import configure; configure(); import optuna; "
+    probe = "import logging, os; from hpo.stores.runtime import configure; configure(); import optuna; "
     probe += "print(os.environ['MLFLOW_LOGGING_LEVEL'], optuna.logging.get_verbosity() == logging.WARNING)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["WARNING", "True"], done.stderr[-2000:]
@@ -61,10 +61,10 @@ def test_configure_is_what_sets_them() -> None:
 @pytest.mark.parametrize(
     ("package", "home"),
     [
-        ("optuna", "optuna_store/"),
-        ("mlflow", "mlflow_store.py"),
-        ("sklearn", "baselines.py"),
-        ("matplotlib", "figures.py"),
+        ("optuna", "stores/optuna/"),
+        ("mlflow", "stores/mlflow.py"),
+        ("sklearn", "results/baselines.py"),
+        ("matplotlib", "results/figures.py"),
         ("typer", "cli/"),
         ("rich", "cli/"),
     ],

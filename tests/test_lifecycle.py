@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hpo.mlflow_store import MlflowStore
+from hpo.stores.mlflow import MlflowStore
 from tests.conftest import VAL_SIZE
 from tests.helpers import hpo
 
@@ -35,10 +35,10 @@ def test_train_logs_run_with_metrics_and_rebuildable_checkpoint(
     assert code == 0, out + err
     assert "Best validation accuracy" in out and "MLflow run" in out and f", {precision};" in out
 
-    from hpo.checkpoint import read_checkpoint
     from hpo.config import DataConfig
-    from hpo.data import load_train_val
-    from hpo.engine import evaluate, resolve_device
+    from hpo.core.checkpoint import read_checkpoint
+    from hpo.core.data import load_train_val
+    from hpo.core.engine import evaluate, resolve_device
 
     store = MlflowStore()
     (run,) = store.runs(store.experiment("train"))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from hpo import link
-from hpo.mlflow_store import MlflowStore
-from hpo.optuna_store import load_study, open_storage
+from hpo.stores import link
+from hpo.stores.mlflow import MlflowStore
+from hpo.stores.optuna import load_study, open_storage
 from tests.conftest import VAL_SIZE, env_for_subprocess
 from tests.helpers import assert_one_line_error, hpo, search
 
@@ -155,8 +155,8 @@ def test_claim_of_a_dead_process_is_void_and_failures_record_nothing(
 ) -> None:
     import os
 
-    from hpo import lockbox
-    from hpo.recovery import host_id
+    from hpo.results import lockbox
+    from hpo.search.recovery import host_id
 
     dead = subprocess.run(["true"], check=True)
     del dead
@@ -209,7 +209,7 @@ def test_nothing_but_the_lockbox_reads_the_test_split(
 ) -> None:
     """search, train, reproduce, baselines and every read-only command run with the test split's
     reader made to fail; only --evaluate-test needs it."""
-    from hpo import data as hpo_data
+    from hpo.core import data as hpo_data
 
     real_read = hpo_data._read
 

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from hpo.config import ACTIVATIONS, ModelConfig, parse_int_list
+from hpo.core.models import _ACTIVATIONS, build_model, count_parameters
 from hpo.errors import ConfigError
-from hpo.models import _ACTIVATIONS, build_model, count_parameters
 
 X = torch.randn(4, 1, 28, 28)
 

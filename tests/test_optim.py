@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from hpo.config import OptimConfig
-from hpo.optim import Optimizer, Schedule
+from hpo.core.optim import Optimizer, Schedule
 
 CASES = [
     OptimConfig(optimizer="sgd", lr=0.1, momentum=0.0),
@@ -133,7 +133,7 @@ def test_a_training_step_does_not_import_dynamo() -> None:
         """
         import sys, torch
         from hpo.config import OptimConfig
-        from hpo.optim import Optimizer, Schedule
+        from hpo.core.optim import Optimizer, Schedule
         for kind in ("sgd", "adam", "adamw", "rmsprop"):
             net = torch.nn.Linear(4, 2)
             cfg = OptimConfig(optimizer=kind, schedule="onecycle")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hpo import link
-from hpo.mlflow_store import EXPERIMENT_KIND, MODEL_TRAINING, NOTE, MlflowStore
-from hpo.optuna_store import load_study, open_storage
-from hpo.parent_run import BEST
+from hpo.search.parent_run import BEST
+from hpo.stores import link
+from hpo.stores.mlflow import EXPERIMENT_KIND, MODEL_TRAINING, NOTE, MlflowStore
+from hpo.stores.optuna import load_study, open_storage
 from tests.helpers import hpo, search
 
 

@@ -38,7 +38,7 @@ def test_train_mlp_on_real_mnist_reaches_97(workdir: Path, real_data: Path, devi
         "-q",
     )
     assert code == 0, out + err
-    from hpo.mlflow_store import MlflowStore
+    from hpo.stores.mlflow import MlflowStore
 
     store = MlflowStore()
     (run,) = store.runs(store.experiment("train"))
@@ -101,9 +101,9 @@ def test_engine_matches_seeds_dataloader_accuracy(real_data: Path) -> None:
     from torchvision import datasets, transforms
 
     from hpo.config import DataConfig, ModelConfig, OptimConfig
-    from hpo.data import load_train_val, split_indices
-    from hpo.engine import fit
-    from hpo.models import build_model
+    from hpo.core.data import load_train_val, split_indices
+    from hpo.core.engine import fit
+    from hpo.core.models import build_model
 
     cfg = ModelConfig(hidden=(300, 100))
     torch.manual_seed(0)
@@ -175,7 +175,7 @@ def test_predict_drawings_and_photos_with_a_98_percent_model(
     args = ["--data-dir", real_data, "--model", "cnn", "--space", "space.toml", "--device", device]
     code, out, err = hpo("search", *args, "--trials", 1, "--epochs", 2, "--pruner", "none", "-q")
     assert code == 0, out + err
-    from hpo.optuna_store import load_study, open_storage
+    from hpo.stores.optuna import load_study, open_storage
 
     best = load_study(open_storage("sqlite:///studies/hpo.db"), "mnist-cnn").best()
     assert best is not None and (best.value or 0) >= 0.98
@@ -201,8 +201,8 @@ def test_predict_drawings_and_photos_with_a_98_percent_model(
 def test_registered_model_predicts_real_test_digits_with_the_lockbox_accuracy(
     workdir: Path, real_data: Path, device: str
 ) -> None:
-    from hpo import link
-    from hpo.optuna_store import load_study, open_storage
+    from hpo.stores import link
+    from hpo.stores.optuna import load_study, open_storage
     from tests.test_registry import predict_in_fresh_process
 
     Path("space.toml").write_text(

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hpo import link
 from hpo.config import DataConfig
-from hpo.data import load_train_val
-from hpo.mlflow_store import MlflowStore
-from hpo.optuna_store import load_study, open_storage
+from hpo.core.data import load_train_val
+from hpo.stores import link
+from hpo.stores.mlflow import MlflowStore
+from hpo.stores.optuna import load_study, open_storage
 from tests.conftest import VAL_SIZE
 from tests.helpers import assert_one_line_error, hpo, search
 

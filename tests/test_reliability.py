@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from hpo import link
-from hpo.mlflow_store import MlflowStore
-from hpo.optuna_store import load_study, open_storage
+from hpo.stores import link
+from hpo.stores.mlflow import MlflowStore
+from hpo.stores.optuna import load_study, open_storage
 from tests.conftest import VAL_SIZE, env_for_subprocess
 from tests.helpers import PYTHON_HPO, assert_one_line_error, hpo, search, search_argv
 from tests.test_signals import mlflow_statuses, states
@@ -86,8 +86,8 @@ def test_sigkill_between_the_mlflow_end_and_the_optuna_tell(workdir: Path, data_
 def test_out_of_memory_fails_one_trial_and_the_study_continues(
     workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import hpo.trial
-    from hpo.lifecycle import TrackedRun
+    import hpo.search.trial
+    from hpo.stores.runs import TrackedRun
 
     calls = {"n": 0}
     real = TrackedRun.fit
@@ -100,7 +100,7 @@ def test_out_of_memory_fails_one_trial_and_the_study_continues(
 
     freed = []
     monkeypatch.setattr(TrackedRun, "fit", oom_once)
-    monkeypatch.setattr(hpo.trial, "_release_memory", lambda device: freed.append(device))
+    monkeypatch.setattr(hpo.search.trial, "_release_memory", lambda device: freed.append(device))
     out = search(data_dir, trials=2)
     assert (out.counts.failed, out.counts.finished) == (1, 2)
     assert freed == [torch.device("cpu")]  # only the out-of-memory trial collects and empties the cache
@@ -120,17 +120,17 @@ def test_a_finished_trial_frees_its_model_without_the_garbage_collector(
     import gc
     import weakref
 
-    import hpo.trial
+    import hpo.search.trial
 
     models: list[weakref.ref[torch.nn.Module]] = []
-    real = hpo.trial.build_model
+    real = hpo.search.trial.build_model
 
     def build(cfg: object) -> torch.nn.Module:
         model = real(cfg)  # type: ignore[arg-type]
         models.append(weakref.ref(model))
         return model
 
-    monkeypatch.setattr(hpo.trial, "build_model", build)
+    monkeypatch.setattr(hpo.search.trial, "build_model", build)
     gc.collect()
     gc.disable()
     try:
@@ -170,20 +170,20 @@ def test_locked_mlflow_store_is_waited_for(workdir: Path) -> None:
 def test_persistently_locked_store_is_retried_then_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """A lock that outlasts SQLite's own busy wait (MLflow: 20 s per attempt) is retried with
     backoff, then reported in one line; the call that failed wrote nothing."""
-    import hpo.mlflow_store
+    import hpo.stores.mlflow
 
     sleeps: list[float] = []
-    monkeypatch.setattr(hpo.mlflow_store.time, "sleep", sleeps.append)
+    monkeypatch.setattr(hpo.stores.mlflow.time, "sleep", sleeps.append)
     attempts = {"n": 0}
 
     def locked() -> None:
         attempts["n"] += 1
         raise sqlite3.OperationalError("database is locked")
 
-    with pytest.raises(hpo.mlflow_store.TrackingError, match="cannot log metrics: database is locked"):
-        hpo.mlflow_store._call("log metrics", locked)
+    with pytest.raises(hpo.stores.mlflow.TrackingError, match="cannot log metrics: database is locked"):
+        hpo.stores.mlflow._call("log metrics", locked)
     assert (
-        attempts["n"] == hpo.mlflow_store._RETRIES
+        attempts["n"] == hpo.stores.mlflow._RETRIES
         and sleeps == sorted(sleeps)
         and len(sleeps) == attempts["n"] - 1
     )

@@ -7,13 +7,13 @@ from typing import Any
 
 from rich.console import Console
 
-from hpo import link
 from hpo.cli import render, render_results
 from hpo.cli.views import LiveView, PlainView, search_view
-from hpo.engine import EpochMetrics
-from hpo.optuna_store import Counts, TrialRow
-from hpo.session import SearchOutcome
-from hpo.workspace import BestInfo, StudySummary
+from hpo.core.engine import EpochMetrics
+from hpo.search.session import SearchOutcome
+from hpo.stores import link
+from hpo.stores.optuna import Counts, TrialRow
+from hpo.stores.workspace import BestInfo, StudySummary
 
 MLP_PARAMS: dict[str, Any] = {
     "family": "mlp",

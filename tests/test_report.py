@@ -7,9 +7,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from hpo import link
-from hpo.mlflow_store import MlflowStore
-from hpo.optuna_store import load_study, open_storage
+from hpo.stores import link
+from hpo.stores.mlflow import MlflowStore
+from hpo.stores.optuna import load_study, open_storage
 from tests.helpers import hpo
 
 STORE = "sqlite:///studies/hpo.db"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hpo import link
-from hpo.mlflow_store import MlflowStore
-from hpo.optuna_store import load_study, open_storage
+from hpo.stores import link
+from hpo.stores.mlflow import MlflowStore
+from hpo.stores.optuna import load_study, open_storage
 from tests.helpers import FIXED, assert_one_line_error, hpo, search
 
 
@@ -46,7 +46,7 @@ def test_a_bf16_trial_is_not_retrained_where_bf16_cannot_run(
     autocast (MPS, faked here) it is one line, and no run is created."""
     import torch
 
-    from hpo import reproduce
+    from hpo.results import reproduce
 
     search(data_dir, trials=1, epochs=1, space=FIXED, pruner="none", precision="bf16")
     monkeypatch.setattr(reproduce, "resolve_device", lambda name: torch.device("mps"))

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from hpo import link
 from hpo.config import SearchConfig
 from hpo.errors import ConfigError
-from hpo.mlflow_store import MlflowStore
-from hpo.optuna_store import load_study, open_storage
-from hpo.optuna_store.storage import CACHE_CALLS, ResilientStorage, _server_url, heartbeat_settings
-from hpo.recovery import host_seed
-from hpo.workers import worker_devices
+from hpo.search.recovery import host_seed
+from hpo.search.workers import worker_devices
+from hpo.stores import link
+from hpo.stores.mlflow import MlflowStore
+from hpo.stores.optuna import load_study, open_storage
+from hpo.stores.optuna.storage import CACHE_CALLS, ResilientStorage, _server_url, heartbeat_settings
 from tests.helpers import assert_one_line_error, hpo, search
 
 STORE = "sqlite:///studies/hpo.db"

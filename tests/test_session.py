@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from hpo import link
 from hpo.errors import StudyError
-from hpo.link import OUTCOMES
-from hpo.mlflow_store import MlflowStore
-from hpo.optuna_store import load_study, open_storage
+from hpo.stores import link
+from hpo.stores.link import OUTCOMES
+from hpo.stores.mlflow import MlflowStore
+from hpo.stores.optuna import load_study, open_storage
 from tests.conftest import VAL_SIZE
 from tests.helpers import FAST, FIXED, assert_one_line_error, hpo, search
 
@@ -216,7 +216,7 @@ def test_trial_timeout_stops_a_trial_after_the_epoch_that_passes_it(workdir: Pat
 
 
 def test_a_new_study_tries_the_known_good_configurations_first(workdir: Path, data_dir: Path) -> None:
-    from hpo.warm_start import POINTS
+    from hpo.search.warm_start import POINTS
 
     out = search(data_dir, trials=3, epochs=1, space={}, pruner="none")
     rows = load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows()
@@ -234,7 +234,7 @@ def test_a_search_stopped_by_an_error_says_how_to_resume(
     workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from hpo.errors import TrackingError
-    from hpo.lifecycle import TrackedRun
+    from hpo.stores.runs import TrackedRun
 
     def unwritable(*_a: object, **_k: object) -> None:
         raise TrackingError("MLflow store: cannot log metrics: disk is full")
@@ -276,8 +276,9 @@ def test_bf16_where_it_cannot_run_is_refused_before_anything_is_recorded(
     """An MPS machine (faked: none here) with --precision bf16: one line, no study, no run."""
     import torch
 
-    from hpo import lifecycle, session
     from hpo.errors import DeviceError
+    from hpo.search import session
+    from hpo.stores import runs as lifecycle
 
     mps = torch.device("mps")
     monkeypatch.setattr(session, "resolve_device", lambda name: mps)

@@ -114,7 +114,7 @@ def test_signals_inside_deferred_block_are_delivered_after_it() -> None:
 
 def test_ctrl_c_during_an_mlflow_write_lands_after_it(workdir: Path) -> None:
     """The write is whole, the interrupt arrives right after, and the store is not left locked."""
-    from hpo.mlflow_store import MlflowStore
+    from hpo.stores.mlflow import MlflowStore
 
     store = MlflowStore()
     run_id = store.start_run(experiment_id=store.experiment("x"), name="r", tags={})
@@ -142,7 +142,7 @@ def test_ctrl_c_during_the_end_of_trial_write_is_deferred_not_lost(
 ) -> None:
     """The trial that was ending is recorded whole (COMPLETE, run FINISHED), then the search
     stops: before, the signal was ignored there and the search ran on."""
-    from hpo.lifecycle import TrackedRun
+    from hpo.stores.runs import TrackedRun
     from tests.helpers import search
 
     real = TrackedRun.end

@@ -8,7 +8,7 @@ import pytest
 
 from hpo.config import OPTIMIZERS
 from hpo.errors import ConfigError
-from hpo.space import (
+from hpo.search.space import (
     DEFAULT_SPACE,
     Choice,
     Range,
@@ -18,7 +18,7 @@ from hpo.space import (
     space_from_json,
     space_to_json,
 )
-from hpo.space_file import parse_space
+from hpo.search.space_file import parse_space
 
 
 class FakeTrial:

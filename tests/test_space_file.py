@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from hpo.errors import ConfigError
-from hpo.space import DEFAULT_SPACE, Choice, Range
-from hpo.space_file import parse_space
+from hpo.search.space import DEFAULT_SPACE, Choice, Range
+from hpo.search.space_file import parse_space
 from tests.helpers import assert_one_line_error, hpo
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from hpo import link
-from hpo.link import OUTCOMES
-from hpo.mlflow_store import MlflowStore
-from hpo.optuna_store import load_study, open_storage
+from hpo.stores import link
+from hpo.stores.link import OUTCOMES
+from hpo.stores.mlflow import MlflowStore
+from hpo.stores.optuna import load_study, open_storage
 from tests.conftest import env_for_subprocess
 from tests.helpers import PYTHON_HPO, search_argv
 
@@ -86,12 +86,12 @@ def test_workers_never_end_the_parent_run(
     """A worker runs only the trial loop: it ends its trials' runs, never the study's."""
     import torch
 
-    from hpo import workers
     from hpo.config import DataConfig, SearchConfig
-    from hpo.data import load_train_val
-    from hpo.session import close_session, open_session
-    from hpo.space import restrict_family
-    from hpo.space_file import parse_space
+    from hpo.core.data import load_train_val
+    from hpo.search import workers
+    from hpo.search.session import close_session, open_session
+    from hpo.search.space import restrict_family
+    from hpo.search.space_file import parse_space
     from tests.conftest import VAL_SIZE
     from tests.helpers import FAST
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hpo import link
 from hpo.errors import CheckpointError, StudyError
-from hpo.workspace import Workspace
+from hpo.stores import link
+from hpo.stores.workspace import Workspace
 from tests.helpers import search
 
 

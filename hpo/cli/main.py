@@ -1,6 +1,6 @@
 """The `hpo` root: the one error boundary and the one place that configures the process.
 
-`HpoGroup.main` configures the process (`hpo.runtime.configure`) unless only help or the version
+`HpoGroup.main` configures the process (`hpo.stores.runtime.configure`) unless only help or the version
 is asked for, hands the command line down to the commands (`ctx.obj`), and turns our HpoErrors,
 usage errors and unexpected failures into one red line and an exit code; `--debug` or
 HPO_DEBUG=1 re-raises with the traceback. The commands live in `hpo.cli.*` and are registered at
@@ -21,9 +21,9 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from hpo import __version__
-from hpo.cli import inspect as inspect_cmd
 from hpo.cli import results as results_cmd
 from hpo.cli import search as search_cmd
+from hpo.cli import stores as stores_cmd
 from hpo.cli import train as train_cmd
 from hpo.cli import ui as ui_cmd
 from hpo.cli.options import EXIT_INTERRUPTED, Invocation
@@ -46,7 +46,7 @@ def error_line(message: str) -> None:
 def _prepare(argv: list[str]) -> Invocation:
     """Configure the process once, unless the call only prints help or the version."""
     if argv and not any(a in _INFO_ONLY for a in argv):
-        from hpo.runtime import configure
+        from hpo.stores.runtime import configure
 
         configure()
     # The command line is recorded on every run and printed as the resume hint: never a password.
@@ -139,9 +139,9 @@ def main() -> None:
 
 app.command()(train_cmd.train)
 app.command()(search_cmd.search)
-app.command()(inspect_cmd.studies)
-app.command()(inspect_cmd.trials)
-app.command()(inspect_cmd.check)
+app.command()(stores_cmd.studies)
+app.command()(stores_cmd.trials)
+app.command()(stores_cmd.check)
 app.command()(results_cmd.best)
 app.command("report")(results_cmd.report)
 app.command()(results_cmd.reproduce)

@@ -1,5 +1,5 @@
 """Every Rich renderable of the CLI, built from the library's plain results. Nothing here
-prints or calls the library beyond `hpo.space` (pure): the commands print what they get."""
+prints or calls the library beyond `hpo.search.space` (pure): the commands print what they get."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from hpo import link
-from hpo.space import config_from_params, describe
+from hpo.search.space import config_from_params, describe
+from hpo.stores import link
 
 if TYPE_CHECKING:  # annotations only: importing these would load torch and optuna
-    from hpo.check import Finding
-    from hpo.engine import EpochMetrics
-    from hpo.optuna_store import Counts, TrialRow
-    from hpo.session import SearchOutcome
-    from hpo.workspace import StudySummary
+    from hpo.core.engine import EpochMetrics
+    from hpo.search.session import SearchOutcome
+    from hpo.stores.check import Finding
+    from hpo.stores.optuna import Counts, TrialRow
+    from hpo.stores.workspace import StudySummary
 
 
 def pct(value: float | None) -> str:

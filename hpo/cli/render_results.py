@@ -10,16 +10,16 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from hpo import link
 from hpo.cli.render import config_text, pct, seconds_text
+from hpo.stores import link
 
 if TYPE_CHECKING:  # annotations only: importing these would load torch and optuna
-    from hpo.baselines import BaselineResult
-    from hpo.lockbox import TestReport
-    from hpo.predict import Prediction, Predictions
-    from hpo.registry import Registered
-    from hpo.reproduce import Reproduction
-    from hpo.workspace import Baseline, BestInfo
+    from hpo.results.baselines import BaselineResult
+    from hpo.results.lockbox import TestReport
+    from hpo.results.predict import Prediction, Predictions
+    from hpo.results.registry import Registered
+    from hpo.results.reproduce import Reproduction
+    from hpo.stores.workspace import Baseline, BestInfo
 
 
 def _split_text(spec: Any) -> str:

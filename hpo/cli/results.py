@@ -32,14 +32,14 @@ def best(
     tracking_uri: str | None = options.TRACKING_URI,
 ) -> None:
     """Show the best trial; with --evaluate-test, score it once on the held-out test set."""
-    from hpo.workspace import Workspace
+    from hpo.stores.workspace import Workspace
 
     ws = Workspace(storage=storage, tracking_uri=tracking_uri)
     console = options.console()
     info = ws.best(study)
     console.print(render_results.best_view(info))
     if evaluate_test:
-        from hpo.lockbox import evaluate_test as evaluate  # torch: only for the test look
+        from hpo.results.lockbox import evaluate_test as evaluate  # torch: only for the test look
 
         result = evaluate(
             ws=ws,
@@ -52,7 +52,7 @@ def best(
         )
         console.print(render_results.test_view(result))
     if register:  # after the test look, so the registered version records its result
-        from hpo.registry import register_best
+        from hpo.results.registry import register_best
 
         console.print(render_results.registered_line(register_best(ws, study=info.study, name=register)))
 
@@ -68,8 +68,8 @@ def reproduce(
     tracking_uri: str | None = options.TRACKING_URI,
 ) -> None:
     """Retrain one trial from its recorded configuration and seed; compare validation accuracies."""
-    from hpo.reproduce import reproduce_trial
-    from hpo.workspace import Workspace
+    from hpo.results.reproduce import reproduce_trial
+    from hpo.stores.workspace import Workspace
 
     result = reproduce_trial(
         ws=Workspace(storage=storage, tracking_uri=tracking_uri),
@@ -100,10 +100,10 @@ def baselines(
     tracking_uri: str | None = options.TRACKING_URI,
 ) -> None:
     """Fit classical baselines (logistic regression, k-NN, scikit-learn MLP) on a study's split."""
-    from hpo import link
-    from hpo.baselines import run_baselines
     from hpo.config import DataConfig
-    from hpo.workspace import Workspace
+    from hpo.results.baselines import run_baselines
+    from hpo.stores import link
+    from hpo.stores.workspace import Workspace
 
     ws = Workspace(storage=storage, tracking_uri=tracking_uri)
     data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
@@ -132,8 +132,8 @@ def report(
     tracking_uri: str | None = options.TRACKING_URI,
 ) -> None:
     """Plot optimization history, parameter importances, parallel coordinates and validation curves."""
-    from hpo.report import write_report
-    from hpo.workspace import Workspace
+    from hpo.results.report import write_report
+    from hpo.stores.workspace import Workspace
 
     ws = Workspace(storage=storage, tracking_uri=tracking_uri)
     result = write_report(ws=ws, study=study, out_dir=out, html_page=html)
@@ -157,8 +157,8 @@ def predict(
     tracking_uri: str | None = options.TRACKING_URI,
 ) -> None:
     """Classify image files with the study's best model."""
-    from hpo.predict import predict_files
-    from hpo.workspace import Workspace
+    from hpo.results.predict import predict_files
+    from hpo.stores.workspace import Workspace
 
     ws = Workspace(storage=storage, tracking_uri=tracking_uri)
     results = predict_files(ws=ws, paths=images, study=study, top=top, device=device, show_input=show_input)

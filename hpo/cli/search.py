@@ -48,7 +48,7 @@ def search(
     quiet: bool = options.QUIET,
 ) -> None:
     """Search hyperparameters with Optuna; resumable, pruned, every trial tracked in MLflow."""
-    from hpo.space_file import load_space_file
+    from hpo.search.space_file import load_space_file
 
     data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
     cfg = SearchConfig(
@@ -70,7 +70,7 @@ def search(
         devices=tuple(d.strip() for d in devices.split(",") if d.strip()),
     )
     chosen = load_space_file(space) if space else None  # None: the study's own space, or the default
-    from hpo.session import run_search  # torch, MLflow, Optuna: ~3 s, after the input is checked
+    from hpo.search.session import run_search  # torch, MLflow, Optuna: ~3 s, after the input is checked
 
     out = options.console()
     command = options.invocation(ctx).command

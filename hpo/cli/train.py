@@ -84,7 +84,7 @@ def train(
         precision=precision,
     )
 
-    from hpo.lifecycle import train_one
+    from hpo.search.train import train_one
 
     out = options.console()
     with train_progress(out, epochs=epochs) as on_epoch:

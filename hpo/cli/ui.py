@@ -23,8 +23,8 @@ def ui(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the URL and command; start nothing."),
 ) -> None:
     """Start the MLflow UI (or optuna-dashboard) on this project's stores, at the study (Ctrl-C stops it)."""
-    from hpo import ui as servers
     from hpo.errors import redact
+    from hpo.results import browsers as servers
 
     if optuna:
         port = port or servers.DASHBOARD_PORT
@@ -48,8 +48,8 @@ def _mlflow(
     *, study: str | None, tracking_uri: str | None, port: int, host: str
 ) -> tuple[str, list[str], str]:
     from hpo.errors import StudyError
-    from hpo.mlflow_store import MlflowStore
-    from hpo.ui import VIEW_TAG, mlflow_command, runs_url, study_view
+    from hpo.results.browsers import VIEW_TAG, mlflow_command, runs_url, study_view
+    from hpo.stores.mlflow import MlflowStore
 
     store = MlflowStore(uri=tracking_uri)
     name = study or store.latest_experiment()
@@ -67,9 +67,9 @@ def _mlflow(
 
 
 def _dashboard(*, study: str | None, storage: str, port: int, host: str) -> tuple[str, list[str], str]:
-    from hpo.sqlite import absolute
-    from hpo.ui import dashboard_command, dashboard_url
-    from hpo.workspace import Workspace
+    from hpo.results.browsers import dashboard_command, dashboard_url
+    from hpo.stores.sqlite import absolute
+    from hpo.stores.workspace import Workspace
 
     ws = Workspace(storage=storage)
     names = ws.study_names()

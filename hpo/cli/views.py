@@ -21,7 +21,7 @@ from rich.progress import (
 from hpo.cli import render
 
 if TYPE_CHECKING:
-    from hpo.engine import EpochMetrics
+    from hpo.core.engine import EpochMetrics
 
 
 def search_view(out: Console, *, quiet: bool) -> QuietView:

@@ -1,0 +1,98 @@
+"""The Model Registry: a study's best trial as a new version of a registered MLflow model, with
+where it came from (study, trial, validation accuracy, lockbox record) as tags and description."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+
+from hpo.config import IMAGE_SIZE
+from hpo.errors import CheckpointError, ConfigError
+from hpo.search.space import config_from_params, describe
+from hpo.stores import link
+from hpo.stores.runs import log_served_model
+from hpo.stores.workspace import BestInfo, Workspace
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+@dataclass(frozen=True)
+class Registered:
+    name: str
+    version: int
+    model_uri: str  # the trial run's logged model
+    run_id: str
+    trial: int
+    val_accuracy: float
+
+    @property
+    def registry_uri(self) -> str:
+        """What `mlflow.pyfunc.load_model` takes."""
+        return f"models:/{self.name}/{self.version}"
+
+
+def served_model_uri(ws: Workspace, run_id: str) -> str:
+    """The run's logged MLflow model (models:/m-...). A search logs one only for the best trial,
+    when the search call ends; a trial without one (an older study, a search that was stopped)
+    gets one here from its checkpoint."""
+    uri = ws.mlflow.run(run_id).tags.get(link.MODEL_URI, "")
+    if uri:
+        return uri
+    loaded = ws.load_model(run_id)
+    example = torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE)
+    uri = log_served_model(
+        ws.mlflow, run_id, model=loaded.model, normalization=loaded.normalization, example=example
+    )
+    if not uri:
+        reason = ws.mlflow.run(run_id).tags.get("model_log_error", "unknown reason")
+        raise CheckpointError(f"the best trial's model could not be logged as an MLflow model: {reason}")
+    return uri
+
+
+def _provenance(info: BestInfo) -> tuple[dict[str, object], str]:
+    """Tags and a markdown description: which study, trial and configuration, how good."""
+    trial, value = info.trial, info.trial.value or 0.0
+    cfg = config_from_params(trial.params)
+    looks = [r for r in info.evaluations if "accuracy" in r and r.get("trial") == trial.number]
+    tags: dict[str, object] = {
+        link.STUDY: info.study,
+        link.TRIAL_NUMBER: trial.number,
+        "val_accuracy": f"{value:.4f}",
+        "source_run_id": info.run_id,
+        "test_accuracy": f"{looks[-1]['accuracy']:.4f}" if looks else "not evaluated",
+    }
+    test = (
+        f"test accuracy {100 * looks[-1]['accuracy']:.2f}% (lockbox, {looks[-1]['time']})"
+        if looks
+        else "not evaluated on the test set"
+    )
+    what = describe(cfg) if cfg else "configuration unknown"
+    text = (
+        f"Best trial {trial.number} of study `{info.study}`: {what}. "
+        f"Validation accuracy {100 * value:.2f}%; {test}. Input: float32 (N, 28, 28) raw pixels 0-255, "
+        "light ink on dark; output: (N, 10) class probabilities. The graph runs on the CPU: on a CUDA "
+        "machine load it with `model_config={'device': 'cpu'}`."
+    )
+    return tags, text
+
+
+def register_best(ws: Workspace, *, study: str | None, name: str) -> Registered:
+    """Register the study's best trial's model as a new version of `name`."""
+    if not _NAME.match(name):
+        raise ConfigError(f"--register {name!r}: use letters, digits, '.', '_' or '-' (e.g. mnist-best)")
+    info = ws.best(study)
+    if not info.run_id:
+        raise CheckpointError("the best trial has no MLflow run, so it has no model to register")
+    uri = served_model_uri(ws, info.run_id)
+    tags, description = _provenance(info)
+    version = ws.mlflow.register_model(name=name, model_uri=uri, tags=tags, description=description)
+    return Registered(
+        name=name,
+        version=version,
+        model_uri=uri,
+        run_id=info.run_id,
+        trial=info.trial.number,
+        val_accuracy=info.trial.value or 0.0,
+    )

@@ -1,0 +1,57 @@
+"""The study's MLflow parent run, which tells the study's story where MLflow users look: created
+once and reopened by each search call; per finished trial, metrics with the trial number as
+step (`trial_val_accuracy`, `best_val_accuracy`: the optimization history, drawn by MLflow's own
+charts); the best trial's run tagged `best=true` and linked from the parent's description."""
+
+from __future__ import annotations
+
+from hpo.results.browsers import run_url
+from hpo.stores import link
+from hpo.stores.mlflow import NOTE, MlflowStore
+from hpo.stores.optuna import StudyHandle, TrialRow
+
+BEST = "best"  # run tag: "true" on the study's best trial, "false" once overtaken
+
+
+def open_parent_run(
+    *, study: StudyHandle, store: MlflowStore, experiment_id: str, tags: dict[str, str]
+) -> str:
+    """The study's parent run, created once (with the study's spec) and reopened after that."""
+    run_id = link.parent_run_id(study)
+    if run_id and store.run_status(run_id) is not None:
+        store.reopen(run_id)
+        return run_id
+    run_id = store.start_run(
+        experiment_id=experiment_id,
+        name=study.name,
+        tags={**tags, link.ROLE: link.ROLE_STUDY, link.STUDY: study.name},
+    )
+    spec = link.read_spec(study)
+    if spec is not None:
+        attr = spec.to_attr()
+        store.log_params(run_id, {f"study.{k}": v for k, v in attr.items() if k != "space"})
+        store.log_dict(run_id, attr, "study_spec.json")
+    study.set_attr(link.PARENT_RUN_ID, run_id)
+    return run_id
+
+
+def record_trial(
+    *, store: MlflowStore, parent_run_id: str, experiment_id: str, row: TrialRow, best: TrialRow | None
+) -> None:
+    """One point of the optimization history; when `row` is the new best, move the best tag."""
+    value = row.value if row.state == "COMPLETE" else (row.curve[max(row.curve)] if row.curve else None)
+    metrics = {link.TRIAL_VALUE: value} if value is not None else {}
+    if best is not None and best.value is not None:
+        metrics["best_val_accuracy"] = best.value
+    if metrics:
+        store.log_metrics(parent_run_id, metrics, step=row.number)
+    if row.state != "COMPLETE" or best is None or best.number != row.number:
+        return
+    run_id = link.run_id(row)
+    before = store.run(parent_run_id).tags.get(link.BEST_RUN_ID, "")
+    if before and before != run_id:
+        store.set_tags(before, {BEST: "false"})
+    store.set_tags(run_id, {BEST: "true"})
+    url = run_url(base="", experiment_id=experiment_id, run_id=run_id)
+    note = f"Best so far: [trial {row.number}]({url}), validation accuracy {100 * (row.value or 0):.2f}%"
+    store.set_tags(parent_run_id, {link.BEST_TRIAL: row.number, link.BEST_RUN_ID: run_id, NOTE: note})

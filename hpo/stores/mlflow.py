@@ -1,0 +1,301 @@
+"""MLflow tracking behind a small interface. The only module that imports mlflow.
+
+Default store: `sqlite:///mlruns/mlflow.db` with artifacts under `mlruns/artifacts`, both
+relative to the working directory. Every write is retried while the store is locked (several
+workers may share one SQLite file) and turned into a one-line TrackingError if it keeps failing.
+Process-wide settings (quiet loggers, no progress bars) are applied by `hpo.stores.runtime.configure`
+through environment variables that mlflow reads when it is imported."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from unittest import mock
+
+import mlflow
+import mlflow.artifacts
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
+
+from hpo import signals
+from hpo.errors import TrackingError
+from hpo.stores import sqlite
+
+if TYPE_CHECKING:
+    from torch import nn
+
+MLFLOW_VERSION: str = mlflow.__version__
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+DEFAULT_ARTIFACT_ROOT = "mlruns/artifacts"
+# MLflow 3's UI opens an experiment in GenAI mode ("Traces: 0") unless this tag says otherwise.
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+NOTE = "mlflow.note.content"  # a run's description in the UI (markdown)
+# mlflow.pyfunc's device for PyTorch models (CUDA when there is one); our pt2 graphs stay on the CPU.
+MLFLOW_PREDICTION_DEVICE = "MLFLOW_DEFAULT_PREDICTION_DEVICE"
+_RETRIES = 4  # attempts for a locked store (each waits out SQLite's busy timeout), backoff from 0.1 s
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    name: str
+    status: str  # RUNNING, FINISHED, FAILED, KILLED
+    params: dict[str, str]
+    metrics: dict[str, float]  # latest value of each metric
+    tags: dict[str, str]
+    artifact_uri: str
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """The flag's value (the CLI fills it from MLFLOW_TRACKING_URI), else the default; a relative
+    SQLite path is made absolute."""
+    return sqlite.absolute(uri or DEFAULT_TRACKING_URI)
+
+
+def _transient(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    delay = 0.1
+    for attempt in range(_RETRIES):
+        try:
+            with signals.deferred():  # a Ctrl-C lands after the write, never inside it
+                return fn(*args, **kwargs)
+        except TrackingError:
+            raise
+        except Exception as exc:
+            if attempt + 1 < _RETRIES and _transient(exc):
+                time.sleep(delay)
+                delay *= 2
+                continue
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TrackingError(f"MLflow store: cannot {what}: {first[:300]}") from exc
+    raise AssertionError("unreachable")
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "experiment"
+
+
+class MlflowStore:
+    """A handle on one MLflow tracking store."""
+
+    def __init__(self, *, uri: str | None = None, artifact_root: str | None = None) -> None:
+        self.uri = resolve_tracking_uri(uri)
+        self.artifact_root = Path(artifact_root or DEFAULT_ARTIFACT_ROOT).resolve()
+        sqlite.create_folder(self.uri, error=TrackingError, what="MLflow store")
+        sqlite.install()
+        self.client = _call("open the store " + self.uri, MlflowClient, tracking_uri=self.uri)
+        # Opening the store creates or migrates its tables; fail here, clearly, if it cannot.
+        _call("open the store " + self.uri, self.client.search_experiments, max_results=1)
+
+    def experiment(self, name: str) -> str:
+        """Id of the experiment `name`, created (with its artifacts under our root) if needed, and
+        marked as a model-training experiment so the UI does not open it in GenAI mode."""
+        found = _call("read experiments", self.client.get_experiment_by_name, name)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                _call("restore experiment", self.client.restore_experiment, found.experiment_id)
+            if found.tags.get(EXPERIMENT_KIND) != MODEL_TRAINING:  # made by an older hpo
+                _call(
+                    "tag experiment",
+                    self.client.set_experiment_tag,
+                    found.experiment_id,
+                    EXPERIMENT_KIND,
+                    MODEL_TRAINING,
+                )
+            return str(found.experiment_id)
+        location = None
+        if self.uri.startswith("sqlite:") or "://" not in self.uri:
+            location = (self.artifact_root / _safe_name(name)).as_uri()
+        try:
+            tags = {EXPERIMENT_KIND: MODEL_TRAINING}
+            return str(self.client.create_experiment(name, artifact_location=location, tags=tags))
+        except MlflowException:  # another worker created it between our read and write
+            found = _call("read experiments", self.client.get_experiment_by_name, name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
+
+    def latest_experiment(self) -> str | None:
+        """Name of the most recently updated experiment other than MLflow's Default, if any."""
+        found = _call(
+            "search experiments",
+            self.client.search_experiments,
+            order_by=["last_update_time DESC"],
+            max_results=20,
+        )
+        names = [e.name for e in found if e.name != "Default"]
+        return names[0] if names else None
+
+    def set_experiment_tags(self, experiment_id: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            _call("tag an experiment", self.client.set_experiment_tag, experiment_id, key, value)
+
+    def find_experiment(self, name: str) -> str | None:
+        """Id of the active experiment `name`, None when there is none (nothing is created)."""
+        found = _call("read experiments", self.client.get_experiment_by_name, name)
+        if found is None or found.lifecycle_stage == "deleted":
+            return None
+        return str(found.experiment_id)
+
+    def start_run(
+        self, *, experiment_id: str, name: str, tags: Mapping[str, str], parent_run_id: str | None = None
+    ) -> str:
+        all_tags = dict(tags)
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = _call("create a run", self.client.create_run, experiment_id, run_name=name, tags=all_tags)
+        return str(run.info.run_id)
+
+    def log_params(self, run_id: str, params: Mapping[str, object]) -> None:
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+            _call("log params", self.client.log_batch, run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None:
+        """One batch for all metrics of one step (e.g. an epoch): one store write per epoch."""
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        _call("log metrics", self.client.log_batch, run_id, metrics=items)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, object]) -> None:
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        _call("set tags", self.client.log_batch, run_id, tags=items)
+
+    def log_dir(self, run_id: str, local_dir: Path, *, artifact_path: str) -> None:
+        _call("upload artifacts", self.client.log_artifacts, run_id, str(local_dir), artifact_path)
+
+    def log_file(self, run_id: str, path: Path, *, artifact_path: str | None = None) -> None:
+        _call("upload an artifact", self.client.log_artifact, run_id, str(path), artifact_path)
+
+    def download(self, run_id: str, artifact_path: str, *, dst: Path) -> Path:
+        fetched = _call(
+            f"download {artifact_path!r} of run {run_id}",
+            mlflow.artifacts.download_artifacts,
+            run_id=run_id,
+            artifact_path=artifact_path,
+            dst_path=str(dst),
+            tracking_uri=self.uri,
+        )
+        return Path(fetched)
+
+    def artifact_paths(self, run_id: str, folder: str) -> list[str]:
+        """Paths of the files directly under a run's artifact `folder` ([] when it has none)."""
+        found = _call(f"list artifacts of run {run_id}", self.client.list_artifacts, run_id, folder)
+        return [a.path for a in found if not a.is_dir]
+
+    def end_run(self, run_id: str, *, status: str) -> None:
+        RunStatus.from_string(status)  # refuse typos before writing
+        _call("close a run", self.client.set_terminated, run_id, status=status)
+
+    def run_status(self, run_id: str) -> str | None:
+        """The run's status, or None when this store has no such run."""
+        try:
+            return str(self.client.get_run(run_id).info.status)
+        except MlflowException:
+            return None
+
+    def reopen(self, run_id: str) -> None:
+        _call("reopen a run", self.client.update_run, run_id, status="RUNNING")
+
+    def log_dict(self, run_id: str, payload: dict[str, Any], filename: str) -> None:
+        _call("upload a JSON artifact", self.client.log_dict, run_id, payload, filename)
+
+    def run(self, run_id: str) -> RunRecord:
+        return _record(_call(f"read run {run_id}", self.client.get_run, run_id))
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        rows = _call("read metric history", self.client.get_metric_history, run_id, key)
+        return sorted((int(m.step), float(m.value)) for m in rows)
+
+    def log_model(self, run_id: str, model: nn.Module, *, example: np.ndarray, classes: int) -> str:
+        """Log `model` (on the CPU) as the run's MLflow model, PyTorch flavour in the pt2 format (a
+        traced graph: loading it needs torch, not hpo), with its signature (float32, any batch) and
+        `example` as input example; it then appears in the UI's Models tab. Returns models:/m-..."""
+        import mlflow.pytorch  # only when a model is logged
+
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *example.shape[1:]))]),
+            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, classes))]),
+        )
+        # MLflow checks the input example by loading the model: on the CPU, where the graph was made.
+        with self._fluent(), mock.patch.dict(os.environ, {MLFLOW_PREDICTION_DEVICE: "cpu"}):  # restored after
+            info = _call(
+                "log the model",
+                mlflow.models.Model.log,
+                artifact_path=None,  # deprecated in MLflow 3 (name= replaces it), yet still required
+                name="model",
+                flavor=mlflow.pytorch,
+                run_id=run_id,
+                pytorch_model=model,
+                signature=signature,
+                input_example=example,
+                pip_requirements=[f"torch=={metadata.version('torch')}"],
+            )
+        return str(info.model_uri)
+
+    def register_model(
+        self, *, name: str, model_uri: str, tags: Mapping[str, object], description: str
+    ) -> int:
+        """A new version of the registered model `name` (created on first use); returns its number."""
+        with self._fluent():
+            found = _call(
+                "register the model", mlflow.register_model, model_uri, name, await_registration_for=0
+            )
+        version = str(found.version)
+        _call("describe the model", self.client.update_model_version, name, version, description=description)
+        for key, value in tags.items():
+            _call("tag the model", self.client.set_model_version_tag, name, version, key, str(value))
+        return int(version)
+
+    @contextlib.contextmanager
+    def _fluent(self) -> Iterator[None]:
+        """MLflow's module-level calls (model logging, registry) read the process's tracking URI:
+        point it at this store for the call. Setting it also sets MLFLOW_TRACKING_URI, which the CLI
+        reads: put back exactly what was there (hpo itself never sets a global URI)."""
+        before = os.environ.get("MLFLOW_TRACKING_URI")
+        mlflow.set_tracking_uri(self.uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None unsets both
+
+    def runs(self, experiment_id: str, *, where: str = "") -> list[RunRecord]:
+        """The experiment's runs (newest first), filtered by an MLflow search string if given."""
+        found = _call(
+            "search runs", self.client.search_runs, [experiment_id], filter_string=where, max_results=5000
+        )
+        return [_record(r) for r in found]
+
+
+def _record(r: Any) -> RunRecord:
+    return RunRecord(
+        run_id=r.info.run_id,
+        name=r.info.run_name or "",
+        status=r.info.status,
+        params=dict(r.data.params),
+        metrics=dict(r.data.metrics),
+        tags=dict(r.data.tags),
+        artifact_uri=r.info.artifact_uri or "",
+    )
+
+
+def scratch_dir() -> tempfile.TemporaryDirectory[str]:
+    """A temporary folder for files about to be uploaded as artifacts."""
+    return tempfile.TemporaryDirectory(prefix="hpo-")

@@ -1,0 +1,93 @@
+"""SQLite, shared by both stores (Optuna's and MLflow's): connection settings, URL handling and
+the file lock that serializes processes of one host on one store file.
+
+Settings, applied by `install()` to every SQLite connection SQLAlchemy opens in this process:
+WAL journal (readers never block the writer, so several `hpo search` workers can share one
+file); synchronous=NORMAL (a commit survives a crash or kill -9 of the process; only a power loss
+may roll back the last commits, never corrupt the file); busy_timeout (a locked database is
+waited for, 60 s, instead of failing at once)."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hpo.errors import HpoError
+
+BUSY_TIMEOUT_MS = 60_000
+PREFIX = "sqlite:///"
+_installed = False
+
+
+def _configure(dbapi_connection: Any, _record: Any) -> None:
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.DatabaseError:
+        pass  # a read-only or damaged file: let the store report it on first use
+    finally:
+        cursor.close()
+
+
+def install() -> None:
+    """Idempotent: register the connection hook once per process. Called by `hpo.stores.runtime.configure`
+    and again by each store when it opens, so durability never depends on the caller."""
+    global _installed
+    if not _installed:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        event.listen(Engine, "connect", _configure)
+        _installed = True
+
+
+def db_path(url: str) -> Path | None:
+    """The database file of a `sqlite:///` URL, None for any other URL."""
+    return Path(url.removeprefix(PREFIX)) if url.startswith(PREFIX) else None
+
+
+def absolute(url: str) -> str:
+    """A relative SQLite URL made absolute; other URLs unchanged. SQLAlchemy and MLflow cache one
+    engine per URL string, so a relative one could follow a later change of directory."""
+    path = db_path(url)
+    if path is None or url.startswith(PREFIX + "/"):
+        return url
+    return PREFIX + str(path.resolve())
+
+
+def create_folder(url: str, *, error: type[HpoError], what: str) -> None:
+    """Create the folder of a SQLite store file; `error` names the store if that fails."""
+    path = db_path(url)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"cannot create the {what} folder {path.parent}: {exc.strerror}") from None
+
+
+@contextlib.contextmanager
+def file_lock(url: str) -> Iterator[None]:
+    """Exclusive lock on `<db>.lock` beside a SQLite store, for processes of this host; a no-op for
+    other URLs and on Windows (no fcntl: concurrent workers may overshoot by a trial or two)."""
+    path = db_path(url)
+    try:
+        import fcntl
+    except ImportError:
+        path = None
+    if path is None:
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
