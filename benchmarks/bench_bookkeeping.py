@@ -28,7 +28,7 @@ from hpo.core.models import build_model
 from hpo.search.space import DEFAULT_SPACE, restrict_family, sample
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from hpo.stores.optuna import create_or_resume, make_pruner, make_sampler, open_storage
+from hpo.stores.optuna import StudyStore, make_pruner, make_sampler
 from hpo.stores.runs import TrackedRun
 from hpo.stores.runtime import configure
 
@@ -55,11 +55,8 @@ def bookkeeping_seconds(
         os.chdir(tmp)
         store = MlflowStore(uri=tracking_uri)
         name = f"bench-{uuid.uuid4().hex[:8]}"
-        study, _ = create_or_resume(
-            open_storage(storage),
-            name=name,
-            sampler=make_sampler("tpe", seed=0),
-            pruner=make_pruner("median", epochs=epochs),
+        study = StudyStore(storage).create_or_resume(
+            name=name, sampler=make_sampler("tpe", seed=0), pruner=make_pruner("median", epochs=epochs)
         )
         exp = store.experiment(name)
         times = []

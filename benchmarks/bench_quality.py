@@ -20,7 +20,7 @@ import torch
 from hpo.cli.render import config_text
 from hpo.config import DataConfig, SearchConfig
 from hpo.results.lockbox import evaluate_test
-from hpo.search.session import run_search
+from hpo.search.run import run_search
 from hpo.stores.runtime import configure
 from hpo.stores.workspace import Workspace
 

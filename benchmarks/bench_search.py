@@ -103,9 +103,10 @@ def hpo_way(*, data_dir: str, trials: int, epochs: int) -> tuple[float, list[flo
     start = time.perf_counter()
     subprocess.run(argv, check=True, capture_output=True)
     seconds = time.perf_counter() - start
-    from hpo.stores.optuna import load_study, open_storage
 
-    study = load_study(open_storage("sqlite:///studies/hpo.db"), "bench")
+    from hpo.stores.optuna import StudyStore
+
+    study = StudyStore("sqlite:///studies/hpo.db").load("bench")
     return seconds, [r.value for r in study.rows(states=("COMPLETE",)) if r.value is not None]
 
 

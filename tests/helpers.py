@@ -1,4 +1,4 @@
-"""Small helpers for invoking the CLI in-process."""
+"""Helpers every test folder shares: the CLI in-process, a small search, opening a study."""
 
 from __future__ import annotations
 
@@ -11,13 +11,21 @@ from typer.testing import CliRunner
 
 from hpo.cli import app
 from hpo.config import DataConfig, SearchConfig
-from hpo.search.session import SearchOutcome, run_search
+from hpo.search.run import run_search
+from hpo.search.session import SearchOutcome
 from hpo.search.space import Space, restrict_family
 from hpo.search.space_file import parse_space
+from hpo.stores.optuna import StudyHandle, StudyStore
 from tests.conftest import VAL_SIZE
 
 runner = CliRunner()
+STORE = "sqlite:///studies/hpo.db"  # the default study store, relative to the test's working directory
 PYTHON_HPO = [sys.executable, "-m", "hpo"]  # for tests that need a real process
+
+
+def open_study(name: str, storage: str = STORE) -> StudyHandle:
+    """The study `name` as the search left it, read through a fresh handle on its store."""
+    return StudyStore(storage).load(name)
 
 
 def free_port() -> int:

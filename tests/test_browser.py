@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from hpo.results.browsers import start_server, stop_server, wait_until_up
-from hpo.stores.optuna import load_study, open_storage
-from tests.helpers import PYTHON_HPO, free_port, hpo, search
+from tests.helpers import PYTHON_HPO, free_port, hpo, open_study, search
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -62,7 +61,7 @@ def test_html_report_shows_study_best_value_and_figures(searched: Path) -> None:
     assert code == 0, out + err
     page = dom(Path("r/report.html").resolve().as_uri(), budget_ms=2_000)
     assert "Study s" in re.sub(r"<[^>]+>", "", page)
-    trial = load_study(open_storage("sqlite:///studies/hpo.db"), "s").best()
+    trial = open_study("s").best()
     assert trial is not None and trial.value is not None
     text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
     assert f"best validation accuracy {100 * trial.value:.2f}% (trial {trial.number})" in text, text[:1500]

@@ -9,10 +9,7 @@ import pytest
 
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from hpo.stores.optuna import load_study, open_storage
-from tests.helpers import hpo, search
-
-STORE = "sqlite:///studies/hpo.db"
+from tests.helpers import hpo, open_study, search
 
 
 def test_a_clean_study_has_nothing_to_repair(searched: Path) -> None:
@@ -21,7 +18,7 @@ def test_a_clean_study_has_nothing_to_repair(searched: Path) -> None:
 
 
 def test_disagreements_are_reported_then_repaired(searched: Path) -> None:
-    handle = load_study(open_storage(STORE), "s")
+    handle = open_study("s")
     first, second = handle.rows()
     store = MlflowStore()
     store.reopen(link.run_id(first))  # a COMPLETE trial's run left RUNNING
@@ -55,13 +52,13 @@ def _drop_run_id(number: int) -> None:
 
 
 def test_what_cannot_be_repaired_is_said_and_kept(searched: Path) -> None:
-    run_id = link.run_id(load_study(open_storage(STORE), "s").row(0))
+    run_id = link.run_id(open_study("s").row(0))
     folder = Path(MlflowStore().run(run_id).artifact_uri.removeprefix("file://")) / "checkpoint"
     shutil.rmtree(folder)
     code, out, _ = hpo("check", "--repair")
     text = " ".join(out.split())
     assert code == 1 and "checkpoint is missing" in text and "none safe: look by hand" in text
-    assert load_study(open_storage(STORE), "s").row(0).state == "COMPLETE"  # nothing deleted
+    assert open_study("s").row(0).state == "COMPLETE"  # nothing deleted
 
 
 def test_a_failed_tag_write_never_leaves_a_run_running(
@@ -80,7 +77,7 @@ def test_a_failed_tag_write_never_leaves_a_run_running(
         patched.setattr(MlflowStore, "set_tags", flaky)
         out = search(data_dir, trials=2)
     assert out.counts.complete == 2
-    statuses = {MlflowStore().run(link.run_id(r)).status for r in load_study(open_storage(STORE), "s").rows()}
+    statuses = {MlflowStore().run(link.run_id(r)).status for r in open_study("s").rows()}
     assert statuses == {"FINISHED"}
     search(data_dir, trials=2)  # the next start reconciles what the failed writes left
     assert hpo("check")[0] == 0
@@ -91,7 +88,7 @@ def test_a_run_whose_trial_died_before_recording_its_id_is_closed(searched: Path
     found by the trial number it is tagged with, and closed with its failed trial."""
     from hpo.stores.check import reconcile_statuses
 
-    study = load_study(open_storage(STORE), "s")
+    study = open_study("s")
     trial = study.claim(target=99, attrs={}, sampler="random", seed=0)
     assert trial is not None
     store = MlflowStore()

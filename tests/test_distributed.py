@@ -18,9 +18,9 @@ from mlflow import MlflowClient
 
 from hpo.results.browsers import start_server, stop_server, wait_until_up
 from hpo.stores import link
-from hpo.stores.optuna import create_or_resume, load_study, make_pruner, make_sampler, open_storage
+from hpo.stores.optuna import StudyStore, make_pruner, make_sampler
 from tests.conftest import VAL_SIZE, env_for_subprocess
-from tests.helpers import PYTHON_HPO, free_port
+from tests.helpers import PYTHON_HPO, free_port, open_study
 from tests.pg import Cluster, server_binaries
 
 pytestmark = pytest.mark.slow
@@ -68,9 +68,9 @@ def test_study_reads_and_claims_wait_out_a_server_restart(cluster: Cluster) -> N
     """Optuna's cache layer calls private storage methods (_get_trials, _create_new_trial...):
     while the server is down they wait for it, as the public ones do, instead of failing the
     worker (CI once saw _get_trials end a host during the restart in the test below)."""
-    storage = open_storage(cluster.createdb("retry"))
+    store = StudyStore(cluster.createdb("retry"))
     sampler, pruner = make_sampler("random", seed=0), make_pruner("none", epochs=1)
-    handle, _ = create_or_resume(storage, name="r", sampler=sampler, pruner=pruner)
+    handle = store.create_or_resume(name="r", sampler=sampler, pruner=pruner)
     assert handle.claim(target=5, attrs={}, sampler="random", seed=0) is not None
     cluster.stop()
     seen: dict[str, object] = {}
@@ -113,7 +113,7 @@ def test_a_store_opened_while_its_server_restarts_waits_for_it(cluster: Cluster)
 
     def open_it() -> None:
         try:
-            seen["storage"] = open_storage(url)
+            seen["storage"] = StudyStore(url)
         except Exception as exc:  # shown by the assertion below
             seen["error"] = exc
 
@@ -155,7 +155,7 @@ def test_three_hosts_one_study_survive_a_kill_and_restarts(
     output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
     driver = [sys.executable, str(DRIVER), "slow-epochs", *argv]
     hosts = {h: subprocess.Popen(driver, env=env(h), **output) for h in "abc"}  # type: ignore[call-overload]
-    study = load_study(open_storage(storage), "dist")
+    study = open_study("dist", storage)
 
     def running_on(host: str) -> list[int]:
         """Trials training on `host`: claimed and linked to their MLflow run (a kill between the
@@ -194,7 +194,7 @@ def test_three_hosts_one_study_survive_a_kill_and_restarts(
 
 
 def _check_stores(*, storage: str, tracking: str, killed: int) -> None:
-    study = load_study(open_storage(storage), "dist")
+    study = open_study("dist", storage)
     counts = study.counts()
     assert (counts.finished, counts.running) == (TARGET, 0)  # exactly the target; nothing RUNNING
     rows = {r.number: r for r in study.rows()}

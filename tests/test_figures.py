@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-STORE = "sqlite:///studies/hpo.db"
-
 
 def test_parallel_axes_say_what_their_positions_mean() -> None:
     from types import SimpleNamespace

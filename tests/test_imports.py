@@ -27,8 +27,9 @@ PROBE = textwrap.dedent(
                   if isinstance(l, logging.Logger) and l.level}
         return (dict(os.environ), levels, logging.getLogger().level, list(warnings.filters),
                 matplotlib.rcParams._get_backend_or_none(), sqlalchemy.event.contains(
-                    sqlalchemy.engine.Engine, "connect", __import__("hpo.stores.sqlite").stores.sqlite._configure))
+                    sqlalchemy.engine.Engine, "connect", importlib.import_module(SQLITE)._configure))
 
+    SQLITE = 'hpo.stores.sqlite'
     before = snapshot()
     import hpo
     names = [m.name for m in pkgutil.walk_packages(hpo.__path__, "hpo.")]

@@ -10,15 +10,12 @@ import pytest
 
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from hpo.stores.optuna import load_study, open_storage
 from tests.conftest import VAL_SIZE, env_for_subprocess
-from tests.helpers import assert_one_line_error, hpo, search
-
-STORE = "sqlite:///studies/hpo.db"
+from tests.helpers import STORE, assert_one_line_error, hpo, open_study, search
 
 
 def best_run_id(study: str = "s") -> str:
-    return str(load_study(open_storage(STORE), study).best().attrs[link.RUN_ID])  # type: ignore[union-attr]
+    return str(open_study(study).best().attrs[link.RUN_ID])  # type: ignore[union-attr]
 
 
 def test_best_shows_trial_and_unused_test_set(searched: Path) -> None:
@@ -26,7 +23,7 @@ def test_best_shows_trial_and_unused_test_set(searched: Path) -> None:
     assert code == 0, out + err
     for needle in ("best trial", "validation accuracy", "MLflow run", "checkpoint", "never used"):
         assert needle in out
-    best = load_study(open_storage(STORE), "s").best()
+    best = open_study("s").best()
     assert best is not None
     shown = {
         line.split()[0] + " " + line.split()[1]: line.split()[-1] for line in out.splitlines() if line.strip()
@@ -35,7 +32,7 @@ def test_best_shows_trial_and_unused_test_set(searched: Path) -> None:
     assert shown["validation accuracy"] == f"{100 * (best.value or 0):.2f}%"
     assert shown["MLflow run"] == link.run_id(best)
     assert "test accuracy" not in out  # plain `best` never touches the test set
-    assert load_study(open_storage(STORE), "s").attr(link.TEST_EVALUATIONS) is None
+    assert open_study("s").attr(link.TEST_EVALUATIONS) is None
 
 
 def test_evaluate_test_once_then_refuse_then_force(searched: Path) -> None:
@@ -53,7 +50,7 @@ def test_evaluate_test_once_then_refuse_then_force(searched: Path) -> None:
         "test/confusion_matrix.png",
         "test/misclassified.png",
     ]
-    parent = store.run(load_study(open_storage(STORE), "s").attr(link.PARENT_RUN_ID))
+    parent = store.run(open_study("s").attr(link.PARENT_RUN_ID))
     assert parent.metrics["test_accuracy"] == run.metrics["test_accuracy"]
 
     code, out, err = hpo("best", "--evaluate-test", "--data-dir", searched)
@@ -64,7 +61,7 @@ def test_evaluate_test_once_then_refuse_then_force(searched: Path) -> None:
     assert code == 0 and "test-set uses 2" in out
     assert "used 2 time(s)" in hpo("best")[1]
     assert store.run(run_id).tags["test_evaluations"] == "2"
-    assert len(load_study(open_storage(STORE), "s").attr(link.TEST_EVALUATIONS)) == 2
+    assert len(open_study("s").attr(link.TEST_EVALUATIONS)) == 2
     code, out, _ = hpo("studies")
     assert code == 0 and out.rstrip().endswith("2")
 
@@ -87,7 +84,7 @@ def test_damaged_checkpoint_is_clear_and_records_nothing(searched: Path, damage:
         needle = "cannot be read"
     code, _out, err = hpo("best", "--evaluate-test", "--data-dir", searched)
     assert_one_line_error(code, "", err, needle)
-    assert load_study(open_storage(STORE), "s").attr(link.TEST_EVALUATIONS) is None
+    assert open_study("s").attr(link.TEST_EVALUATIONS) is None
 
 
 def test_evaluate_refuses_other_data(searched: Path, tmp_path: Path) -> None:
@@ -96,7 +93,7 @@ def test_evaluate_refuses_other_data(searched: Path, tmp_path: Path) -> None:
     other = make_dataset(tmp_path / "other", "MNIST", seed=42)
     code, _out, err = hpo("best", "--evaluate-test", "--data-dir", other)
     assert_one_line_error(code, "", err, "split fingerprint", "--data-dir")
-    assert load_study(open_storage(STORE), "s").attr(link.TEST_EVALUATIONS) is None
+    assert open_study("s").attr(link.TEST_EVALUATIONS) is None
 
 
 def test_best_without_study_or_complete_trial(workdir: Path, data_dir: Path) -> None:
@@ -146,7 +143,7 @@ def _two_looks(data_dir: Path, *, storage: str) -> None:
     refused = [err for _, err in outs if err.strip()]
     assert len(scored) == 1 and len(refused) == 1 and "Traceback" not in refused[0]
     assert "already used" in refused[0] or "being evaluated by another process" in refused[0]
-    records = link.lockbox_records(load_study(open_storage(storage), "s"))
+    records = link.lockbox_records(open_study("s", storage))
     assert len(records) == 1 and "pending" not in records[0] and records[0]["accuracy"] > 0.9
 
 
@@ -156,11 +153,11 @@ def test_claim_of_a_dead_process_is_void_and_failures_record_nothing(
     import os
 
     from hpo.results import lockbox
-    from hpo.search.recovery import host_id
+    from hpo.stores.owner import host_id
 
     dead = subprocess.run(["true"], check=True)
     del dead
-    handle = load_study(open_storage(STORE), "s")
+    handle = open_study("s")
     # a claim left by a process of this host that died (no pid can exceed Linux's 2**22 limit)
     stale = {"time": "t", "trial": 0, "run_id": "r", "pending": True, "host": host_id(), "pid": 2**22 + 7}
     handle.set_attr(link.TEST_EVALUATIONS, [stale])
@@ -182,7 +179,7 @@ def test_claim_of_a_dead_process_is_void_and_failures_record_nothing(
 
 def test_ensemble_is_chosen_on_validation_and_recorded_with_the_look(workdir: Path, data_dir: Path) -> None:
     search(data_dir, trials=3, epochs=2)
-    handle = load_study(open_storage(STORE), "s")
+    handle = open_study("s")
     ranked = sorted(handle.rows(states=("COMPLETE",)), key=lambda r: (-(r.value or 0), r.number))
     code, out, err = hpo("best", "--evaluate-test", "--ensemble", 3, "--data-dir", data_dir)
     assert code == 0, out + err
@@ -201,7 +198,7 @@ def test_ensemble_is_chosen_on_validation_and_recorded_with_the_look(workdir: Pa
 def test_ensemble_needs_enough_complete_trials(searched: Path) -> None:
     code, out, err = hpo("best", "--evaluate-test", "--ensemble", 5, "--data-dir", searched)
     assert_one_line_error(code, out, err, "fewer than --ensemble 5")
-    assert link.lockbox_records(load_study(open_storage(STORE), "s")) == []
+    assert link.lockbox_records(open_study("s")) == []
 
 
 def test_nothing_but_the_lockbox_reads_the_test_split(
@@ -229,7 +226,7 @@ def test_nothing_but_the_lockbox_reads_the_test_split(
             assert hpo(*args)[0] == 0, args
         code, _, err = hpo("best", "--evaluate-test", *common)
         assert code == 1 and "the test split was read" in err  # the guard does catch a reader
-    assert link.lockbox_records(load_study(open_storage(STORE), "s")) == []
+    assert link.lockbox_records(open_study("s")) == []
     assert hpo("best", "--evaluate-test", *common)[0] == 0
 
 
@@ -244,16 +241,16 @@ def test_one_split_one_lockbox_across_studies(workdir: Path, data_dir: Path) -> 
     assert rows["a"].rstrip().endswith("1") and rows["b"].rstrip().endswith("0 (1 on its split)")
     code, out, _ = hpo("best", "--study", "b", "--evaluate-test", "--force", "--data-dir", data_dir)
     assert code == 0 and "test-set uses 1" in out
-    assert link.lockbox_records(load_study(open_storage(STORE), "b"))[0]["forced"] is True
+    assert link.lockbox_records(open_study("b"))[0]["forced"] is True
 
 
 def test_an_unfinished_study_is_not_evaluated_without_force(searched: Path) -> None:
-    load_study(open_storage(STORE), "s").set_attr(link.TARGET, 5)  # as if the search stopped at 2/5
+    open_study("s").set_attr(link.TARGET, 5)  # as if the search stopped at 2/5
     code, out, err = hpo("best", "--evaluate-test", "--data-dir", searched)
     assert_one_line_error(code, out, err, "is not done (0 trial(s) RUNNING, 2/5 finished)", "--force")
     code, out, _ = hpo("best", "--evaluate-test", "--force", "--data-dir", searched)
     assert code == 0 and "test-set uses 1" in out
-    timed = load_study(open_storage(STORE), "s")
+    timed = open_study("s")
     assert timed.attr(link.LAST_STOP) == "target"
     timed.set_attr(link.LAST_STOP, "timeout")  # a search that ran out of its --timeout is done
     assert "is not done" not in hpo("best", "--evaluate-test", "--data-dir", searched)[2]

@@ -9,13 +9,12 @@ from pathlib import Path
 from hpo.search.parent_run import BEST
 from hpo.stores import link
 from hpo.stores.mlflow import EXPERIMENT_KIND, MODEL_TRAINING, NOTE, MlflowStore
-from hpo.stores.optuna import load_study, open_storage
-from tests.helpers import hpo, search
+from tests.helpers import hpo, open_study, search
 
 
 def test_parent_run_history_best_tag_and_descriptions(workdir: Path, data_dir: Path) -> None:
     search(data_dir, trials=4, epochs=2)
-    handle = load_study(open_storage("sqlite:///studies/hpo.db"), "s")
+    handle = open_study("s")
     best = handle.best()
     assert best is not None
     store = MlflowStore()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import hpo
+from tests.helpers import hpo, open_study
 
 pytestmark = pytest.mark.real_data
 
@@ -175,9 +175,8 @@ def test_predict_drawings_and_photos_with_a_98_percent_model(
     args = ["--data-dir", real_data, "--model", "cnn", "--space", "space.toml", "--device", device]
     code, out, err = hpo("search", *args, "--trials", 1, "--epochs", 2, "--pruner", "none", "-q")
     assert code == 0, out + err
-    from hpo.stores.optuna import load_study, open_storage
 
-    best = load_study(open_storage("sqlite:///studies/hpo.db"), "mnist-cnn").best()
+    best = open_study("mnist-cnn").best()
     assert best is not None and (best.value or 0) >= 0.98
     raw = real_data / "MNIST" / "raw"
     images = np.frombuffer((raw / "t10k-images-idx3-ubyte").read_bytes()[16:], np.uint8).reshape(-1, 28, 28)
@@ -202,7 +201,6 @@ def test_registered_model_predicts_real_test_digits_with_the_lockbox_accuracy(
     workdir: Path, real_data: Path, device: str
 ) -> None:
     from hpo.stores import link
-    from hpo.stores.optuna import load_study, open_storage
     from tests.test_registry import predict_in_fresh_process
 
     Path("space.toml").write_text(
@@ -217,7 +215,7 @@ def test_registered_model_predicts_real_test_digits_with_the_lockbox_accuracy(
     assert code == 0, out + err
     code, out, err = hpo("best", *argv, "--evaluate-test", "--register", "mnist-mlp")
     assert code == 0, out + err
-    (record,) = link.lockbox_records(load_study(open_storage("sqlite:///studies/hpo.db"), "mnist-mlp"))
+    (record,) = link.lockbox_records(open_study("mnist-mlp"))
     raw = real_data / "MNIST" / "raw"
     pixels = np.frombuffer((raw / "t10k-images-idx3-ubyte").read_bytes()[16:], np.uint8).reshape(-1, 28, 28)
     labels = np.frombuffer((raw / "t10k-labels-idx1-ubyte").read_bytes()[8:], np.uint8).astype(np.int64)

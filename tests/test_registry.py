@@ -15,9 +15,8 @@ from hpo.config import DataConfig
 from hpo.core.data import load_train_val
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from hpo.stores.optuna import load_study, open_storage
 from tests.conftest import VAL_SIZE
-from tests.helpers import assert_one_line_error, hpo, search
+from tests.helpers import assert_one_line_error, hpo, open_study, search
 
 # A fresh interpreter, as a user serving the model would have: only mlflow, torch and numpy.
 PREDICT = """
@@ -55,11 +54,11 @@ def raw_val_pixels(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def test_registered_best_model_predicts_raw_pixels_in_a_fresh_process(workdir: Path, data_dir: Path) -> None:
     search(data_dir, trials=2, epochs=2)
-    best = load_study(open_storage("sqlite:///studies/hpo.db"), "s").best()
+    best = open_study("s").best()
     assert best is not None and best.value is not None
     run = MlflowStore().run(link.run_id(best))
     assert run.tags[link.MODEL_URI].startswith("models:/m-"), run.tags  # logged when the search ended
-    others = [t for t in load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows() if t != best]
+    others = [t for t in open_study("s").rows() if t != best]
     assert others and all(link.MODEL_URI not in MlflowStore().run(link.run_id(t)).tags for t in others)
     code, out, err = hpo("best", "--register", "digits")
     assert code == 0, out + err
@@ -78,7 +77,7 @@ def test_a_trial_logged_before_models_were_is_registered_from_its_checkpoint(
     workdir: Path, data_dir: Path
 ) -> None:
     search(data_dir, trials=1, epochs=1)
-    best = load_study(open_storage("sqlite:///studies/hpo.db"), "s").best()
+    best = open_study("s").best()
     assert best is not None
     store = MlflowStore()
     store.client.delete_tag(link.run_id(best), link.MODEL_URI)

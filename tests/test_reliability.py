@@ -16,9 +16,8 @@ import torch
 
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from hpo.stores.optuna import load_study, open_storage
 from tests.conftest import VAL_SIZE, env_for_subprocess
-from tests.helpers import PYTHON_HPO, assert_one_line_error, hpo, search, search_argv
+from tests.helpers import PYTHON_HPO, assert_one_line_error, hpo, open_study, search, search_argv
 from tests.test_signals import mlflow_statuses, states
 
 SPACE = 'mlp_layers = 1\nmlp_width = [32]\nbatch_size = [256]\noptimizer = ["adam"]\n'
@@ -55,12 +54,12 @@ def test_interrupt_at_exact_phase_leaves_nothing_running(workdir: Path, data_dir
 def test_sigkill_during_checkpoint_upload_is_never_best(workdir: Path, data_dir: Path) -> None:
     done = faulty("sigkill-in-upload", data_dir)
     assert done.returncode == -signal.SIGKILL
-    handle = load_study(open_storage("sqlite:///studies/hpo.db"), "f")
+    handle = open_study("f")
     assert states() == {"RUNNING": 1} and handle.best() is None
     killed_run = handle.rows()[0].attrs[link.RUN_ID]
     again = faulty("", data_dir)
     assert again.returncode == 0, again.stdout + again.stderr
-    handle = load_study(open_storage("sqlite:///studies/hpo.db"), "f")
+    handle = open_study("f")
     assert states() == {"FAIL": 1, "COMPLETE": 2}
     assert handle.best().attrs[link.RUN_ID] != killed_run  # type: ignore[union-attr]
     assert MlflowStore().run(killed_run).status == "KILLED"
@@ -74,7 +73,7 @@ def test_sigkill_between_the_mlflow_end_and_the_optuna_tell(workdir: Path, data_
     done = faulty("sigkill-before-tell", data_dir)
     assert done.returncode == -signal.SIGKILL
     assert states() == {"RUNNING": 1} and mlflow_statuses().get("FINISHED") == 1
-    killed_run = load_study(open_storage("sqlite:///studies/hpo.db"), "f").rows()[0].attrs[link.RUN_ID]
+    killed_run = open_study("f").rows()[0].attrs[link.RUN_ID]
     again = faulty("", data_dir)
     assert again.returncode == 0, again.stdout + again.stderr
     assert states() == {"FAIL": 1, "COMPLETE": 2}
@@ -104,9 +103,7 @@ def test_out_of_memory_fails_one_trial_and_the_study_continues(
     out = search(data_dir, trials=2)
     assert (out.counts.failed, out.counts.finished) == (1, 2)
     assert freed == [torch.device("cpu")]  # only the out-of-memory trial collects and empties the cache
-    failed = [
-        r for r in load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows() if r.state == "FAIL"
-    ]
+    failed = [r for r in open_study("s").rows() if r.state == "FAIL"]
     assert "out of memory" in failed[0].attrs["fail_reason"]
     run = MlflowStore().run(failed[0].attrs[link.RUN_ID])
     assert run.status == "FAILED" and "out of memory" in run.tags["fail_reason"]

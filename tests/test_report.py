@@ -9,10 +9,7 @@ from PIL import Image
 
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from hpo.stores.optuna import load_study, open_storage
-from tests.helpers import hpo
-
-STORE = "sqlite:///studies/hpo.db"
+from tests.helpers import hpo, open_study
 
 
 def test_report_writes_and_logs_plots(searched: Path) -> None:
@@ -27,7 +24,7 @@ def test_report_writes_and_logs_plots(searched: Path) -> None:
     ]
     for name in names:
         assert Image.open(Path("plots") / name).size[0] > 300
-    parent = load_study(open_storage(STORE), "s").attr(link.PARENT_RUN_ID)
+    parent = open_study("s").attr(link.PARENT_RUN_ID)
     assert len(MlflowStore().client.list_artifacts(parent, "report")) == 4
 
 
@@ -45,7 +42,7 @@ def test_html_report_is_one_self_contained_page_with_the_lockbox_and_baselines(s
         "Optimization history", "Hyperparameter importances", "Parallel coordinates", "Validation curves",
         "Test confusion matrix", "Misclassified test images",
     ]  # fmt: skip
-    study = load_study(open_storage(STORE), "s")
+    study = open_study("s")
     (record,) = link.lockbox_records(study)
     assert f"{100 * record['accuracy']:.2f}%" in page and "Per class (hardest first)" in page
     assert "<td>knn</td>" in page and "Top 10 trials" in page and "Search space" in page

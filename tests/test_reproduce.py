@@ -8,8 +8,7 @@ import pytest
 
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from hpo.stores.optuna import load_study, open_storage
-from tests.helpers import FIXED, assert_one_line_error, hpo, search
+from tests.helpers import FIXED, assert_one_line_error, hpo, open_study, search
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -19,7 +18,7 @@ def test_reproduce_retrains_a_trial_exactly(workdir: Path, data_dir: Path, preci
     code, out, err = hpo("reproduce", "--study", "s", "--trial", 1, "--data-dir", data_dir, "--device", "cpu")
     assert code == 0, out + err
     assert "Reproduced trial 1 of study 's' (3 epochs)" in out and "difference +0.00 points" in out
-    original = link.run_id(load_study(open_storage("sqlite:///studies/hpo.db"), "s").row(1))
+    original = link.run_id(open_study("s").row(1))
     store = MlflowStore()
     (rerun,) = [r for r in store.runs(store.experiment("s")) if r.tags.get(link.ROLE) == link.ROLE_REPRODUCE]
     assert rerun.name == "reproduce-0001" and rerun.status == "FINISHED"

@@ -13,15 +13,12 @@ import pytest
 
 from hpo.config import SearchConfig
 from hpo.errors import ConfigError
-from hpo.search.recovery import host_seed
 from hpo.search.workers import worker_devices
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from hpo.stores.optuna import load_study, open_storage
 from hpo.stores.optuna.storage import CACHE_CALLS, ResilientStorage, _server_url, heartbeat_settings
-from tests.helpers import assert_one_line_error, hpo, search
-
-STORE = "sqlite:///studies/hpo.db"
+from hpo.stores.owner import host_seed
+from tests.helpers import STORE, assert_one_line_error, hpo, open_study, search
 
 
 def test_host_identity_is_mixed_into_sampler_seeds(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,7 +50,7 @@ def test_a_dead_hosts_trial_is_failed_and_rerun_so_the_target_is_met_exactly(
     monkeypatch.setenv("HPO_HEARTBEAT_S", "1")
     monkeypatch.setenv("HPO_GRACE_S", "2")
     search(data_dir, trials=2, epochs=1)
-    study = load_study(open_storage(STORE), "s")
+    study = open_study("s")
     ghost = study.claim(target=3, attrs={"host": "ghost", "pid": 1}, sampler="random", seed=0)
     assert ghost is not None
     params = ghost.suggest.suggest_float("lr_sgd", 1e-3, 0.5, log=True)
@@ -62,7 +59,7 @@ def test_a_dead_hosts_trial_is_failed_and_rerun_so_the_target_is_met_exactly(
     time.sleep(2.5)  # longer than the grace period: the ghost is dead
     out = search(data_dir, trials=3, epochs=1)
     assert (out.counts.finished, out.counts.failed, out.counts.running) == (3, 1, 0)
-    rows = {r.number: r for r in load_study(open_storage(STORE), "s").rows()}
+    rows = {r.number: r for r in open_study("s").rows()}
     assert (
         rows[ghost.number].state == "FAIL"
         and "no heartbeat from ghost" in rows[ghost.number].attrs[link.FAIL_REASON]
@@ -91,13 +88,13 @@ def test_create_only_makes_the_study_and_runs_nothing(workdir: Path, data_dir: P
     assert (
         "is ready (target 2" in out and "Each worker" in out and "--create-only" not in out.split("runs:")[-1]
     )
-    study = load_study(open_storage(STORE), "mnist-mlp")
+    study = open_study("mnist-mlp")
     assert link.read_spec(study) is not None and study.counts().finished == 0
     assert [r.state for r in study.rows()] == ["WAITING", "WAITING"]  # warm start, for the workers
     parent = link.parent_run_id(study)
     assert MlflowStore().run_status(parent) == "FINISHED"
     code, out, err = hpo(*args, "--device", "cpu")
-    assert code == 0 and load_study(open_storage(STORE), "mnist-mlp").counts().finished == 2, out + err
+    assert code == 0 and open_study("mnist-mlp").counts().finished == 2, out + err
 
 
 def test_devices_spread_workers_and_need_jobs() -> None:

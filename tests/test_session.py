@@ -12,9 +12,8 @@ from hpo.errors import StudyError
 from hpo.stores import link
 from hpo.stores.link import OUTCOMES
 from hpo.stores.mlflow import MlflowStore
-from hpo.stores.optuna import load_study, open_storage
 from tests.conftest import VAL_SIZE
-from tests.helpers import FAST, FIXED, assert_one_line_error, hpo, search
+from tests.helpers import FAST, FIXED, assert_one_line_error, hpo, open_study, search
 
 
 def test_trials_is_a_target_total(workdir: Path, data_dir: Path, device: str) -> None:
@@ -42,7 +41,7 @@ def test_resume_refuses_incomparable_settings(workdir: Path, data_dir: Path) -> 
 
 def test_spec_records_how_the_study_was_made(workdir: Path, data_dir: Path) -> None:
     search(data_dir, trials=1)
-    spec = link.read_spec(load_study(open_storage("sqlite:///studies/hpo.db"), "s"))
+    spec = link.read_spec(open_study("s"))
     assert spec is not None
     assert spec.dataset == "mnist" and spec.val_size == VAL_SIZE and spec.epochs == 2
     assert spec.space["family"] == {"choices": ["mlp"]} and len(spec.fingerprint) == 16
@@ -60,7 +59,7 @@ def test_pruning_and_mlflow_parent_child_structure(workdir: Path, data_dir: Path
     out = search(data_dir, trials=12, epochs=3, space=space, sampler="random", seed=1)
     assert out.counts.pruned >= 1 and out.counts.complete >= 1 and out.counts.failed == 0
 
-    handle = load_study(open_storage("sqlite:///studies/hpo.db"), "s")
+    handle = open_study("s")
     store = MlflowStore()
     runs = {r.run_id: r for r in store.runs(store.experiment("s"))}
     parent_id = handle.attr(link.PARENT_RUN_ID)
@@ -98,7 +97,7 @@ def test_diverging_trials_end_with_reason_and_study_continues(workdir: Path, dat
     }
     out = search(data_dir, trials=2, space=space)
     assert out.counts.finished == 2 and out.counts.pruned == 2
-    rows = load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows()
+    rows = open_study("s").rows()
     assert all(r.attrs["fail_reason"].startswith("diverged") for r in rows)
 
 
@@ -124,7 +123,7 @@ def test_space_file_narrows_and_is_recorded(workdir: Path, data_dir: Path) -> No
         "cpu",
     )
     assert code == 0, out + err
-    handle = load_study(open_storage("sqlite:///studies/hpo.db"), "mnist-mlp")
+    handle = open_study("mnist-mlp")
     assert link.read_spec(handle).space["optimizer"] == {"choices": ["adam"]}  # type: ignore[union-attr]
     assert {r.params["optimizer"] for r in handle.rows()} == {"adam"}
     assert all(
@@ -181,7 +180,7 @@ def test_timeout_stops_starting_trials(workdir: Path, data_dir: Path) -> None:
 
 def losses(study: str, number: int) -> list[tuple[int, float]]:
     """The trial's per-epoch validation loss (finer than accuracy, which saturates here)."""
-    row = load_study(open_storage("sqlite:///studies/hpo.db"), study).row(number)
+    row = open_study(study).row(number)
     return MlflowStore().metric_history(link.run_id(row), "val_loss")
 
 
@@ -191,7 +190,7 @@ def test_a_trial_depends_on_its_own_seed_not_on_what_ran_before(workdir: Path, d
     # trial 1 of "a" (seed 0 + 1) ran after trial 0; trial 0 of "b" (seed 1 + 0) ran first
     assert losses("a", 1) == losses("b", 0)
     assert losses("a", 0) != losses("a", 1)
-    row = load_study(open_storage("sqlite:///studies/hpo.db"), "a").row(1)
+    row = open_study("a").row(1)
     assert row.attrs[link.SEED] == 1
 
 
@@ -199,7 +198,7 @@ def test_chance_level_trials_are_pruned_after_one_epoch(workdir: Path, data_dir:
     stuck = {**FIXED, "lr": [1e-9], "augment": "none", "dropout": [0.0]}  # cannot learn anything
     out = search(data_dir, trials=2, epochs=4, space=stuck)  # median pruner: would wait 5 trials
     assert out.counts.pruned == 2
-    for row in load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows():
+    for row in open_study("s").rows():
         assert list(row.curve) == [1] and row.attrs[link.FAIL_REASON].startswith("chance level: ")
 
 
@@ -208,10 +207,10 @@ def test_trial_timeout_stops_a_trial_after_the_epoch_that_passes_it(workdir: Pat
     study still reaches its target; the pruner alone would let it run (median waits 5 trials)."""
     out = search(data_dir, trials=2, epochs=4, space=FIXED, trial_timeout=1e-6)
     assert out.counts.pruned == 2 and out.counts.finished == 2
-    for row in load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows():
+    for row in open_study("s").rows():
         assert list(row.curve) == [1] and "past --trial-timeout 1e-06 s" in row.attrs[link.FAIL_REASON]
     search(data_dir, trials=3, epochs=4, space=FIXED, pruner="none", trial_timeout=3600)  # resumed
-    rows = load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows()
+    rows = open_study("s").rows()
     assert rows[2].state == "COMPLETE" and list(rows[2].curve) == [1, 2, 3, 4]
 
 
@@ -219,14 +218,14 @@ def test_a_new_study_tries_the_known_good_configurations_first(workdir: Path, da
     from hpo.search.warm_start import POINTS
 
     out = search(data_dir, trials=3, epochs=1, space={}, pruner="none")
-    rows = load_study(open_storage("sqlite:///studies/hpo.db"), "s").rows()
+    rows = open_study("s").rows()
     mlp_points = [name for name, p in POINTS.items() if p["family"] == "mlp"]
     assert [r.attrs.get(link.WARM_START) for r in rows[:2]] == mlp_points and out.counts.finished == 3
     for row, name in zip(rows, mlp_points, strict=False):
         assert row.params == POINTS[name]
     assert link.WARM_START not in rows[2].attrs  # then the sampler takes over
     search(data_dir, trials=1, epochs=1, space={}, study="cold", warm_start=False)
-    cold = load_study(open_storage("sqlite:///studies/hpo.db"), "cold").rows()
+    cold = open_study("cold").rows()
     assert link.WARM_START not in cold[0].attrs
 
 
@@ -246,7 +245,7 @@ def test_a_search_stopped_by_an_error_says_how_to_resume(
         "--space", "space.toml", "--device", "cpu", "--study", "e",
     )  # fmt: skip
     assert_one_line_error(code, out, err, "disk is full", "resume with: hpo search --data-dir")
-    handle = load_study(open_storage("sqlite:///studies/hpo.db"), "e")
+    handle = open_study("e")
     assert handle.counts().failed == 1
     assert MlflowStore().run(link.parent_run_id(handle)).status == "FAILED"
 
@@ -255,7 +254,7 @@ def test_resume_without_a_space_file_goes_on_with_the_studys_own_space(workdir: 
     """Even one recorded by an older hpo, before `lr` split per optimizer family and CNN blocks
     gained convs: a newer default space must not lock the study out."""
     search(data_dir, trials=1, space=FIXED)
-    study = load_study(open_storage("sqlite:///studies/hpo.db"), "s")
+    study = open_study("s")
     recorded = link.read_spec(study)
     assert recorded is not None
     old = {
@@ -277,14 +276,13 @@ def test_bf16_where_it_cannot_run_is_refused_before_anything_is_recorded(
     import torch
 
     from hpo.errors import DeviceError
-    from hpo.search import session
-    from hpo.stores import runs as lifecycle
+    from hpo.search import run, train
 
     mps = torch.device("mps")
-    monkeypatch.setattr(session, "resolve_device", lambda name: mps)
+    monkeypatch.setattr(run, "resolve_device", lambda name: mps)
     with pytest.raises(DeviceError, match="--precision bf16 runs on cpu and cuda, not mps"):
         search(data_dir, trials=1, precision="bf16")
-    monkeypatch.setattr(lifecycle, "resolve_device", lambda name: mps)
+    monkeypatch.setattr(train, "resolve_device", lambda name: mps)
     code, out, err = hpo("train", "--data-dir", data_dir, "--precision", "bf16")
     assert_one_line_error(code, out, err, "--precision bf16 runs on cpu and cuda")
     assert not (workdir / "studies").exists() and MlflowStore().find_experiment("train") is None

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from hpo.results.browsers import start_server, stop_server, wait_until_up
-from hpo.stores.optuna import load_study, open_storage
-from tests.helpers import PYTHON_HPO, free_port, hpo, search
+from tests.helpers import PYTHON_HPO, free_port, hpo, open_study, search
 
 
 def test_mlflow_ui_dry_run_prints_the_command(workdir: Path) -> None:
@@ -22,7 +21,7 @@ def test_mlflow_ui_dry_run_prints_the_command(workdir: Path) -> None:
 
 def test_optuna_dashboard_dry_run_links_the_study(workdir: Path, data_dir: Path) -> None:
     search(data_dir, trials=1, epochs=1)
-    study_id = load_study(open_storage("sqlite:///studies/hpo.db"), "s").id
+    study_id = open_study("s").id
     code, out, _ = hpo("ui", "--optuna", "--dry-run", "--port", 5124)
     assert code == 0, out
     assert f"http://127.0.0.1:5124/dashboard/studies/{study_id}  (study 's')" in out
@@ -39,7 +38,7 @@ def test_a_password_in_a_store_url_is_never_printed(workdir: Path) -> None:
 @pytest.mark.slow
 def test_optuna_dashboard_serves_the_study_with_its_metric_named(workdir: Path, data_dir: Path) -> None:
     search(data_dir, trials=2, epochs=1)
-    study_id = load_study(open_storage("sqlite:///studies/hpo.db"), "s").id
+    study_id = open_study("s").id
     port = free_port()
     server = start_server([*PYTHON_HPO, "ui", "--optuna", "--port", str(port)], stdout=subprocess.DEVNULL)
     try:

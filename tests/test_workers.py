@@ -15,9 +15,8 @@ import pytest
 from hpo.stores import link
 from hpo.stores.link import OUTCOMES
 from hpo.stores.mlflow import MlflowStore
-from hpo.stores.optuna import load_study, open_storage
 from tests.conftest import env_for_subprocess
-from tests.helpers import PYTHON_HPO, search_argv
+from tests.helpers import PYTHON_HPO, open_study, search_argv
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +28,7 @@ def search_args(data_dir: Path, *, trials: int, jobs: int = 1) -> list[str]:
 
 
 def check_store(trials: int) -> None:
-    handle = load_study(open_storage("sqlite:///studies/hpo.db"), "shared")
+    handle = open_study("shared")
     counts = handle.counts()
     assert (counts.finished, counts.failed, counts.running) == (trials, 0, 0)
     store = MlflowStore()

@@ -70,7 +70,7 @@ def search(
         devices=tuple(d.strip() for d in devices.split(",") if d.strip()),
     )
     chosen = load_space_file(space) if space else None  # None: the study's own space, or the default
-    from hpo.search.session import run_search  # torch, MLflow, Optuna: ~3 s, after the input is checked
+    from hpo.search.run import run_search  # torch, MLflow, Optuna: ~3 s, after the input is checked
 
     out = options.console()
     command = options.invocation(ctx).command

@@ -47,11 +47,6 @@ def runs_url(*, base: str, experiment_id: str) -> str:
     return f"{base}/#/experiments/{experiment_id}/runs?{query}"
 
 
-def run_url(*, base: str, experiment_id: str, run_id: str) -> str:
-    """A run's page, in model-training mode (without the query MLflow 3 shows it as a GenAI run)."""
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
-
-
 def dashboard_url(*, base: str, study_id: int) -> str:
     """optuna-dashboard's page of one study (its id in the Optuna store, not its name)."""
     return f"{base}/dashboard/studies/{study_id}"

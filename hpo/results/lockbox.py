@@ -22,10 +22,9 @@ from hpo.core.data import Split, TrainValData, class_names, load_test, load_test
 from hpo.core.engine import predict_logits, resolve_device
 from hpo.errors import CheckpointError, LockboxError, StudyError
 from hpo.results.ensemble import Members, load_members, mean_probabilities, scores, top_trials
-from hpo.search.recovery import host_id, process_alive, process_token
 from hpo.stores import link
-from hpo.stores.locks import store_lock
 from hpo.stores.optuna import StudyHandle
+from hpo.stores.owner import host_id, process_alive, process_token
 from hpo.stores.workspace import Workspace
 
 
@@ -105,12 +104,12 @@ def _live(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _claimed_look(
     *, ws: Workspace, handle: StudyHandle, force: bool, trial: int, run_id: str, fields: dict[str, Any]
 ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any]]]:
-    """The lockbox's check-and-record, atomic for every process sharing the store (`store_lock`:
+    """The lockbox's check-and-record, atomic for every process sharing the store (`StudyStore.lock`:
     a file lock on SQLite, an advisory lock on PostgreSQL). The look is claimed, as a pending
     record, before the test split is read, so a second process is refused while the first
     evaluates. Yields (earlier records, result to fill in); the result replaces the claim, and a
     failed evaluation withdraws it (nothing recorded)."""
-    with store_lock(ws.storage):
+    with ws.studies.lock():
         earlier = _live(link.lockbox_records(handle))
         looks = _split_looks(ws, handle)
         if looks and not force:
@@ -129,7 +128,7 @@ def _claimed_look(
     try:
         yield earlier, result
     finally:
-        with store_lock(ws.storage):
+        with ws.studies.lock():
             records = [r for r in link.lockbox_records(handle) if r != claim]
             final = {k: v for k, v in claim.items() if k not in ("pending", "token")}
             handle.set_attr(link.TEST_EVALUATIONS, [*records, {**final, **result}] if result else records)

@@ -6,13 +6,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import torch
-
-from hpo.config import IMAGE_SIZE
 from hpo.errors import CheckpointError, ConfigError
 from hpo.search.space import config_from_params, describe
 from hpo.stores import link
-from hpo.stores.runs import log_served_model
 from hpo.stores.workspace import BestInfo, Workspace
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -31,24 +27,6 @@ class Registered:
     def registry_uri(self) -> str:
         """What `mlflow.pyfunc.load_model` takes."""
         return f"models:/{self.name}/{self.version}"
-
-
-def served_model_uri(ws: Workspace, run_id: str) -> str:
-    """The run's logged MLflow model (models:/m-...). A search logs one only for the best trial,
-    when the search call ends; a trial without one (an older study, a search that was stopped)
-    gets one here from its checkpoint."""
-    uri = ws.mlflow.run(run_id).tags.get(link.MODEL_URI, "")
-    if uri:
-        return uri
-    loaded = ws.load_model(run_id)
-    example = torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE)
-    uri = log_served_model(
-        ws.mlflow, run_id, model=loaded.model, normalization=loaded.normalization, example=example
-    )
-    if not uri:
-        reason = ws.mlflow.run(run_id).tags.get("model_log_error", "unknown reason")
-        raise CheckpointError(f"the best trial's model could not be logged as an MLflow model: {reason}")
-    return uri
 
 
 def _provenance(info: BestInfo) -> tuple[dict[str, object], str]:
@@ -85,7 +63,7 @@ def register_best(ws: Workspace, *, study: str | None, name: str) -> Registered:
     info = ws.best(study)
     if not info.run_id:
         raise CheckpointError("the best trial has no MLflow run, so it has no model to register")
-    uri = served_model_uri(ws, info.run_id)
+    uri = ws.served_model_uri(info.run_id)
     tags, description = _provenance(info)
     version = ws.mlflow.register_model(name=name, model_uri=uri, tags=tags, description=description)
     return Registered(

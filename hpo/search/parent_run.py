@@ -5,9 +5,8 @@ charts); the best trial's run tagged `best=true` and linked from the parent's de
 
 from __future__ import annotations
 
-from hpo.results.browsers import run_url
 from hpo.stores import link
-from hpo.stores.mlflow import NOTE, MlflowStore
+from hpo.stores.mlflow import NOTE, MlflowStore, run_url
 from hpo.stores.optuna import StudyHandle, TrialRow
 
 BEST = "best"  # run tag: "true" on the study's best trial, "false" once overtaken

@@ -19,12 +19,13 @@ from hpo.core.data import TrainValData
 from hpo.core.engine import EpochMetrics, FitResult
 from hpo.core.models import build_model, count_parameters
 from hpo.errors import HpoError
-from hpo.search.recovery import host_id, host_seed, process_token, recover_stale
+from hpo.search.recovery import recover_stale
 from hpo.search.space import Space, TrialConfig, describe, sample
 from hpo.signals import deferred
 from hpo.stores import link
 from hpo.stores.mlflow import NOTE, MlflowStore
 from hpo.stores.optuna import Counts, StudyHandle, TrialHandle, TrialRow
+from hpo.stores.owner import host_id, host_seed, process_token
 from hpo.stores.runs import TrackedRun, outcome_of
 
 CHANCE_FACTOR = 2  # pruned at once: first-epoch validation accuracy <= 2 x 1/classes

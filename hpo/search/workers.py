@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from hpo.errors import HpoError, StudyError
-from hpo.search.session import Session, run_trials
+from hpo.search.loop import run_trials
+from hpo.search.session import Session, StopReason
 from hpo.search.trial import SearchObserver
 
 
@@ -74,9 +75,10 @@ def _worker(worker: int, session: Session, events: Any) -> None:
         events.put(("error", {"message": f"worker {worker}: {type(exc).__name__}: {exc}"}))
 
 
-def _relay(procs: list[Any], events: Any, observer: SearchObserver) -> tuple[int, set[str], list[str]]:
+def _relay(procs: list[Any], events: Any, observer: SearchObserver) -> tuple[int, set[StopReason], list[str]]:
     """Forward events until every worker has reported; returns (trials run, stop reasons, errors)."""
-    ran, reasons, errors, started, pending = 0, set(), [], False, len(procs)
+    reasons: set[StopReason] = set()
+    ran, errors, started, pending = 0, [], False, len(procs)
     while pending:
         try:
             kind, kw = events.get(timeout=1.0)
@@ -99,7 +101,7 @@ def _relay(procs: list[Any], events: Any, observer: SearchObserver) -> tuple[int
     return ran, reasons, errors
 
 
-def run_workers(*, session: Session, observer: SearchObserver) -> tuple[int, str]:
+def run_workers(*, session: Session, observer: SearchObserver) -> tuple[int, StopReason]:
     """Run the session's trials in `session.cfg.jobs` processes; returns (trials run, why stopped)."""
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
     events = ctx.Queue()
@@ -126,4 +128,5 @@ def run_workers(*, session: Session, observer: SearchObserver) -> tuple[int, str
             p.join(timeout=60)
     if errors:
         raise StudyError(errors[0])
-    return ran, next((r for r in ("interrupted", "timeout", "target") if r in reasons), "already-done")
+    order: tuple[StopReason, ...] = ("interrupted", "timeout", "target")  # the first present wins
+    return ran, next((r for r in order if r in reasons), "already-done")

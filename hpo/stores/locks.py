@@ -17,14 +17,14 @@ _SCHEMA_KEY = _KEY + 1  # creating the tables: taken before any storage object e
 
 
 @contextlib.contextmanager
-def store_lock(storage: Any) -> Iterator[None]:
-    """Exclusive for the block, across the processes sharing `storage` (an Optuna RDBStorage)."""
-    url = str(storage.url)
+def store_lock(*, url: str, engine: Any) -> Iterator[None]:
+    """Exclusive for the block, across the processes sharing the store at `url`; `engine` is its
+    SQLAlchemy engine (used on PostgreSQL only, for a connection of the lock's own)."""
     if not url.startswith("postgresql"):
         with sqlite.file_lock(url):
             yield
         return
-    with _advisory(storage.engine, key=_KEY):  # its own connection: the lock is the session's
+    with _advisory(engine, key=_KEY):  # its own connection: the lock is the session's
         yield
 
 

@@ -48,6 +48,11 @@ _RETRIES = 4  # attempts for a locked store (each waits out SQLite's busy timeou
 T = TypeVar("T")
 
 
+def run_url(*, base: str, experiment_id: str, run_id: str) -> str:
+    """A run's page, in model-training mode (without the query MLflow 3 shows it as a GenAI run)."""
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
 @dataclass(frozen=True)
 class RunRecord:
     run_id: str

@@ -14,15 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.errors import CheckpointError, StudyError, TrackingError
 from hpo.stores import link
-from hpo.stores.optuna import (
-    DEFAULT_STORAGE,
-    Counts,
-    StudyHandle,
-    TrialRow,
-    load_study,
-    open_storage,
-    study_names,
-)
+from hpo.stores.optuna import DEFAULT_STORAGE, Counts, StudyHandle, StudyStore, TrialRow
 
 if TYPE_CHECKING:  # imported where used: `hpo studies` and `hpo trials` need neither torch nor MLflow
     from hpo.core.checkpoint import LoadedModel
@@ -70,8 +62,8 @@ class Workspace:
         self.storage_url, self.tracking_uri = storage, tracking_uri
 
     @cached_property
-    def storage(self) -> Any:  # optuna.storages.RDBStorage, kept opaque outside optuna_store
-        return open_storage(self.storage_url)
+    def studies(self) -> StudyStore:
+        return StudyStore(self.storage_url)
 
     @cached_property
     def mlflow(self) -> MlflowStore:
@@ -80,22 +72,22 @@ class Workspace:
         return MlflowStore(uri=self.tracking_uri)
 
     def study_names(self) -> list[str]:
-        return study_names(self.storage)
+        return self.studies.names()
 
     def study(self, name: str | None) -> StudyHandle:
         """The named study, or the only one in the store when no name is given."""
         if name:
-            return load_study(self.storage, name)
+            return self.studies.load(name)
         names = self.study_names()
         if len(names) == 1:
-            return load_study(self.storage, names[0])
+            return self.studies.load(names[0])
         if not names:
             raise StudyError("this store has no studies yet: run `hpo search` first, or check --storage")
         raise StudyError(f"this store has several studies ({', '.join(names)}): choose one with --study")
 
     def summaries(self) -> list[StudySummary]:
         """One row per study: trial counts by state, best value, test-set uses."""
-        handles = [load_study(self.storage, name) for name in self.study_names()]
+        handles = [self.studies.load(name) for name in self.study_names()]
         looks: dict[str, int] = {}  # split fingerprint -> test looks across studies
         for handle in handles:
             fingerprint = _fingerprint(handle)
@@ -120,7 +112,7 @@ class Workspace:
         per study: the test split is one, whichever study looks at it."""
         found = []
         for name in self.study_names():
-            handle = load_study(self.storage, name)
+            handle = self.studies.load(name)
             if _fingerprint(handle) == fingerprint:
                 found += [(name, record) for record in link.lockbox_records(handle)]
         return found
@@ -186,3 +178,25 @@ class Workspace:
                     f"the checkpoint of run {run_id} cannot be read ({exc}); was mlruns/artifacts deleted?"
                 ) from exc
             return read_checkpoint(folder)
+
+    def served_model_uri(self, run_id: str) -> str:
+        """The run's logged MLflow model (models:/m-...). A search logs one only for the best trial,
+        when the search call ends; a trial without one (an older study, a search that was stopped)
+        gets one here from its checkpoint."""
+        import torch
+
+        from hpo.config import IMAGE_SIZE
+        from hpo.stores.runs import log_served_model
+
+        uri = self.mlflow.run(run_id).tags.get(link.MODEL_URI, "")
+        if uri:
+            return uri
+        loaded = self.load_model(run_id)
+        example = torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE)
+        uri = log_served_model(
+            self.mlflow, run_id, model=loaded.model, normalization=loaded.normalization, example=example
+        )
+        if not uri:
+            reason = self.mlflow.run(run_id).tags.get("model_log_error", "unknown reason")
+            raise CheckpointError(f"the best trial's model could not be logged as an MLflow model: {reason}")
+        return uri

@@ -1,6 +1,6 @@
-"""Optuna behind a small interface: storage, sampler, pruner, study and trial handles. The only
-package that imports optuna. It knows nothing of MLflow: the keys that link the two stores live
-in `hpo.stores.link`, and the search session drives trials through these handles."""
+"""Optuna behind a typed interface: the store (`StudyStore`), study and trial handles, samplers
+and pruners. The only package that imports optuna. It knows nothing of MLflow: the keys that link
+the two stores live in `hpo.stores.link`, and the search drives trials through these handles."""
 
 from hpo.stores.optuna.storage import (
     DEFAULT_STORAGE,
@@ -13,16 +13,8 @@ from hpo.stores.optuna.storage import (
     open_storage,
     version,
 )
-from hpo.stores.optuna.study import (
-    Counts,
-    StudyHandle,
-    TrialHandle,
-    TrialRow,
-    create_or_resume,
-    load_study,
-    param_importances,
-    study_names,
-)
+from hpo.stores.optuna.store import StudyStore
+from hpo.stores.optuna.study import Counts, StudyHandle, TrialHandle, TrialRow, param_importances
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -31,15 +23,13 @@ __all__ = [
     "METRIC",
     "Counts",
     "StudyHandle",
+    "StudyStore",
     "TrialHandle",
     "TrialRow",
     "configure",
-    "create_or_resume",
-    "load_study",
     "make_pruner",
     "make_sampler",
     "open_storage",
     "param_importances",
-    "study_names",
     "version",
 ]

@@ -18,6 +18,7 @@ from hpo.errors import ConfigError, StudyError, redact
 from hpo.stores import sqlite
 from hpo.stores.backoff import with_backoff
 from hpo.stores.locks import url_lock
+from hpo.stores.optuna.private import CACHE_CALLS
 
 HEARTBEAT_S = 30  # a live trial touches the store this often (env HPO_HEARTBEAT_S); it is stale...
 GRACE_S = 120  # ...after this long without a heartbeat (env HPO_GRACE_S): then FAIL, and re-run
@@ -67,12 +68,6 @@ def _server_url(url: str) -> str:
 
 
 RECONNECT_S = 120  # how long a call on a server database waits out its restart before failing
-# The private methods that Optuna's cache layer (optuna.storages._CachedStorage, which every
-# Study wraps around its storage) calls directly; tests/test_scale_out.py reads its source to
-# keep this list whole. Missing _get_trials once failed a worker during a PostgreSQL restart.
-CACHE_CALLS = (
-    "_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids", "_get_trials", "_set_trial_param"
-)  # fmt: skip
 # Every call Optuna makes on the storage: its public methods, and those.
 _RETRIED = sorted(
     name

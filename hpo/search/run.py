@@ -1,0 +1,66 @@
+"""`hpo search` as one library call: open the session, run its trials in this process or in
+`--jobs` worker processes, close it. Safe to call again: it continues where the last call
+stopped."""
+
+from __future__ import annotations
+
+from hpo.config import DataConfig, SearchConfig
+from hpo.core.data import load_train_val
+from hpo.core.engine import check_precision, resolve_device
+from hpo.errors import HpoError
+from hpo.search.loop import run_trials
+from hpo.search.session import SearchOutcome, StopReason, close_session, open_session, search_study
+from hpo.search.space import Space
+from hpo.search.trial import SearchObserver
+from hpo.stores.runs import provenance
+from hpo.stores.workspace import Workspace
+
+
+def run_search(
+    *,
+    cfg: SearchConfig,
+    data_cfg: DataConfig,
+    space: Space | None,
+    observer: SearchObserver,
+    command: str,
+    create_only: bool = False,
+) -> SearchOutcome:
+    """`hpo search`: open the session, run its trials (in `cfg.jobs` worker processes when above
+    1), close it. Both stores and the study are opened once in this process and passed down."""
+    device = resolve_device(cfg.device)
+    check_precision(device, cfg.precision)  # here, before any trial or run is recorded
+    for name in cfg.devices:  # an absent --devices entry fails here, not in a worker
+        check_precision(resolve_device(name), cfg.precision)
+    ws = Workspace(storage=cfg.storage, tracking_uri=cfg.tracking_uri)  # one per process: reused below
+    ws.studies  # noqa: B018 -- fail fast on a bad URL, before loading data
+    # Workers load their own copy on their device; this process needs only the fingerprint then.
+    data = load_train_val(data_cfg, device=device if cfg.jobs == 1 else resolve_device("cpu"))
+    tags = provenance(
+        device=device, dataset=data_cfg.dataset, fingerprint=data.fingerprint, seed=cfg.seed, command=command
+    )
+    study = search_study(ws, cfg)
+    session = open_session(
+        cfg=cfg,
+        data_cfg=data_cfg,
+        space=space,
+        fingerprint=data.fingerprint,
+        device_tags=tags,
+        ws=ws,
+        study=study,
+    )
+    ran: int = 0
+    stopped: StopReason = "error"
+    try:
+        if create_only:  # the coordinator: schema, study, spec, experiment and parent run; no trial
+            stopped = "created"
+        elif cfg.jobs > 1:
+            from hpo.search.workers import run_workers
+
+            ran, stopped = run_workers(session=session, observer=observer)
+        else:
+            ran, stopped = run_trials(session=session, observer=observer, data=data, ws=ws, study=study)
+    except HpoError as exc:  # every finished trial is kept: say how to go on
+        raise type(exc)(f"{exc} (the study keeps its finished trials; resume with: {command})") from exc
+    finally:
+        outcome = close_session(session, ran=ran, stopped=stopped, ws=ws, study=study)
+    return outcome
