@@ -10,6 +10,13 @@ def redact(text: str) -> str:
     return re.sub(r"(://[^/:@\s]+):[^/@\s]*@", r"\1:***@", text)
 
 
+def first_line(exc: BaseException, *, limit: int = 300) -> str:
+    """The first line of an exception's message (its type's name when it has none), at most `limit`
+    characters: what a one-line error or a recorded failure reason shows of it."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
 class HpoError(Exception):
     """Base of every error a user can cause or fix."""
 

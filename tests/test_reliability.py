@@ -86,19 +86,18 @@ def test_out_of_memory_fails_one_trial_and_the_study_continues(
     workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import hpo.search.trial
-    from hpo.stores.runs import TrackedRun
 
     calls = {"n": 0}
-    real = TrackedRun.fit
+    real = hpo.search.trial.fit
 
-    def oom_once(self: TrackedRun, **kwargs: object) -> object:
+    def oom_once(**kwargs: object) -> object:
         calls["n"] += 1
         if calls["n"] == 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(self, **kwargs)  # type: ignore[arg-type]
+        return real(**kwargs)  # type: ignore[arg-type]
 
     freed = []
-    monkeypatch.setattr(TrackedRun, "fit", oom_once)
+    monkeypatch.setattr(hpo.search.trial, "fit", oom_once)
     monkeypatch.setattr(hpo.search.trial, "_release_memory", lambda device: freed.append(device))
     out = search(data_dir, trials=2)
     assert (out.counts.failed, out.counts.finished) == (1, 2)

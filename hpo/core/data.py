@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from hpo.config import IMAGE_SIZE, NUM_CLASSES, DataConfig
-from hpo.errors import DataError
+from hpo.errors import DataError, first_line
 
 FASHION_CLASSES = (
     "T-shirt/top",
@@ -96,8 +96,7 @@ def _download(cfg: DataConfig, *, train: bool, download: bool) -> tuple[torch.Te
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             ds = cls(root=cfg.data_dir, train=train, download=True)
     except Exception as exc:  # offline (RuntimeError, OSError, URLError...) or a bad archive
-        first = str(exc).splitlines()[0].rstrip(": ") if str(exc) else type(exc).__name__
-        reason = f"not on disk, and the download failed: {first}"
+        reason = f"not on disk, and the download failed: {first_line(exc).rstrip(': ')}"
         raise DataError(_missing_message(cfg, train=train, reason=reason)) from exc
     return ds.data, ds.targets
 

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,8 @@ from hpo.core.data import Split, TrainValData
 from hpo.core.optim import Optimizer, Schedule
 from hpo.errors import DeviceError
 
+# How a fit ended: every epoch ran, the epoch hook asked to stop, or the loss went non-finite.
+FitOutcome = Literal["completed", "stopped", "diverged"]
 EVAL_BATCH = 8192  # images per forward pass when evaluating; memory is (EVAL_BATCH, widest layer)
 
 
@@ -44,7 +47,7 @@ class EpochMetrics:
 
 @dataclass
 class FitResult:
-    outcome: str  # "completed", "stopped" (the hook asked) or "diverged" (non-finite loss)
+    outcome: FitOutcome
     history: list[EpochMetrics] = field(default_factory=list)
     best_epoch: int = 0  # 0 when no epoch finished
     best_val_accuracy: float = 0.0

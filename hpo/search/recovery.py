@@ -8,6 +8,7 @@ import datetime
 
 from hpo.stores import link
 from hpo.stores.check import reconcile_statuses
+from hpo.stores.link import TrialEnd
 from hpo.stores.mlflow import MlflowStore
 from hpo.stores.optuna import StudyHandle
 from hpo.stores.owner import host_id, process_alive
@@ -28,14 +29,12 @@ def recover_orphans(*, study: StudyHandle, store: MlflowStore) -> int:
         pid, host = row.attrs.get(link.OWNER_PID), row.attrs.get(link.OWNER_HOST)
         token = row.attrs.get(link.OWNER_TOKEN, "")
         if host == host_id() and isinstance(pid, int) and not process_alive(pid, token):
-            study.fail_running(
-                row.number, attrs={link.FAIL_REASON: f"process {pid} on {host} died during the trial"}
-            )
+            end = TrialEnd(outcome="interrupted", reason=f"process {pid} on {host} died during the trial")
+            study.fail_running(row.number, attrs=end.trial_attrs())
             recovered += 1
         elif pid is None and _age_seconds(row.started) > UNOWNED_S:
-            study.fail_running(
-                row.number, attrs={link.FAIL_REASON: "its process died before it started training"}
-            )
+            end = TrialEnd(outcome="interrupted", reason="its process died before it started training")
+            study.fail_running(row.number, attrs=end.trial_attrs())
             recovered += 1
     recovered += len(_fail_stale(study))
     reconcile_statuses(study=study, store=store)  # their runs, and any other run left contradicting

@@ -154,7 +154,9 @@ def close_session(
 ) -> SearchOutcome:
     """End the parent run once: KILLED when interrupted, FAILED on an error, else FINISHED."""
     ws = ws or session.workspace()
-    status = {"interrupted": "KILLED", "error": "FAILED"}.get(stopped, "FINISHED")
+    status: link.RunStatus = (
+        "KILLED" if stopped == "interrupted" else "FAILED" if stopped == "error" else "FINISHED"
+    )
     with shielded(), contextlib.suppress(HpoError):
         ws.mlflow.end_run(session.parent_run_id, status=status)
     study = study or search_study(ws, session.cfg)

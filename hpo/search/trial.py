@@ -1,6 +1,8 @@
-"""One search trial from claim to tell: claim a trial against the study's target, sample its
-configuration, train it as a `TrackedRun` (the MLflow child run) while reporting each epoch to
-the pruner, and record its end in MLflow first, then in Optuna (the source of truth for counts).
+"""One search trial from claim to end. `TrialRecorder` is the only writer of a trial's records:
+it claims the trial against the study's target, opens its MLflow child run, logs each epoch to
+MLflow and reports it to the pruner, uploads the checkpoint, and writes the trial's end, a frozen
+`link.TrialEnd`, to MLflow first and then to Optuna (the source of truth for counts). `run_trial`
+samples the configuration and trains it between those writes.
 
 Out-of-memory fails only this trial; an interrupt or any other error fails it and propagates."""
 
@@ -9,20 +11,22 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
-from hpo.config import NUM_CLASSES, DataConfig, SearchConfig, TrainConfig, as_params
+from hpo.config import NUM_CLASSES, DataConfig, ModelConfig, SearchConfig, TrainConfig, as_params
 from hpo.core.data import TrainValData
-from hpo.core.engine import EpochMetrics, FitResult
+from hpo.core.engine import EpochMetrics, FitResult, fit
 from hpo.core.models import build_model, count_parameters
-from hpo.errors import HpoError
+from hpo.errors import HpoError, first_line
 from hpo.search.recovery import recover_stale
 from hpo.search.space import Space, TrialConfig, describe, sample
 from hpo.signals import deferred
 from hpo.stores import link
+from hpo.stores.link import TrialEnd
 from hpo.stores.mlflow import NOTE, MlflowStore
 from hpo.stores.optuna import Counts, StudyHandle, TrialHandle, TrialRow
 from hpo.stores.owner import host_id, host_seed, process_token
@@ -57,86 +61,18 @@ class TrialContext:
     observer: SearchObserver
 
 
-@dataclass(frozen=True)
-class _Trained:
-    outcome: str  # a link.OUTCOMES key
-    value: float  # best validation accuracy
-    epoch: int  # the last epoch run
-    best_epoch: int
-    description: str  # space.describe of the configuration
-
-
-def _release_memory(device: torch.device) -> None:
-    """After an out-of-memory trial: collect what the failure's frames may still hold, and hand
-    the cached GPU memory back. Other trials need neither: their model and optimizer hold no
-    reference cycle, so they are freed the moment the trial returns (a test runs a search with the
-    collector off to keep it so), and a full collection after each (0.29 s here: it walks every
-    object of torch, MLflow and Optuna) bought nothing."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-def run_trial(ctx: TrialContext) -> TrialRow | None:
-    """One trial from ask to tell; None when the study's target is already reached (or claimed)."""
-    owner = {
-        link.OWNER_HOST: host_id(),
-        link.OWNER_PID: os.getpid(),
-        link.OWNER_TOKEN: process_token(os.getpid()),
-    }
-    recover_stale(study=ctx.study, store=ctx.store)
-    trial = ctx.study.claim(
-        target=ctx.cfg.trials, attrs=owner, sampler=ctx.cfg.sampler, seed=host_seed(ctx.cfg.seed)
+def trial_end(result: FitResult, *, guard: str) -> TrialEnd:
+    """The end of a trained trial, from its fit and the guard that stopped it ("" if none)."""
+    last = result.history[-1].epoch if result.history else 0
+    outcome = outcome_of(result)
+    reason = f"diverged: non-finite loss at epoch {last}" if outcome == "diverged" else guard
+    return TrialEnd(
+        outcome=outcome,
+        value=result.best_val_accuracy,
+        epochs_run=last,
+        best_epoch=result.best_epoch,
+        reason=reason,
     )
-    if trial is None:
-        return None
-    run = _open_run(ctx, trial)
-    release = False  # hand the cached GPU memory back: after an out-of-memory trial only
-    try:
-        done = _train(ctx, trial, run)
-    except KeyboardInterrupt:
-        _finish(trial, run, outcome="interrupted", reason="interrupted (Ctrl-C or SIGTERM)")
-        raise
-    except torch.OutOfMemoryError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "no detail"
-        _finish(trial, run, outcome="failed", reason=f"out of memory on {ctx.device}: {first[:200]}")
-        release = True  # in `finally`, once the exception no longer holds the trial's tensors
-        return ctx.study.row(trial.number)
-    except BaseException as exc:
-        _finish(trial, run, outcome="failed", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
-        raise
-    finally:
-        if release:
-            _release_memory(ctx.device)
-    _finish_trained(trial, run, done)  # outside the try: a Ctrl-C deferred there must not re-end it
-    return ctx.study.row(trial.number)
-
-
-def _open_run(ctx: TrialContext, trial: TrialHandle) -> TrackedRun:
-    """The trial's MLflow run, under the parent run, and its id on the trial (the link)."""
-    tags = {link.TRIAL_NUMBER: str(trial.number), link.STUDY: ctx.study.name, link.ROLE: link.ROLE_TRIAL}
-    run = TrackedRun(
-        store=ctx.store,
-        experiment_id=ctx.experiment_id,
-        name=link.trial_run_name(trial.number),
-        parent_run_id=ctx.parent_run_id,
-        tags={**ctx.tags, **tags, link.STATE: "RUNNING"},
-    )
-    trial.set_attrs(
-        **{link.RUN_ID: run.run_id, link.DEVICE: ctx.tags["device"], link.PRECISION: ctx.cfg.precision}
-    )
-    return run
-
-
-def _finish_trained(trial: TrialHandle, run: TrackedRun, done: _Trained) -> None:
-    reason = str(trial.attr(link.FAIL_REASON) or "")
-    state = link.OUTCOMES[done.outcome][0]
-    note = f"{state} {100 * done.value:.2f}% (best epoch {done.best_epoch} of {done.epoch})"
-    note += f" · {done.description}" + (f" · {reason}" if reason else "")
-    tags = {link.BEST_EPOCH: done.best_epoch, NOTE: note}  # the run's description in the UI
-    with contextlib.suppress(HpoError):  # the trial's value as one metric: the UI sorts runs by it
-        run.store.log_metrics(run.run_id, {link.TRIAL_VALUE: done.value}, step=done.epoch)
-    _finish(trial, run, outcome=done.outcome, value=done.value, epoch=done.epoch, reason=reason, tags=tags)
 
 
 def chance_reason(*, epoch: int, val_accuracy: float, classes: int = NUM_CLASSES) -> str:
@@ -157,6 +93,126 @@ def budget_reason(*, seconds: float, budget: float | None) -> str:
     return ""
 
 
+class TrialRecorder:
+    """One trial across both stores: claim -> start -> epochs -> finish. Build it with `claim`."""
+
+    def __init__(self, *, ctx: TrialContext, trial: TrialHandle, run: TrackedRun) -> None:
+        self.ctx, self.trial, self.run = ctx, trial, run
+        self.number = trial.number
+
+    @classmethod
+    def claim(cls, ctx: TrialContext) -> TrialRecorder | None:
+        """Claim a trial against the target (None when it is reached or claimed), owned by this
+        process, and open its MLflow run under the parent run, its id on the trial (the link)."""
+        owner = {
+            link.OWNER_HOST: host_id(),
+            link.OWNER_PID: os.getpid(),
+            link.OWNER_TOKEN: process_token(os.getpid()),
+        }
+        recover_stale(study=ctx.study, store=ctx.store)
+        seed = host_seed(ctx.cfg.seed)
+        trial = ctx.study.claim(target=ctx.cfg.trials, attrs=owner, sampler=ctx.cfg.sampler, seed=seed)
+        if trial is None:
+            return None
+        tags = {link.TRIAL_NUMBER: str(trial.number), link.STUDY: ctx.study.name, link.ROLE: link.ROLE_TRIAL}
+        run = TrackedRun(
+            store=ctx.store,
+            experiment_id=ctx.experiment_id,
+            name=link.trial_run_name(trial.number),
+            parent_run_id=ctx.parent_run_id,
+            tags={**ctx.tags, **tags, link.STATE: "RUNNING"},
+        )
+        link_attrs = {
+            link.RUN_ID: run.run_id,
+            link.DEVICE: ctx.tags["device"],
+            link.PRECISION: ctx.cfg.precision,
+        }
+        trial.set_attrs(**link_attrs)
+        return cls(ctx=ctx, trial=trial, run=run)
+
+    def start(self, *, params: dict[str, object], seed: int) -> None:
+        """The sampled configuration on the run (params) and the trial's own seed on the trial."""
+        self.run.log_params(params)
+        self.trial.set_attrs(**{link.SEED: seed})
+
+    def epoch(self, metrics: EpochMetrics) -> bool:
+        """One epoch: its metrics on the run (one batch, step = epoch), its validation accuracy to
+        the pruner. True when the pruner says stop."""
+        self.run.log_metrics(metrics.metrics(), step=metrics.epoch)
+        return self.trial.report(metrics.val_accuracy, step=metrics.epoch)
+
+    @contextlib.contextmanager
+    def heartbeat(self) -> Iterator[None]:
+        """The trial's heartbeat while the block runs: other hosts can tell it is alive."""
+        with self.ctx.study.heartbeat(self.trial):
+            yield
+
+    def checkpoint(self, *, result: FitResult, model_config: ModelConfig) -> None:
+        """The best epoch's weights on the run. No MLflow model: exporting one takes ~1 s, more
+        than a GPU trial's training; the session logs one for the best trial when the call ends."""
+        meta = {"study": self.ctx.study.name, "trial": self.number, "dataset": self.ctx.data_cfg.dataset}
+        self.run.save_checkpoint(
+            result=result,
+            model_config=model_config,
+            data=self.ctx.data,
+            meta={**meta, **self.ctx.tags},
+            served=False,
+        )
+
+    def finish(self, end: TrialEnd, *, description: str = "") -> TrialRow:
+        """Write the trial's end: MLflow first (its value, tags, status), then Optuna (attributes,
+        state), with SIGINT/SIGTERM deferred so a Ctrl-C lands after both records are whole."""
+        tags = end.run_tags()
+        if end.trained:  # the run's description in the UI reads like its `hpo trials` row
+            note = f"{end.state} {100 * end.value:.2f}% (best epoch {end.best_epoch} of {end.epochs_run})"
+            tags[NOTE] = note + "".join(f" · {part}" for part in (description, end.reason) if part)
+        with deferred():
+            with contextlib.suppress(HpoError):  # the Optuna record matters more than MLflow's
+                if end.trained:  # the trial's value as one metric: the UI sorts runs by it
+                    self.run.log_metrics({link.TRIAL_VALUE: end.value}, step=end.epochs_run)
+            with contextlib.suppress(HpoError):
+                self.run.end(end.outcome, tags=tags)
+            self.trial.set_attrs(**end.trial_attrs())
+            self.trial.tell(end.state, end.value)
+        return self.ctx.study.row(self.number)
+
+
+def _release_memory(device: torch.device) -> None:
+    """After an out-of-memory trial: collect what the failure's frames may still hold, and hand
+    the cached GPU memory back. Other trials need neither: their model and optimizer hold no
+    reference cycle, so they are freed the moment the trial returns (a test runs a search with the
+    collector off to keep it so), and a full collection after each (0.29 s here: it walks every
+    object of torch, MLflow and Optuna) bought nothing."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def run_trial(ctx: TrialContext) -> TrialRow | None:
+    """One trial from claim to end; None when the study's target is already reached (or claimed)."""
+    recorder = TrialRecorder.claim(ctx)
+    if recorder is None:
+        return None
+    release = False  # hand the cached GPU memory back: after an out-of-memory trial only
+    try:
+        end, description = _train(ctx, recorder)
+    except KeyboardInterrupt:
+        recorder.finish(TrialEnd(outcome="interrupted", reason="interrupted (Ctrl-C or SIGTERM)"))
+        raise
+    except torch.OutOfMemoryError as exc:
+        reason = f"out of memory on {ctx.device}: {first_line(exc, limit=200)}"
+        release = True  # in `finally`, once the exception no longer holds the trial's tensors
+        return recorder.finish(TrialEnd(outcome="failed", reason=reason))
+    except BaseException as exc:
+        recorder.finish(TrialEnd(outcome="failed", reason=f"{type(exc).__name__}: {str(exc)[:300]}"))
+        raise
+    finally:
+        if release:
+            _release_memory(ctx.device)
+    # Outside the try: a Ctrl-C deferred while the end is written must not end the trial again.
+    return recorder.finish(end, description=description)
+
+
 def _train_config(ctx: TrialContext, chosen: TrialConfig, *, number: int) -> TrainConfig:
     return TrainConfig(
         epochs=ctx.cfg.epochs,
@@ -169,83 +225,42 @@ def _train_config(ctx: TrialContext, chosen: TrialConfig, *, number: int) -> Tra
     )
 
 
-def _train(ctx: TrialContext, trial: TrialHandle, run: TrackedRun) -> _Trained:
-    """Train the sampled configuration, reporting each epoch to the pruner."""
-    chosen = sample(trial.suggest, ctx.space)
-    train = _train_config(ctx, chosen, number=trial.number)
+def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
+    """Sample and train the trial's configuration; its end and its description."""
+    chosen = sample(recorder.trial.suggest, ctx.space)
+    train = _train_config(ctx, chosen, number=recorder.number)
     torch.manual_seed(train.seed)  # weights and dropout; batch order and augmentation: fit's generator
     model = build_model(chosen.model).to(ctx.device)
     params = as_params(ctx.data_cfg, chosen.model, chosen.optim, train)
-    run.log_params({**params, "parameters": count_parameters(model)})
-    trial.set_attrs(**{link.SEED: train.seed})
-    ctx.observer.trial_started(number=trial.number, params=trial.params)
+    recorder.start(params={**params, "parameters": count_parameters(model)}, seed=train.seed)
+    ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params)
     guard: list[str] = []  # per epoch: why to stop the trial early ("" to go on)
-    epoch_seconds: list[float] = []  # of each epoch run, evaluation included
+    seconds = 0.0  # of training so far, evaluation included
 
     def on_epoch(m: EpochMetrics) -> bool:
-        ctx.observer.epoch(number=trial.number, metrics=m, max_epochs=ctx.cfg.epochs)
-        stop = trial.report(m.val_accuracy, step=m.epoch)
-        epoch_seconds.append(m.epoch_seconds)
+        nonlocal seconds
+        ctx.observer.epoch(number=recorder.number, metrics=m, max_epochs=ctx.cfg.epochs)
+        stop = recorder.epoch(m)
+        seconds += m.epoch_seconds
         guard.append(
             chance_reason(epoch=m.epoch, val_accuracy=m.val_accuracy)
-            or budget_reason(seconds=sum(epoch_seconds), budget=ctx.cfg.trial_timeout)
+            or budget_reason(seconds=seconds, budget=ctx.cfg.trial_timeout)
         )
         return stop or bool(guard[-1])
 
-    with ctx.study.heartbeat(trial):
-        result = run.fit(model=model, data=ctx.data, optim=chosen.optim, train=train, on_epoch=on_epoch)
+    with recorder.heartbeat():
+        result = fit(
+            model=model,
+            data=ctx.data,
+            optim=chosen.optim,
+            epochs=train.epochs,
+            batch_size=train.batch_size,
+            seed=train.seed,
+            on_epoch=on_epoch,
+            augment=train.augment,
+            label_smoothing=train.label_smoothing,
+            precision=train.precision,
+        )
         if result.outcome == "completed":
-            meta = {"study": ctx.study.name, "trial": trial.number, "dataset": ctx.data_cfg.dataset}
-            # No MLflow model here: exporting one takes ~1 s, more than a GPU trial's training;
-            # the session logs one for the best trial when the search call ends.
-            run.save_checkpoint(
-                result=result,
-                model_config=chosen.model,
-                data=ctx.data,
-                meta={**meta, **ctx.tags},
-                served=False,
-            )
-    return _record(trial, result, reason=guard[-1] if guard else "", description=describe(chosen))
-
-
-def _record(trial: TrialHandle, result: FitResult, *, reason: str, description: str) -> _Trained:
-    last = result.history[-1].epoch if result.history else 0
-    outcome = outcome_of(result)
-    trial.set_attrs(**{link.BEST_EPOCH: result.best_epoch, link.EPOCHS_RUN: last, link.OUTCOME: outcome})
-    if outcome == "diverged":
-        reason = f"diverged: non-finite loss at epoch {last}"
-    if reason:
-        trial.set_attrs(**{link.FAIL_REASON: reason})
-    return _Trained(
-        outcome=outcome,
-        value=result.best_val_accuracy,
-        epoch=last,
-        best_epoch=result.best_epoch,
-        description=description,
-    )
-
-
-def _finish(
-    trial: TrialHandle,
-    run: TrackedRun,
-    *,
-    outcome: str,
-    value: float = 0.0,
-    epoch: int = 0,
-    reason: str = "",
-    tags: dict[str, object] | None = None,
-) -> None:
-    """Record a trial's end in MLflow first, then in Optuna, with SIGINT/SIGTERM deferred."""
-    state = link.OUTCOMES[outcome][0]
-    with deferred():  # a Ctrl-C here lands after the record is whole, and is not lost
-        run_tags: dict[str, object] = {**(tags or {}), link.STATE: state}
-        if reason:
-            run_tags[link.FAIL_REASON] = reason
-        if state == "PRUNED":
-            run_tags[link.PRUNED_AT_EPOCH] = str(epoch)
-            trial.set_attrs(**{link.PRUNED_AT_EPOCH: epoch})
-        with contextlib.suppress(HpoError):  # the Optuna record matters more than the MLflow tag
-            run.end(outcome, tags=run_tags)
-        if state == "FAIL":
-            trial.set_attrs(**{link.FAIL_REASON: reason})
-        trial.tell(state, value)
+            recorder.checkpoint(result=result, model_config=chosen.model)
+    return trial_end(result, guard=guard[-1] if guard else ""), describe(chosen)

@@ -31,18 +31,15 @@ class Finding:
     fix: Callable[[], None] | None = None
 
 
-def _close(store: MlflowStore, run_id: str, *, tags: dict[str, object], status: str) -> None:
+def _close(store: MlflowStore, run_id: str, *, tags: dict[str, object], status: link.RunStatus) -> None:
     if tags:
         store.set_tags(run_id, tags)
     store.end_run(run_id, status=status)
 
 
-def expected_status(row: TrialRow) -> tuple[str, ...]:
+def expected_status(row: TrialRow) -> tuple[link.RunStatus, ...]:
     """The MLflow statuses a finished trial's run may have (link.OUTCOMES)."""
-    outcome = row.attrs.get(link.OUTCOME)
-    if outcome in link.OUTCOMES and link.OUTCOMES[outcome][0] == row.state:
-        return (link.OUTCOMES[outcome][1],)
-    return tuple(dict.fromkeys(status for state, status in link.OUTCOMES.values() if state == row.state))
+    return link.run_statuses(state=row.state, outcome=row.attrs.get(link.OUTCOME))
 
 
 def _runs_of(

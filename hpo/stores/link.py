@@ -1,5 +1,7 @@
 """The link between the two stores: every key by which an Optuna study or trial points at MLflow
-(and back), typed accessors for them, and `StudySpec`, what a study was made with.
+(and back), typed accessors for them, the vocabulary of a trial's end (`Outcome`, `TrialState`,
+`RunStatus`, one table `OUTCOMES` between them, and `TrialEnd`, what a trial's end writes to
+both stores), and `StudySpec`, what a study was made with.
 
 These strings are spelled here and nowhere else in the package. Renaming one orphans the
 records of existing stores, so they never change."""
@@ -8,13 +10,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from hpo import __version__
 from hpo.config import DataConfig
 
+Outcome = Literal["completed", "pruned", "diverged", "interrupted", "failed"]  # how a run ended
+TrialState = Literal["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"]  # Optuna's, by name
+RunStatus = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]  # MLflow's
+TRIAL_STATES: tuple[TrialState, ...] = get_args(TrialState)
+FINISHED_STATES: tuple[TrialState, ...] = ("COMPLETE", "PRUNED", "FAIL")
 # A run's outcome -> (its Optuna trial state, its MLflow run status): one table decides both.
-OUTCOMES: dict[str, tuple[str, str]] = {
+OUTCOMES: dict[Outcome, tuple[TrialState, RunStatus]] = {
     "completed": ("COMPLETE", "FINISHED"),
     "pruned": ("PRUNED", "KILLED"),  # the pruner stopped it: a result, cut short
     "diverged": ("PRUNED", "FAILED"),  # non-finite loss: pruned so the sampler learns to avoid it
@@ -56,6 +63,62 @@ STATE = "state"  # the trial's Optuna state, mirrored on its run
 PRUNED_AT_EPOCH = "pruned_at_epoch"  # also a trial attribute
 BEST_TRIAL = "best_trial"  # on the parent run
 BEST_RUN_ID = "best_run_id"  # on the parent run
+
+
+@dataclass(frozen=True)
+class TrialEnd:
+    """How one trial ended, decided once (`hpo.search.trial.trial_end` for a trained trial) and
+    written to both stores by the trial's recorder: MLflow first, then Optuna. Recovery records a
+    dead process's trial with one too."""
+
+    outcome: Outcome
+    value: float = 0.0  # best validation accuracy; the trial's value when COMPLETE
+    epochs_run: int = 0  # the last epoch run (0: it never finished an epoch)
+    best_epoch: int = 0
+    reason: str = ""  # why it failed or stopped early (a guard, divergence); "" otherwise
+
+    @property
+    def state(self) -> TrialState:
+        return OUTCOMES[self.outcome][0]
+
+    @property
+    def status(self) -> RunStatus:
+        return OUTCOMES[self.outcome][1]
+
+    @property
+    def trained(self) -> bool:
+        """It ran to a result (completed, or stopped by a pruner, a guard or divergence)."""
+        return self.outcome not in ("interrupted", "failed")
+
+    def trial_attrs(self) -> dict[str, Any]:
+        """The Optuna trial's user attributes that record this end."""
+        attrs: dict[str, Any] = {OUTCOME: self.outcome}
+        if self.trained:
+            attrs |= {BEST_EPOCH: self.best_epoch, EPOCHS_RUN: self.epochs_run}
+        if self.state == "PRUNED":
+            attrs[PRUNED_AT_EPOCH] = self.epochs_run
+        if self.reason:
+            attrs[FAIL_REASON] = self.reason
+        return attrs
+
+    def run_tags(self) -> dict[str, object]:
+        """The MLflow run's tags that record this end (the run's `outcome` tag is the run's own)."""
+        tags: dict[str, object] = {STATE: self.state}
+        if self.trained:
+            tags[BEST_EPOCH] = self.best_epoch
+        if self.state == "PRUNED":
+            tags[PRUNED_AT_EPOCH] = str(self.epochs_run)
+        if self.reason:
+            tags[FAIL_REASON] = self.reason
+        return tags
+
+
+def run_statuses(*, state: str, outcome: object) -> tuple[RunStatus, ...]:
+    """The MLflow statuses a finished trial's run may have: its recorded outcome's, else (a trial
+    recorded before outcomes were) any that OUTCOMES maps its state to."""
+    if outcome in OUTCOMES and OUTCOMES[outcome][0] == state:
+        return (OUTCOMES[outcome][1],)
+    return tuple(dict.fromkeys(status for s, status in OUTCOMES.values() if s == state))
 
 
 class HasAttrs(Protocol):

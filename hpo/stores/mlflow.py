@@ -30,8 +30,8 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from hpo import signals
-from hpo.errors import TrackingError
-from hpo.stores import sqlite
+from hpo.errors import TrackingError, first_line
+from hpo.stores import link, sqlite
 
 if TYPE_CHECKING:
     from torch import nn
@@ -57,7 +57,7 @@ def run_url(*, base: str, experiment_id: str, run_id: str) -> str:
 class RunRecord:
     run_id: str
     name: str
-    status: str  # RUNNING, FINISHED, FAILED, KILLED
+    status: link.RunStatus
     params: dict[str, str]
     metrics: dict[str, float]  # latest value of each metric
     tags: dict[str, str]
@@ -88,8 +88,7 @@ def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
                 time.sleep(delay)
                 delay *= 2
                 continue
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TrackingError(f"MLflow store: cannot {what}: {first[:300]}") from exc
+            raise TrackingError(f"MLflow store: cannot {what}: {first_line(exc)}") from exc
     raise AssertionError("unreachable")
 
 
@@ -205,7 +204,7 @@ class MlflowStore:
         found = _call(f"list artifacts of run {run_id}", self.client.list_artifacts, run_id, folder)
         return [a.path for a in found if not a.is_dir]
 
-    def end_run(self, run_id: str, *, status: str) -> None:
+    def end_run(self, run_id: str, *, status: link.RunStatus) -> None:
         RunStatus.from_string(status)  # refuse typos before writing
         _call("close a run", self.client.set_terminated, run_id, status=status)
 

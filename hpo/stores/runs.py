@@ -19,17 +19,21 @@ import hpo
 from hpo.config import IMAGE_SIZE, NUM_CLASSES, ModelConfig, OptimConfig, TrainConfig
 from hpo.core.checkpoint import write_checkpoint
 from hpo.core.data import Normalization, TrainValData
-from hpo.core.engine import EpochMetrics, FitResult, OnEpoch, device_label, fit
+from hpo.core.engine import EpochMetrics, FitOutcome, FitResult, OnEpoch, device_label, fit
 from hpo.core.models import RawPixelClassifier, build_model
 from hpo.errors import TrackingError
 from hpo.stores import link
 from hpo.stores.mlflow import MLFLOW_VERSION, MlflowStore, scratch_dir
 
-# fit's outcome -> the run's outcome (a link.OUTCOMES key)
-_FIT_OUTCOMES = {"completed": "completed", "stopped": "pruned", "diverged": "diverged"}
+# How a fit ended -> the run's outcome: a fit stopped by its epoch hook was pruned.
+_FIT_OUTCOMES: dict[FitOutcome, link.Outcome] = {
+    "completed": "completed",
+    "stopped": "pruned",
+    "diverged": "diverged",
+}
 
 
-def outcome_of(result: FitResult) -> str:
+def outcome_of(result: FitResult) -> link.Outcome:
     """The run outcome of a fit ("stopped" by the epoch hook means pruned)."""
     return _FIT_OUTCOMES[result.outcome]
 
@@ -70,7 +74,7 @@ class TrackedRun:
         self.run_id = store.start_run(
             experiment_id=experiment_id, name=name, tags=tags, parent_run_id=parent_run_id
         )
-        self.ended = ""  # the outcome once ended
+        self.ended: link.Outcome | None = None  # once ended
 
     def __enter__(self) -> TrackedRun:
         return self
@@ -84,6 +88,10 @@ class TrackedRun:
     def log_params(self, params: Mapping[str, object]) -> None:
         self.store.log_params(self.run_id, params)
 
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int) -> None:
+        """All metrics of one step (an epoch) in one store write."""
+        self.store.log_metrics(self.run_id, metrics, step=step)
+
     def fit(
         self,
         *,
@@ -96,7 +104,7 @@ class TrackedRun:
         """`engine.fit` with each epoch's six metrics logged in one batch (step = epoch)."""
 
         def hook(metrics: EpochMetrics) -> bool:
-            self.store.log_metrics(self.run_id, metrics.metrics(), step=metrics.epoch)
+            self.log_metrics(metrics.metrics(), step=metrics.epoch)
             return on_epoch(metrics) if on_epoch is not None else False
 
         return fit(
@@ -150,7 +158,7 @@ class TrackedRun:
         example = (data.val.x[:2].detach().cpu() * norm.std + norm.mean) * 255.0
         log_served_model(self.store, self.run_id, model=model, normalization=norm, example=example)
 
-    def end(self, outcome: str, *, tags: Mapping[str, object] | None = None) -> None:
+    def end(self, outcome: link.Outcome, *, tags: Mapping[str, object] | None = None) -> None:
         """Tag the outcome (and `tags`), then close the run with the status link.OUTCOMES gives. The run
         is closed even when the tags cannot be written (the error is raised after), so a failed
         tag write never leaves it RUNNING."""

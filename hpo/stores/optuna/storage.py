@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 
 from hpo.config import PRUNERS, SAMPLERS
-from hpo.errors import ConfigError, StudyError, redact
+from hpo.errors import ConfigError, StudyError, first_line, redact
 from hpo.stores import sqlite
 from hpo.stores.backoff import with_backoff
 from hpo.stores.locks import url_lock
@@ -141,8 +141,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
             f'no driver for --storage {redact(url)} ({exc}): pip install "hpo[postgres]"'
         ) from None
     except Exception as exc:  # SQLAlchemy raises many types for bad URLs, drivers and hosts
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StudyError(redact(f"cannot open study storage {url}: {first[:300]}")) from None
+        raise StudyError(redact(f"cannot open study storage {url}: {first_line(exc)}")) from None
 
 
 def make_sampler(name: str, *, seed: int) -> optuna.samplers.BaseSampler:

@@ -8,12 +8,13 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.trial import TrialState
 
 from hpo import signals
+from hpo.stores import link
 from hpo.stores.optuna.private import stale_trial_ids, trial_id
 from hpo.stores.optuna.storage import make_sampler
 
@@ -21,7 +22,7 @@ from hpo.stores.optuna.storage import make_sampler
 @dataclass(frozen=True)
 class TrialRow:
     number: int
-    state: str  # COMPLETE, PRUNED, FAIL, RUNNING, WAITING
+    state: link.TrialState
     value: float | None
     params: dict[str, Any]
     attrs: dict[str, Any]
@@ -47,7 +48,7 @@ def _row(t: optuna.trial.FrozenTrial) -> TrialRow:
     seconds = t.duration.total_seconds() if t.duration is not None else None
     return TrialRow(
         number=t.number,
-        state=t.state.name,
+        state=cast(link.TrialState, t.state.name),
         value=t.value if t.values else None,
         params=dict(t.params),
         attrs=dict(t.user_attrs),
@@ -87,7 +88,7 @@ class TrialHandle:
     def attr(self, key: str) -> Any:
         return self._trial.user_attrs.get(key)
 
-    def tell(self, state: str, value: float = 0.0) -> None:
+    def tell(self, state: link.TrialState, value: float = 0.0) -> None:
         """End the trial: COMPLETE (with `value`), PRUNED or FAIL."""
         with signals.deferred():
             if state == "COMPLETE":
@@ -123,7 +124,7 @@ class StudyHandle:
         with signals.deferred():
             self._study.set_user_attr(key, value)
 
-    def rows(self, *, states: tuple[str, ...] | None = None) -> list[TrialRow]:
+    def rows(self, *, states: tuple[link.TrialState, ...] | None = None) -> list[TrialRow]:
         wanted = tuple(TrialState[s] for s in states) if states else None
         return [_row(t) for t in self._study.get_trials(deepcopy=False, states=wanted)]
 
