@@ -14,7 +14,7 @@ FAMILIES = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("none", "cosine", "onecycle", "exponential")
-AUGMENTS = ("none", "shift", "affine")  # see hpo/augment.py
+AUGMENTS = ("none", "shift", "affine")  # see hpo/core/augment.py
 # How training computes: fp32, or bf16 mixed precision (bfloat16 matmuls and convolutions under
 # autocast, float32 weights, loss and evaluation); see engine._autocast.
 PRECISIONS = ("fp32", "bf16")
@@ -259,7 +259,7 @@ class SearchConfig:
 # One name per hyperparameter. The name is the config field above, the MLflow param of every run
 # (`as_params`) and the column of `hpo trials`; `hpo train` takes it as the flag given here, and a
 # search space samples it under the key(s) given here (space.py; per-layer keys get a suffix _0,
-# _1...). tests/test_config.py checks that every flag and space key exists.
+# _1...). tests/unit/test_config.py checks that every flag and space key exists.
 SPELLINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     # name: (hpo train flag, search-space keys)
     "family": ("--model", ("family",)),

@@ -1,25 +1,39 @@
-"""Shared fixtures: tiny synthetic IDX datasets written in torchvision's layout (so tests go
-through the real loading code), an isolated working directory for stores, and `--device`."""
+"""Fixtures every test folder shares: the synthetic datasets (`tests/synthetic.py`), an isolated
+working directory with its own stores, a study already searched, a PostgreSQL cluster, the real
+datasets, and `--device`; and each test's folder marker."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import pytest
 
-REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-TRAIN_IMAGES = 1200  # synthetic training split size (val carved from it)
-TEST_IMAGES = 300
-VAL_SIZE = 200
+if TYPE_CHECKING:
+    from hpo.search.trial import TrialContext
+
+from tests.synthetic import VAL_SIZE, make_dataset
+
+# Real MNIST and Fashion-MNIST for the real_data tests: HPO_DATA_DIR as the user set it when the
+# run started (tests clear it for the commands they run), else ../shared/datasets.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+REAL_DATA = Path(os.environ.get("HPO_DATA_DIR") or SHARED_DATA)
+FOLDERS = ("unit", "search", "faults", "distributed", "real_data")  # one marker each
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--device", default="cpu", help="device for training tests: cpu, cuda, auto")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test carries its folder's marker: `pytest -m unit`, `-m "not distributed"`."""
+    for item in items:
+        folder = item.path.parent.name
+        if folder in FOLDERS:
+            item.add_marker(getattr(pytest.mark, folder))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,36 +58,6 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def device(request: pytest.FixtureRequest) -> str:
     return str(request.config.getoption("--device"))
-
-
-def write_idx_images(path: Path, images: np.ndarray) -> None:
-    n, rows, cols = images.shape
-    path.write_bytes(struct.pack(">IIII", 0x0803, n, rows, cols) + images.astype(np.uint8).tobytes())
-
-
-def write_idx_labels(path: Path, labels: np.ndarray) -> None:
-    path.write_bytes(struct.pack(">II", 0x0801, len(labels)) + labels.astype(np.uint8).tobytes())
-
-
-def synthetic_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Class c = a bright 7x7 square at one of 10 grid positions, on noise: learnable in 1 epoch."""
-    images = rng.integers(0, 60, size=(len(labels), 28, 28)).astype(np.uint8)
-    for i, c in enumerate(labels):
-        r, col = 2 + (c // 5) * 12, 1 + (c % 5) * 5
-        images[i, r : r + 7, col : col + 5] = rng.integers(180, 256)
-    return images
-
-
-def make_dataset(root: Path, folder: str = "MNIST", seed: int = 0) -> Path:
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for prefix, n in (("train", TRAIN_IMAGES), ("t10k", TEST_IMAGES)):
-        labels = np.arange(n) % 10
-        rng.shuffle(labels)
-        write_idx_images(raw / f"{prefix}-images-idx3-ubyte", synthetic_images(labels, rng))
-        write_idx_labels(raw / f"{prefix}-labels-idx1-ubyte", labels)
-    return root
 
 
 @pytest.fixture(scope="session")
@@ -128,6 +112,49 @@ def searched(workdir: Path, data_dir: Path) -> Path:
     return data_dir
 
 
+@pytest.fixture()
+def trial_context(workdir: Path, data_dir: Path) -> TrialContext:
+    """An open session of a 2-trial study "t", as `run_trials` builds it for one process."""
+    import torch
+
+    from hpo.config import DataConfig, SearchConfig
+    from hpo.core.data import load_train_val
+    from hpo.search.session import open_session, search_study
+    from hpo.search.space import DEFAULT_SPACE
+    from hpo.search.trial import TrialContext
+    from hpo.stores.workspace import Workspace
+    from tests.helpers import STORE, Silent
+
+    cfg = SearchConfig(study="t", storage=STORE, trials=2, epochs=2, device="cpu", warm_start=False)
+    data_cfg = DataConfig(data_dir=str(data_dir), val_size=VAL_SIZE)
+    data = load_train_val(data_cfg, device=torch.device("cpu"))
+    ws = Workspace(storage=STORE)
+    study = search_study(ws, cfg)
+    tags = {"device": "cpu", "command": "test"}
+    session = open_session(
+        cfg=cfg,
+        data_cfg=data_cfg,
+        space=DEFAULT_SPACE,
+        fingerprint=data.fingerprint,
+        device_tags=tags,
+        ws=ws,
+        study=study,
+    )
+    return TrialContext(
+        cfg=cfg,
+        data_cfg=data_cfg,
+        space=session.space,
+        data=data,
+        device=torch.device("cpu"),
+        store=ws.mlflow,
+        study=study,
+        experiment_id=session.experiment_id,
+        parent_run_id=session.parent_run_id,
+        tags=session.tags,
+        observer=Silent(),
+    )
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A database "hpo" on a throwaway PostgreSQL cluster (tests/pg.py); skipped where Debian's
@@ -148,11 +175,5 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     if not (REAL_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
-        pytest.skip("../shared/datasets is not present")
+        pytest.skip(f"no real MNIST in {REAL_DATA} (set HPO_DATA_DIR, or provide ../shared/datasets)")
     return REAL_DATA
-
-
-def env_for_subprocess(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HPO_"))}
-    env.update(COLUMNS="160", PYTHONUNBUFFERED="1", **extra)
-    return env

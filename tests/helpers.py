@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,11 +18,12 @@ from hpo.search.session import SearchOutcome
 from hpo.search.space import Space, restrict_family
 from hpo.search.space_file import parse_space
 from hpo.stores.optuna import StudyHandle, StudyStore
-from tests.conftest import VAL_SIZE
+from tests.synthetic import VAL_SIZE
 
 runner = CliRunner()
 STORE = "sqlite:///studies/hpo.db"  # the default study store, relative to the test's working directory
 PYTHON_HPO = [sys.executable, "-m", "hpo"]  # for tests that need a real process
+FAULT_DRIVER = Path(__file__).with_name("fault_driver.py")  # runs hpo with a fault injected
 
 
 def open_study(name: str, storage: str = STORE) -> StudyHandle:
@@ -138,3 +141,32 @@ def search(
     )
     data_cfg = DataConfig(dataset=dataset, data_dir=str(data_dir), val_size=val_size)
     return run_search(cfg=cfg, data_cfg=data_cfg, space=chosen, observer=Silent(), command="hpo search")
+
+
+def env_for_subprocess(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HPO_"))}
+    env.update(COLUMNS="160", PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def query(db: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
+    """Rows of `sql` on the SQLite file `db`, read directly ([] before its tables exist)."""
+    if not db.exists():
+        return []
+    with sqlite3.connect(db, timeout=30) as conn:
+        try:
+            return conn.execute(sql).fetchall()
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
+
+
+def states() -> dict[str, int]:
+    """Trial states of ./studies/hpo.db, read directly: what a crashed process left."""
+    rows = query(Path("studies/hpo.db"), "SELECT state, count(*) FROM trials GROUP BY state")
+    return {str(state): int(n) for state, n in rows}
+
+
+def mlflow_statuses() -> dict[str, int]:
+    """Run statuses of ./mlruns/mlflow.db, read directly."""
+    rows = query(Path("mlruns/mlflow.db"), "SELECT status, count(*) FROM runs GROUP BY status")
+    return {str(status): int(n) for status, n in rows}

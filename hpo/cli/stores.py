@@ -1,4 +1,4 @@
-"""Read-only commands over the study store: `hpo studies`, `hpo trials`."""
+"""Read-only commands over the stores: `hpo studies`, `hpo trials` and `hpo check`."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Why not `torch.optim`: its `Optimizer` imports `torch._dynamo` on first use (1.0
 process's start-up on a 2-core CPU, before the first batch) and wraps every `step` in Python
 that costs more than the kernel for a small model (the 784-300-100-10 MLP's update on the CPU:
 SGD 70 -> 37 us, Adam 185 -> 110 us). The update rules are torch's, checked step by step against
-`torch.optim` in `tests/test_optim.py`: SGD (momentum, Nesterov, L2 weight decay), Adam (L2
+`torch.optim` in `tests/unit/test_optim.py`: SGD (momentum, Nesterov, L2 weight decay), Adam (L2
 weight decay), AdamW (decoupled weight decay), RMSprop (alpha 0.99, eps 1e-8, momentum).
 Schedules compute what torch's `CosineAnnealingLR`, `ExponentialLR` and `OneCycleLR` compute
 with their defaults."""

@@ -32,6 +32,7 @@ from mlflow.types import Schema, TensorSpec
 from hpo import signals
 from hpo.errors import TrackingError, first_line
 from hpo.stores import link, sqlite
+from hpo.stores.backoff import with_backoff
 
 if TYPE_CHECKING:
     from torch import nn
@@ -72,24 +73,23 @@ def resolve_tracking_uri(uri: str | None) -> str:
 
 def _transient(exc: Exception) -> bool:
     text = str(exc).lower()
-    return "locked" in text or "busy" in text
+    return not isinstance(exc, TrackingError) and ("locked" in text or "busy" in text)
 
 
 def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    delay = 0.1
-    for attempt in range(_RETRIES):
-        try:
-            with signals.deferred():  # a Ctrl-C lands after the write, never inside it
-                return fn(*args, **kwargs)
-        except TrackingError:
-            raise
-        except Exception as exc:
-            if attempt + 1 < _RETRIES and _transient(exc):
-                time.sleep(delay)
-                delay *= 2
-                continue
-            raise TrackingError(f"MLflow store: cannot {what}: {first_line(exc)}") from exc
-    raise AssertionError("unreachable")
+    """`fn(*args, **kwargs)` with SIGINT/SIGTERM deferred (a Ctrl-C lands after the write, never
+    inside it), retried while the store is locked; any failure becomes one TrackingError line."""
+
+    def attempt() -> T:
+        with signals.deferred():
+            return fn(*args, **kwargs)
+
+    try:
+        return with_backoff(attempt, retry_on=_transient, attempts=_RETRIES, first_delay_s=0.1)
+    except TrackingError:
+        raise
+    except Exception as exc:
+        raise TrackingError(f"MLflow store: cannot {what}: {first_line(exc)}") from exc
 
 
 def _safe_name(name: str) -> str:

@@ -1,6 +1,6 @@
 """Process-wide configuration, applied once by the CLI root (`hpo.cli.main`) and by the test
 suite's conftest. Importing any `hpo` module changes nothing: no environment variable, logger
-level, warnings filter or matplotlib backend (tests/test_imports.py proves it).
+level, warnings filter or matplotlib backend (tests/unit/test_imports.py proves it).
 
 Matplotlib needs no backend: `hpo.results.figures` draws on `matplotlib.figure.Figure` objects, which
 render to files without pyplot's global state."""

@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 
 # The private methods that Optuna's cache layer (optuna.storages._CachedStorage, which every
-# Study wraps around its storage) calls directly; tests/test_scale_out.py reads its source to
+# Study wraps around its storage) calls directly; tests/distributed/test_scale_out.py reads its source to
 # keep this list whole. Missing _get_trials once failed a worker during a PostgreSQL restart.
 CACHE_CALLS = (
     "_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids", "_get_trials", "_set_trial_param"

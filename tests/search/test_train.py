@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from hpo.stores.mlflow import MlflowStore
-from tests.conftest import VAL_SIZE
 from tests.helpers import hpo
+from tests.synthetic import VAL_SIZE
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

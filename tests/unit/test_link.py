@@ -11,7 +11,7 @@ import pytest
 from hpo.config import DataConfig
 from hpo.stores import link
 
-PACKAGE = Path(__file__).resolve().parents[1] / "hpo"
+PACKAGE = Path(__file__).resolve().parents[2] / "hpo"
 
 
 def spec(**changes: Any) -> link.StudySpec:

@@ -11,7 +11,7 @@ from hpo.core.data import load_train_val
 from hpo.core.engine import EpochMetrics, check_precision, evaluate, fit, resolve_device
 from hpo.core.models import build_model
 from hpo.errors import ConfigError, DeviceError
-from tests.conftest import VAL_SIZE
+from tests.synthetic import VAL_SIZE
 
 
 @pytest.fixture(scope="module")

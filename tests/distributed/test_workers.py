@@ -15,8 +15,7 @@ import pytest
 from hpo.stores import link
 from hpo.stores.link import OUTCOMES
 from hpo.stores.mlflow import MlflowStore
-from tests.conftest import env_for_subprocess
-from tests.helpers import PYTHON_HPO, open_study, search_argv
+from tests.helpers import PYTHON_HPO, env_for_subprocess, open_study, search_argv
 
 pytestmark = pytest.mark.slow
 
@@ -91,8 +90,8 @@ def test_workers_never_end_the_parent_run(
     from hpo.search.session import close_session, open_session
     from hpo.search.space import restrict_family
     from hpo.search.space_file import parse_space
-    from tests.conftest import VAL_SIZE
     from tests.helpers import FAST
+    from tests.synthetic import VAL_SIZE
 
     cfg = SearchConfig(
         study="w", storage="sqlite:///studies/hpo.db", trials=2, epochs=1, device="cpu", jobs=2

@@ -15,8 +15,8 @@ from hpo.config import DataConfig
 from hpo.core.data import load_train_val
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from tests.conftest import VAL_SIZE
 from tests.helpers import assert_one_line_error, hpo, open_study, search
+from tests.synthetic import VAL_SIZE
 
 # A fresh interpreter, as a user serving the model would have: only mlflow, torch and numpy.
 PREDICT = """

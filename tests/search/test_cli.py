@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from hpo.cli import app
-from tests.conftest import VAL_SIZE, write_idx_images
 from tests.helpers import assert_one_line_error, hpo, search
+from tests.synthetic import VAL_SIZE, write_idx_images
 
 
 def all_commands() -> list[str]:

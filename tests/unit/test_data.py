@@ -12,7 +12,7 @@ import torch
 from hpo.config import DataConfig
 from hpo.core.data import load_test, load_train_val, split_indices
 from hpo.errors import ConfigError, DataError
-from tests.conftest import TEST_IMAGES, TRAIN_IMAGES, VAL_SIZE
+from tests.synthetic import TEST_IMAGES, TRAIN_IMAGES, VAL_SIZE
 
 CPU = torch.device("cpu")
 
@@ -120,7 +120,7 @@ def test_files_on_disk_load_without_importing_torchvision(synthetic_root: Path) 
 def test_mismatched_label_count_is_a_clear_error(data_dir: Path) -> None:
     import numpy as np
 
-    from tests.conftest import write_idx_labels
+    from tests.synthetic import write_idx_labels
 
     write_idx_labels(data_dir / "MNIST" / "raw" / "train-labels-idx1-ubyte", np.zeros(10))
     with pytest.raises(DataError, match="do not belong together"):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from tests.conftest import VAL_SIZE
 from tests.helpers import assert_one_line_error, hpo
+from tests.synthetic import VAL_SIZE
 
 
 def test_baselines_share_the_study_split_and_show_in_best(searched: Path) -> None:

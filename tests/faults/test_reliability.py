@@ -16,9 +16,19 @@ import torch
 
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from tests.conftest import VAL_SIZE, env_for_subprocess
-from tests.helpers import PYTHON_HPO, assert_one_line_error, hpo, open_study, search, search_argv
-from tests.test_signals import mlflow_statuses, states
+from tests.helpers import (
+    FAULT_DRIVER,
+    PYTHON_HPO,
+    assert_one_line_error,
+    env_for_subprocess,
+    hpo,
+    mlflow_statuses,
+    open_study,
+    search,
+    search_argv,
+    states,
+)
+from tests.synthetic import VAL_SIZE
 
 SPACE = 'mlp_layers = 1\nmlp_width = [32]\nbatch_size = [256]\noptimizer = ["adam"]\n'
 
@@ -26,11 +36,7 @@ SPACE = 'mlp_layers = 1\nmlp_width = [32]\nbatch_size = [256]\noptimizer = ["ada
 def faulty(fault: str, data_dir: Path, *, trials: int = 2) -> subprocess.CompletedProcess[str]:
     Path("space.toml").write_text(SPACE)
     args = search_argv(data_dir, trials=trials, epochs=3, study="f", pruner="none")
-    command = (
-        [sys.executable, str(Path(__file__).with_name("fault_driver.py")), fault, *args]
-        if fault
-        else [*PYTHON_HPO, *args]
-    )
+    command = [sys.executable, str(FAULT_DRIVER), fault, *args] if fault else [*PYTHON_HPO, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env_for_subprocess())
 
 
@@ -166,10 +172,11 @@ def test_locked_mlflow_store_is_waited_for(workdir: Path) -> None:
 def test_persistently_locked_store_is_retried_then_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """A lock that outlasts SQLite's own busy wait (MLflow: 20 s per attempt) is retried with
     backoff, then reported in one line; the call that failed wrote nothing."""
+    import hpo.stores.backoff
     import hpo.stores.mlflow
 
     sleeps: list[float] = []
-    monkeypatch.setattr(hpo.stores.mlflow.time, "sleep", sleeps.append)
+    monkeypatch.setattr(hpo.stores.backoff.time, "sleep", sleeps.append)
     attempts = {"n": 0}
 
     def locked() -> None:

@@ -19,12 +19,12 @@ from mlflow import MlflowClient
 from hpo.results.browsers import start_server, stop_server, wait_until_up
 from hpo.stores import link
 from hpo.stores.optuna import StudyStore, make_pruner, make_sampler
-from tests.conftest import VAL_SIZE, env_for_subprocess
-from tests.helpers import PYTHON_HPO, free_port, open_study
+from tests.helpers import FAULT_DRIVER, PYTHON_HPO, env_for_subprocess, free_port, open_study
 from tests.pg import Cluster, server_binaries
+from tests.synthetic import VAL_SIZE
 
 pytestmark = pytest.mark.slow
-DRIVER = Path(__file__).with_name("fault_driver.py")
+DRIVER = FAULT_DRIVER
 SPACE = "mlp_layers = 1\nmlp_width = { low = 16, high = 64, log = true }\nbatch_size = [64, 128]\n"
 TARGET = 15
 

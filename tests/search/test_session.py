@@ -12,8 +12,8 @@ from hpo.errors import StudyError
 from hpo.stores import link
 from hpo.stores.link import OUTCOMES
 from hpo.stores.mlflow import MlflowStore
-from tests.conftest import VAL_SIZE
 from tests.helpers import FAST, FIXED, assert_one_line_error, hpo, open_study, search
+from tests.synthetic import VAL_SIZE
 
 
 def test_trials_is_a_target_total(workdir: Path, data_dir: Path, device: str) -> None:

@@ -16,7 +16,8 @@ from hpo.errors import ConfigError
 from hpo.search.workers import worker_devices
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from hpo.stores.optuna.storage import CACHE_CALLS, ResilientStorage, _server_url, heartbeat_settings
+from hpo.stores.optuna.private import CACHE_CALLS
+from hpo.stores.optuna.storage import ResilientStorage, _server_url, heartbeat_settings
 from hpo.stores.owner import host_seed
 from tests.helpers import STORE, assert_one_line_error, hpo, open_study, search
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import env_for_subprocess
-from tests.helpers import PYTHON_HPO, hpo, search_argv
+from tests.helpers import PYTHON_HPO, env_for_subprocess, hpo, mlflow_statuses, query, search_argv, states
 
 SPACE = 'mlp_layers = 1\nmlp_width = [32]\nbatch_size = [32]\noptimizer = ["adam"]\n'
 EPOCHS = 60  # long enough (about 2 s per trial) to be caught mid-trial
@@ -20,16 +18,6 @@ EPOCHS = 60  # long enough (about 2 s per trial) to be caught mid-trial
 
 def command(data_dir: Path, *, trials: int) -> list[str]:
     return [*PYTHON_HPO, *search_argv(data_dir, trials=trials, epochs=EPOCHS, study="sig", pruner="none")]
-
-
-def query(db: Path, sql: str) -> list[tuple]:  # type: ignore[type-arg]
-    if not db.exists():
-        return []
-    with sqlite3.connect(db, timeout=30) as conn:
-        try:
-            return conn.execute(sql).fetchall()
-        except sqlite3.OperationalError:  # tables not created yet
-            return []
 
 
 def start_and_wait_for_epochs(data_dir: Path, *, trials: int, epochs: int = 3) -> subprocess.Popen[str]:
@@ -53,16 +41,6 @@ def start_and_wait_for_epochs(data_dir: Path, *, trials: int, epochs: int = 3) -
         time.sleep(0.2)
     proc.kill()
     raise AssertionError("the first trial never reported an epoch")
-
-
-def states() -> dict[str, int]:
-    rows = query(Path("studies/hpo.db"), "SELECT state, count(*) FROM trials GROUP BY state")
-    return {str(state): int(n) for state, n in rows}
-
-
-def mlflow_statuses() -> dict[str, int]:
-    rows = query(Path("mlruns/mlflow.db"), "SELECT status, count(*) FROM runs GROUP BY status")
-    return {str(status): int(n) for status, n in rows}
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ def test_reproduce_retrains_a_trial_exactly(workdir: Path, data_dir: Path, preci
 
 
 def test_reproduce_refuses_what_it_cannot_retrain(workdir: Path, data_dir: Path, tmp_path: Path) -> None:
-    from tests.conftest import make_dataset
+    from tests.synthetic import make_dataset
 
     search(data_dir, trials=1, epochs=1, space=FIXED, pruner="none")
     code, out, err = hpo("reproduce", "--trial", 7, "--data-dir", data_dir)

@@ -10,8 +10,16 @@ import pytest
 
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from tests.conftest import VAL_SIZE, env_for_subprocess
-from tests.helpers import STORE, assert_one_line_error, hpo, open_study, search
+from tests.helpers import (
+    FAULT_DRIVER,
+    STORE,
+    assert_one_line_error,
+    env_for_subprocess,
+    hpo,
+    open_study,
+    search,
+)
+from tests.synthetic import VAL_SIZE
 
 
 def best_run_id(study: str = "s") -> str:
@@ -88,7 +96,7 @@ def test_damaged_checkpoint_is_clear_and_records_nothing(searched: Path, damage:
 
 
 def test_evaluate_refuses_other_data(searched: Path, tmp_path: Path) -> None:
-    from tests.conftest import make_dataset
+    from tests.synthetic import make_dataset
 
     other = make_dataset(tmp_path / "other", "MNIST", seed=42)
     code, _out, err = hpo("best", "--evaluate-test", "--data-dir", other)
@@ -128,7 +136,7 @@ def test_two_concurrent_looks_on_postgresql(workdir: Path, data_dir: Path, postg
 def _two_looks(data_dir: Path, *, storage: str) -> None:
     """Each claim takes a second to write (fault driver), so without the store lock both
     processes would read "no look yet" and both would evaluate."""
-    driver = [sys.executable, str(Path(__file__).with_name("fault_driver.py")), "slow-claim"]
+    driver = [sys.executable, str(FAULT_DRIVER), "slow-claim"]
     command = [*driver, "best", "--evaluate-test", "--data-dir", str(data_dir), "--device", "cpu"]
     command += ["--storage", storage, "--study", "s"]  # a shared server store may hold other tests' studies
     procs = [

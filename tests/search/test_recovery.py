@@ -1,0 +1,77 @@
+"""Trials of dead processes: a trial whose owner on this host is dead is failed (an interruption:
+its run KILLED) and a live owner's is left alone; a trial whose heartbeat stopped, on any host, is
+failed and queued again once with the same parameters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hpo.search.recovery import recover_orphans, recover_stale
+from hpo.search.trial import TrialContext, TrialRecorder
+from hpo.stores import link
+from hpo.stores.mlflow import MlflowStore
+from hpo.stores.optuna import StudyStore
+from hpo.stores.owner import host_id, process_alive, process_token
+from tests.helpers import STORE, open_study
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_process_is_known_by_its_pid_and_start_time() -> None:
+    me = os.getpid()
+    assert process_alive(me, process_token(me))
+    assert not process_alive(me, "not-my-start-time")  # a later process that reused the pid
+    assert not process_alive(dead_pid(), "")
+
+
+def test_a_dead_owners_trial_is_failed_and_its_run_closed(trial_context: TrialContext) -> None:
+    recorder = TrialRecorder.claim(trial_context)
+    assert recorder is not None
+    recorder.trial.set_attrs(**{link.OWNER_PID: dead_pid(), link.OWNER_TOKEN: ""})
+    assert recover_orphans(study=trial_context.study, store=trial_context.store) == 1
+    row = open_study("t").row(recorder.number)
+    assert row.state == "FAIL" and row.attrs[link.OUTCOME] == "interrupted"
+    assert "died during the trial" in row.attrs[link.FAIL_REASON]
+    assert MlflowStore().run(recorder.run.run_id).status == "KILLED"
+
+
+def test_a_live_owners_trial_is_left_running(trial_context: TrialContext) -> None:
+    recorder = TrialRecorder.claim(trial_context)
+    assert recorder is not None
+    assert recover_orphans(study=trial_context.study, store=trial_context.store) == 0
+    assert open_study("t").row(recorder.number).state == "RUNNING"
+
+
+def test_a_stale_trial_is_failed_and_run_again_once(
+    trial_context: TrialContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HPO_HEARTBEAT_S", "1")
+    monkeypatch.setenv("HPO_GRACE_S", "2")
+    study = StudyStore(STORE).load("t")  # opened with the short heartbeat settings
+    away = {link.OWNER_HOST: "another-host", link.OWNER_PID: 1}
+    first = study.claim(target=2, attrs=away, sampler="random", seed=0)
+    assert first is not None and host_id() != "another-host"
+    time.sleep(3)
+    assert recover_stale(study=study, store=trial_context.store) == 1
+    rows = {r.number: r for r in study.rows()}
+    assert rows[first.number].state == "FAIL"
+    assert (
+        rows[first.number].attrs[link.FAIL_REASON].startswith("no heartbeat from another-host for over 2 s")
+    )
+    (retry,) = [r for r in rows.values() if r.state == "WAITING"]
+    assert retry.params == rows[first.number].params and retry.attrs[link.RETRY_OF] == first.number
+    second = study.claim(target=2, attrs=away, sampler="random", seed=0)  # takes the queued retry
+    assert second is not None and second.params == retry.params
+    time.sleep(3)
+    assert recover_stale(study=study, store=trial_context.store) == 1
+    assert [r.state for r in study.rows()].count("WAITING") == 0  # a retry is not retried again
