@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from typer.testing import CliRunner
 
 from hpo.cli import app
@@ -170,3 +173,29 @@ def mlflow_statuses() -> dict[str, int]:
     """Run statuses of ./mlruns/mlflow.db, read directly."""
     rows = query(Path("mlruns/mlflow.db"), "SELECT status, count(*) FROM runs GROUP BY status")
     return {str(status): int(n) for status, n in rows}
+
+
+# A fresh interpreter, as a user serving the model would have: only mlflow, torch and numpy.
+PREDICT = """
+import json, sys, numpy as np, mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model(sys.argv[2])
+pixels, labels = np.load(sys.argv[3]), np.load(sys.argv[4])
+probabilities = model.predict(pixels)
+print(json.dumps({"accuracy": float((probabilities.argmax(1) == labels).mean()),
+                  "row_sums": probabilities.sum(1)[:3].tolist(), "shape": list(probabilities.shape)}))
+"""
+
+
+def predict_in_fresh_process(uri: str, *, pixels: np.ndarray, labels: np.ndarray) -> dict[str, object]:
+    np.save("pixels.npy", pixels.astype(np.float32))
+    np.save("labels.npy", labels)
+    tracking = f"sqlite:///{Path('mlruns/mlflow.db').resolve()}"
+    done = subprocess.run(
+        [sys.executable, "-c", PREDICT, tracking, uri, "pixels.npy", "labels.npy"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))

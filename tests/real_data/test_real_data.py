@@ -200,9 +200,8 @@ def test_predict_drawings_and_photos_with_a_98_percent_model(
 def test_registered_model_predicts_real_test_digits_with_the_lockbox_accuracy(
     workdir: Path, real_data: Path, device: str
 ) -> None:
-    from tests.test_registry import predict_in_fresh_process
-
     from hpo.stores import link
+    from tests.helpers import predict_in_fresh_process
 
     Path("space.toml").write_text(
         'mlp_layers = 1\nmlp_width = [128]\noptimizer = "adam"\nlr = [0.001]\nbatch_size = [256]\n'

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,33 +12,8 @@ from hpo.config import DataConfig
 from hpo.core.data import load_train_val
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from tests.helpers import assert_one_line_error, hpo, open_study, search
+from tests.helpers import assert_one_line_error, hpo, open_study, predict_in_fresh_process, search
 from tests.synthetic import VAL_SIZE
-
-# A fresh interpreter, as a user serving the model would have: only mlflow, torch and numpy.
-PREDICT = """
-import json, sys, numpy as np, mlflow
-mlflow.set_tracking_uri(sys.argv[1])
-model = mlflow.pyfunc.load_model(sys.argv[2])
-pixels, labels = np.load(sys.argv[3]), np.load(sys.argv[4])
-probabilities = model.predict(pixels)
-print(json.dumps({"accuracy": float((probabilities.argmax(1) == labels).mean()),
-                  "row_sums": probabilities.sum(1)[:3].tolist(), "shape": list(probabilities.shape)}))
-"""
-
-
-def predict_in_fresh_process(uri: str, *, pixels: np.ndarray, labels: np.ndarray) -> dict[str, object]:
-    np.save("pixels.npy", pixels.astype(np.float32))
-    np.save("labels.npy", labels)
-    tracking = f"sqlite:///{Path('mlruns/mlflow.db').resolve()}"
-    done = subprocess.run(
-        [sys.executable, "-c", PREDICT, tracking, uri, "pixels.npy", "labels.npy"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def raw_val_pixels(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
