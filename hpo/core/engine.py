@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpo.config import OptimConfig
+from hpo.config import OptimConfig, TrainConfig
 from hpo.core.augment import augment_batch
 from hpo.core.data import Split, TrainValData
 from hpo.core.optim import Optimizer, Schedule
@@ -195,6 +195,25 @@ def _cpu_memory_format(model: nn.Module, device: torch.device) -> None:
     GPU this was not measured, so the layout stays as it is there."""
     if device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
         model.to(memory_format=torch.channels_last)  # in place: the same Parameter objects
+
+
+def fit_config(
+    *, model: nn.Module, data: TrainValData, optim: OptimConfig, train: TrainConfig, on_epoch: OnEpoch | None
+) -> FitResult:
+    """`fit` with the training settings of a `TrainConfig` (epochs, batch, seed, augmentation,
+    label smoothing, precision): how a trial, `hpo train` and a reproduction train."""
+    return fit(
+        model=model,
+        data=data,
+        optim=optim,
+        epochs=train.epochs,
+        batch_size=train.batch_size,
+        seed=train.seed,
+        on_epoch=on_epoch,
+        augment=train.augment,
+        label_smoothing=train.label_smoothing,
+        precision=train.precision,
+    )
 
 
 def fit(

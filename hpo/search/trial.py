@@ -19,7 +19,7 @@ import torch
 
 from hpo.config import NUM_CLASSES, DataConfig, ModelConfig, SearchConfig, TrainConfig, as_params
 from hpo.core.data import TrainValData
-from hpo.core.engine import EpochMetrics, FitResult, fit
+from hpo.core.engine import EpochMetrics, FitResult, fit_config
 from hpo.core.models import build_model, count_parameters
 from hpo.errors import HpoError, first_line
 from hpo.search.recovery import recover_stale
@@ -249,18 +249,7 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
         return stop or bool(guard[-1])
 
     with recorder.heartbeat():
-        result = fit(
-            model=model,
-            data=ctx.data,
-            optim=chosen.optim,
-            epochs=train.epochs,
-            batch_size=train.batch_size,
-            seed=train.seed,
-            on_epoch=on_epoch,
-            augment=train.augment,
-            label_smoothing=train.label_smoothing,
-            precision=train.precision,
-        )
+        result = fit_config(model=model, data=ctx.data, optim=chosen.optim, train=train, on_epoch=on_epoch)
         if result.outcome == "completed":
             recorder.checkpoint(result=result, model_config=chosen.model)
     return trial_end(result, guard=guard[-1] if guard else ""), describe(chosen)

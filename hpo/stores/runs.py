@@ -19,7 +19,7 @@ import hpo
 from hpo.config import IMAGE_SIZE, NUM_CLASSES, ModelConfig, OptimConfig, TrainConfig
 from hpo.core.checkpoint import write_checkpoint
 from hpo.core.data import Normalization, TrainValData
-from hpo.core.engine import EpochMetrics, FitOutcome, FitResult, OnEpoch, device_label, fit
+from hpo.core.engine import EpochMetrics, FitOutcome, FitResult, OnEpoch, device_label, fit_config
 from hpo.core.models import RawPixelClassifier, build_model
 from hpo.errors import TrackingError
 from hpo.stores import link
@@ -107,18 +107,7 @@ class TrackedRun:
             self.log_metrics(metrics.metrics(), step=metrics.epoch)
             return on_epoch(metrics) if on_epoch is not None else False
 
-        return fit(
-            model=model,
-            data=data,
-            optim=optim,
-            epochs=train.epochs,
-            batch_size=train.batch_size,
-            seed=train.seed,
-            on_epoch=hook,
-            augment=train.augment,
-            label_smoothing=train.label_smoothing,
-            precision=train.precision,
-        )
+        return fit_config(model=model, data=data, optim=optim, train=train, on_epoch=hook)
 
     def save_checkpoint(
         self,

@@ -94,7 +94,7 @@ def test_out_of_memory_fails_one_trial_and_the_study_continues(
     import hpo.search.trial
 
     calls = {"n": 0}
-    real = hpo.search.trial.fit
+    real = hpo.search.trial.fit_config
 
     def oom_once(**kwargs: object) -> object:
         calls["n"] += 1
@@ -103,7 +103,7 @@ def test_out_of_memory_fails_one_trial_and_the_study_continues(
         return real(**kwargs)  # type: ignore[arg-type]
 
     freed = []
-    monkeypatch.setattr(hpo.search.trial, "fit", oom_once)
+    monkeypatch.setattr(hpo.search.trial, "fit_config", oom_once)
     monkeypatch.setattr(hpo.search.trial, "_release_memory", lambda device: freed.append(device))
     out = search(data_dir, trials=2)
     assert (out.counts.failed, out.counts.finished) == (1, 2)

@@ -238,7 +238,7 @@ def test_a_search_stopped_by_an_error_says_how_to_resume(
     def unwritable(*_a: object, **_k: object) -> None:
         raise TrackingError("MLflow store: cannot log metrics: disk is full")
 
-    monkeypatch.setattr(trial, "fit", unwritable)
+    monkeypatch.setattr(trial, "fit_config", unwritable)
     Path("space.toml").write_text("mlp_layers = 1\n")
     code, out, err = hpo(
         "search", "--data-dir", data_dir, "--val-size", VAL_SIZE, "--trials", 2, "--model", "mlp",
