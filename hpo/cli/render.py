@@ -43,7 +43,7 @@ def epoch_table(history: Sequence[EpochMetrics], *, best_epoch: int = 0, title: 
         table.add_column(name, justify="right")
     for m in history:
         table.add_row(*epoch_row(m), style="bold green" if m.epoch == best_epoch else None)
-    return table
+    return whole(table)
 
 
 def train_result(
@@ -71,12 +71,19 @@ def train_result(
     return Group(head, detail)
 
 
-def config_text(params: dict[str, Any], *, limit: int = 0) -> str:
+def config_text(params: dict[str, Any]) -> str:
     """A trial's configuration in one line (`space.describe`), rebuilt from its recorded
-    parameters; "-" when it has none yet."""
+    parameters; "-" when it has none yet. Never shortened: a cut value reads as another value."""
     cfg = config_from_params(params)
-    text = "-" if cfg is None else describe(cfg)
-    return text if not limit or len(text) <= limit else text[: limit - 1] + "…"
+    return "-" if cfg is None else describe(cfg)
+
+
+def whole(table: Table) -> Table:
+    """`table` with every cell shown whole: a value too wide for its column wraps onto more lines
+    instead of ending in "…" (a path cut short cannot be pasted, a number cut short is another)."""
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
 
 
 def start_line(*, study: str, done: int, target: int, resumed: bool, device: str) -> Text:
@@ -113,7 +120,9 @@ def seconds_text(value: float | None) -> str:
 def best_line(best: TrialRow | None) -> Text:
     if best is None:
         return Text("best: none yet", style="dim")
-    return Text(f"best: trial {best.number} {pct(best.value)}  {config_text(best.params, limit=110)}")
+    # Wrapped, not cropped: the live display would cut the line at the terminal's edge.
+    text = f"best: trial {best.number} {pct(best.value)}  {config_text(best.params)}"
+    return Text(text, no_wrap=False, overflow="fold")
 
 
 def trials_table(rows: Sequence[TrialRow], *, title: str = "", limit: int = 0) -> Table:
@@ -133,7 +142,7 @@ def trials_table(rows: Sequence[TrialRow], *, title: str = "", limit: int = 0) -
         value = pct(r.value) if r.state == "COMPLETE" else _last_value(r)
         epochs = str(r.attrs.get(link.EPOCHS_RUN, max(r.curve) if r.curve else "-"))
         table.add_row(str(r.number), r.state, value, epochs, seconds_text(r.seconds), config_text(r.params))
-    return table
+    return whole(table)
 
 
 def search_summary(outcome: SearchOutcome, *, storage: str, resume: str) -> RenderableType:
@@ -146,9 +155,11 @@ def search_summary(outcome: SearchOutcome, *, storage: str, resume: str) -> Rend
         "interrupted": f"Interrupted: study '{outcome.study}' has {done}.",
         "created": f"Study '{outcome.study}' is ready (target {outcome.target}, {done}): start the workers.",
     }[outcome.stopped]
-    detail = f"this call ran {outcome.ran}; complete {c.complete}, pruned {c.pruned}, failed {c.failed}"
+    # This call's work and the study's totals, said apart: a resumed study's counts are not this call's.
+    detail = f"This call ran {outcome.ran} trial(s)."
     if outcome.recovered:
-        detail += f"; {outcome.recovered} trial(s) of a dead process marked failed"
+        detail += f" {outcome.recovered} trial(s) of a dead process marked failed."
+    detail += f" The study: {c.complete} complete, {c.pruned} pruned, {c.failed} failed."
     parts: list[RenderableType] = [Text(head, style="bold"), Text(detail, style="dim")]
     if outcome.top:
         parts.append(trials_table(outcome.top, title="Top trials"))
@@ -181,7 +192,7 @@ def studies_table(rows: Sequence[StudySummary], *, storage: str) -> Table:
         table.add_row(
             r.name, str(c.complete), str(c.pruned), str(c.failed), str(c.running), pct(r.best), used
         )
-    return table
+    return whole(table)
 
 
 def check_report(findings: Sequence[Finding], *, repaired: Sequence[Finding], studies: int) -> RenderableType:
@@ -202,4 +213,4 @@ def check_report(findings: Sequence[Finding], *, repaired: Sequence[Finding], st
         )
     left = len(findings) - len(repaired)
     summary = f"{len(findings)} disagreement(s), {len(repaired)} repaired, {left} left"
-    return Group(table, Text(summary, style="bold"))
+    return Group(whole(table), Text(summary, style="bold"))

@@ -10,7 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from hpo.cli.render import config_text, pct, seconds_text
+from hpo.cli.render import config_text, pct, seconds_text, whole
 from hpo.stores import link
 
 if TYPE_CHECKING:  # annotations only: importing these would load torch and optuna
@@ -60,7 +60,7 @@ def best_view(info: BestInfo) -> RenderableType:
         if info.split_looks:
             never = f"never by this study, but {info.split_looks} time(s) by another study on the same split"
         table.add_row("test set", Text(never, style="green" if not info.split_looks else "yellow"))
-    return table
+    return whole(table)
 
 
 def _looks_text(info: BestInfo) -> Text:
@@ -105,22 +105,23 @@ def test_view(r: TestReport) -> RenderableType:
     for name, acc, count in r.per_class:
         ranked.add_row(name, pct(acc), str(count))
     confusion = Table(
-        title="Confusion matrix (rows: true, columns: predicted)", header_style="bold", show_edge=False
+        title="Confusion matrix (rows: true class, columns: predicted class by number)",
+        header_style="bold",
+        show_edge=False,
     )
     confusion.add_column("")
-    short = [c[:6] for c in r.classes]
-    for c in short:
-        confusion.add_column(c, justify="right")
+    for j in range(len(r.classes)):  # numbers, not names cut to fit: "Sneake" is no class
+        confusion.add_column(str(j), justify="right")
     for i, row in enumerate(r.confusion):
         confusion.add_row(
-            short[i],
+            f"{i} {r.classes[i]}",
             *[
                 Text(str(v), style="bold green" if i == j else ("red" if v else "dim"))
                 for j, v in enumerate(row)
             ],
         )
     files = Text("artifacts: " + ", ".join(r.artifacts) + f" (also on MLflow run {r.run_id})", style="dim")
-    return Group(head, ranked, confusion, files)
+    return Group(head, whole(ranked), whole(confusion), files)
 
 
 def predictions_table(results: Sequence[Prediction], *, top: int) -> Table:
@@ -132,7 +133,7 @@ def predictions_table(results: Sequence[Prediction], *, top: int) -> Table:
         others = ", ".join(f"{name} {100 * p:.1f}%" for name, p in r.top[1:])
         note = " (inverted)" if r.inverted else ""
         table.add_row(r.path + note, label, f"{100 * prob:.1f}%", *([others] if top > 1 else []))
-    return table
+    return whole(table)
 
 
 def reproduction_view(r: Reproduction) -> RenderableType:
@@ -149,7 +150,7 @@ def baselines_table(results: Sequence[BaselineResult], *, experiment: str) -> Ta
         table.add_column(name, justify="left" if name in ("baseline", "MLflow run") else "right")
     for r in sorted(results, key=lambda r: -r.val_accuracy):
         table.add_row(r.name, pct(r.val_accuracy), f"{r.fit_seconds:.1f}", r.run_id)
-    return table
+    return whole(table)
 
 
 def against_baseline(*, best: float | None, baseline: Baseline | None) -> Text:

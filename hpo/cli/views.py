@@ -3,6 +3,7 @@ a line per event in pipes and logs, nothing with --quiet) and `hpo train`'s epoc
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -13,15 +14,18 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
+from rich.text import Text
 
 from hpo.cli import render
 
 if TYPE_CHECKING:
     from hpo.core.engine import EpochMetrics
+    from hpo.stores.optuna import Counts, TrialRow
 
 
 def search_view(out: Console, *, quiet: bool) -> QuietView:
@@ -41,8 +45,11 @@ class QuietView:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def started(self, *, study: str, done: int, target: int, resumed: bool, device: str) -> None: ...
+    def started(
+        self, *, study: str, target: int, counts: Counts, best: TrialRow | None, resumed: bool, device: str
+    ) -> None: ...
     def trial_started(self, *, number: int, params: dict[str, Any]) -> None: ...
+    def progress(self, *, number: int, epoch: int, epochs: int, batch: int, batches: int) -> None: ...
     def epoch(self, *, number: int, metrics: Any, max_epochs: int) -> None: ...
     def trial_finished(self, *, row: Any, counts: Any, best: Any) -> None: ...
 
@@ -50,7 +57,10 @@ class QuietView:
 class PlainView(QuietView):
     """A line per event, for logs and pipes (stdout is not a terminal)."""
 
-    def started(self, *, study: str, done: int, target: int, resumed: bool, device: str) -> None:
+    def started(
+        self, *, study: str, target: int, counts: Counts, best: TrialRow | None, resumed: bool, device: str
+    ) -> None:
+        done = counts.finished
         self.out.print(
             render.start_line(study=study, done=done, target=target, resumed=resumed, device=device)
         )
@@ -59,8 +69,27 @@ class PlainView(QuietView):
         self.out.print(render.trial_line(row=row, counts=counts, best=best))
 
 
+def _now() -> float:
+    """Seconds on a monotonic clock (a test replaces it to make trials slow)."""
+    return time.monotonic()
+
+
+class EtaColumn(ProgressColumn):
+    """Time left for the search: this call's wall seconds per finished trial times the trials
+    left, counting down between trials. Rich's TimeRemainingColumn estimates speed only from
+    updates less than 30 s apart, so on a CPU, where a trial takes minutes, it never showed one."""
+
+    def render(self, task: Task) -> Text:
+        due = task.fields.get("due")  # time.monotonic() at which the last trial should end
+        if due is None:
+            return Text("ETA -:--:--", style="progress.remaining")
+        left = max(0, round(due - _now()))
+        return Text(f"ETA {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}", style="progress.remaining")
+
+
 class LiveView(PlainView):
-    """Rich live display: overall progress, the current trial's epochs, best so far."""
+    """Rich live display: overall progress with an ETA, the current trial's progress within and
+    across epochs, the best trial so far."""
 
     def __enter__(self) -> LiveView:
         self.overall = Progress(
@@ -69,22 +98,18 @@ class LiveView(PlainView):
             MofNCompleteColumn(),
             TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            EtaColumn(),
             console=self.out,
         )
         self.current = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[acc]}"),
-            console=self.out,
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[acc]}"), console=self.out
         )
         self.best_line = render.best_line(None)
         self.live = Live(self._render(), console=self.out, refresh_per_second=4, transient=True)
         self.live.__enter__()
-        self.overall_task = self.overall.add_task("trials", total=1, detail="")
+        self.overall_task = self.overall.add_task("trials", total=1, detail="", due=None)
         self.trial_task = self.current.add_task("waiting", total=1, acc="")
+        self.call_start, self.ran, self.target = _now(), 0, 0
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -93,25 +118,49 @@ class LiveView(PlainView):
     def _render(self) -> Group:
         return Group(self.overall, self.current, self.best_line)
 
-    def started(self, *, study: str, done: int, target: int, resumed: bool, device: str) -> None:
-        super().started(study=study, done=done, target=target, resumed=resumed, device=device)
-        self.overall.update(self.overall_task, total=target, completed=min(done, target))
+    def started(
+        self, *, study: str, target: int, counts: Counts, best: TrialRow | None, resumed: bool, device: str
+    ) -> None:
+        super().started(study=study, target=target, counts=counts, best=best, resumed=resumed, device=device)
+        self.target = target
+        self._show_counts(counts)
+        self.best_line = render.best_line(best)
+        self.live.update(self._render())
+
+    def _show_counts(self, counts: Counts) -> None:
+        detail = f"pruned {counts.pruned} failed {counts.failed}"
+        self.overall.update(
+            self.overall_task, total=self.target, completed=min(counts.finished, self.target), detail=detail
+        )
 
     def trial_started(self, *, number: int, params: dict[str, Any]) -> None:
         self.current.reset(self.trial_task, description=f"trial {number}", acc="")
+
+    def progress(self, *, number: int, epoch: int, epochs: int, batch: int, batches: int) -> None:
+        self.current.update(
+            self.trial_task,
+            description=f"trial {number} epoch {epoch}/{epochs}",
+            total=epochs,
+            completed=epoch - 1 + batch / batches,
+            acc=f"batch {batch}/{batches}",
+        )
 
     def epoch(self, *, number: int, metrics: Any, max_epochs: int) -> None:
         self.current.update(
             self.trial_task,
             total=max_epochs,
             completed=metrics.epoch,
+            description=f"trial {number} epoch {metrics.epoch}/{max_epochs}",
             acc=f"val {render.pct(metrics.val_accuracy)}",
         )
 
     def trial_finished(self, *, row: Any, counts: Any, best: Any) -> None:
         self.out.print(render.trial_line(row=row, counts=counts, best=best))
-        detail = f"pruned {counts.pruned} failed {counts.failed}"
-        self.overall.update(self.overall_task, completed=counts.finished, detail=detail)
+        self.ran += 1
+        left = max(0, self.target - counts.finished)
+        per_trial = (_now() - self.call_start) / self.ran
+        self.overall.update(self.overall_task, due=_now() + per_trial * left)
+        self._show_counts(counts)
         self.best_line = render.best_line(best)
         self.live.update(self._render())
 

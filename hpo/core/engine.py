@@ -56,6 +56,10 @@ class FitResult:
 
 
 OnEpoch = Callable[[EpochMetrics], bool]  # returns True to stop training
+# Within an epoch: (batches done, batches in the epoch). Host-side counts only, so telling it
+# costs no device sync; on a GPU it counts batches queued, which run a little behind.
+OnProgress = Callable[[int, int], None]
+PROGRESS_S = 0.5  # at most this often, so a display or a worker's queue is never flooded
 
 
 def resolve_device(name: str) -> torch.device:
@@ -123,6 +127,7 @@ class _Batches:
     background: float = 0.0  # normalized value of a black pixel, for augmentation's fill
     label_smoothing: float = 0.0
     precision: str = "fp32"  # config.PRECISIONS
+    on_progress: OnProgress | None = None  # told (batches done, batches) at most every PROGRESS_S
 
 
 def check_precision(device: torch.device, precision: str, *, fix: str = "use --precision fp32") -> None:
@@ -159,6 +164,7 @@ def _train_epoch(
     preds: list[torch.Tensor] = []  # per step: (B,) predicted classes
     labels: list[torch.Tensor] = []  # per step: (B,) true classes
     sizes: list[int] = []
+    total, report_at = math.ceil(n / batches.size), time.monotonic() + PROGRESS_S
     for idx in perm.split(batches.size):
         if idx.numel() < 2 and n > 1:  # batch norm cannot train on a single image
             continue
@@ -181,6 +187,9 @@ def _train_epoch(
         preds.append(logits.detach().argmax(1))
         labels.append(yb)
         sizes.append(idx.numel())
+        if batches.on_progress is not None and time.monotonic() >= report_at:
+            batches.on_progress(len(sizes), total)
+            report_at = time.monotonic() + PROGRESS_S
     if not losses:  # no batch of two images: nothing trained
         return 0.0, 0.0
     loss_sum = torch.stack(losses) @ torch.tensor(sizes, dtype=torch.float32, device=device)
@@ -198,7 +207,13 @@ def _cpu_memory_format(model: nn.Module, device: torch.device) -> None:
 
 
 def fit_config(
-    *, model: nn.Module, data: TrainValData, optim: OptimConfig, train: TrainConfig, on_epoch: OnEpoch | None
+    *,
+    model: nn.Module,
+    data: TrainValData,
+    optim: OptimConfig,
+    train: TrainConfig,
+    on_epoch: OnEpoch | None,
+    on_progress: OnProgress | None = None,
 ) -> FitResult:
     """`fit` with the training settings of a `TrainConfig` (epochs, batch, seed, augmentation,
     label smoothing, precision): how a trial, `hpo train` and a reproduction train."""
@@ -213,6 +228,7 @@ def fit_config(
         augment=train.augment,
         label_smoothing=train.label_smoothing,
         precision=train.precision,
+        on_progress=on_progress,
     )
 
 
@@ -228,6 +244,7 @@ def fit(
     augment: str = "none",
     label_smoothing: float = 0.0,
     precision: str = "fp32",
+    on_progress: OnProgress | None = None,
 ) -> FitResult:
     """Train `model` (already on the data's device) and keep the best validation epoch."""
     device = data.train.x.device
@@ -240,6 +257,7 @@ def fit(
         background=-norm.mean / norm.std,
         label_smoothing=label_smoothing,
         precision=precision,
+        on_progress=on_progress,
     )
     _cpu_memory_format(model, device)
     optimizer = Optimizer(model.parameters(), cfg=optim)

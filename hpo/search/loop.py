@@ -49,11 +49,13 @@ def run_trials(
         tags=tags,
         observer=observer,
     )
-    done = study.counts().finished
+    counts = study.counts()
+    done = counts.finished
     observer.started(
         study=cfg.study,
-        done=done,
         target=cfg.trials,
+        counts=counts,
+        best=study.best(),
         resumed=done > 0 or session.recovered > 0,
         device=tags["device"],
     )

@@ -38,8 +38,11 @@ CHANCE_FACTOR = 2  # pruned at once: first-epoch validation accuracy <= 2 x 1/cl
 class SearchObserver(Protocol):
     """What the CLI hears while a search runs."""
 
-    def started(self, *, study: str, done: int, target: int, resumed: bool, device: str) -> None: ...
+    def started(
+        self, *, study: str, target: int, counts: Counts, best: TrialRow | None, resumed: bool, device: str
+    ) -> None: ...
     def trial_started(self, *, number: int, params: dict[str, Any]) -> None: ...
+    def progress(self, *, number: int, epoch: int, epochs: int, batch: int, batches: int) -> None: ...
     def epoch(self, *, number: int, metrics: EpochMetrics, max_epochs: int) -> None: ...
     def trial_finished(self, *, row: TrialRow, counts: Counts, best: TrialRow | None) -> None: ...
 
@@ -237,6 +240,12 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
     guard: list[str] = []  # per epoch: why to stop the trial early ("" to go on)
     seconds = 0.0  # of training so far, evaluation included
 
+    def on_progress(batch: int, batches: int) -> None:
+        epoch = len(guard) + 1  # epochs finished so far, plus this one
+        ctx.observer.progress(
+            number=recorder.number, epoch=epoch, epochs=train.epochs, batch=batch, batches=batches
+        )
+
     def on_epoch(m: EpochMetrics) -> bool:
         nonlocal seconds
         ctx.observer.epoch(number=recorder.number, metrics=m, max_epochs=ctx.cfg.epochs)
@@ -249,7 +258,14 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
         return stop or bool(guard[-1])
 
     with recorder.heartbeat():
-        result = fit_config(model=model, data=ctx.data, optim=chosen.optim, train=train, on_epoch=on_epoch)
+        result = fit_config(
+            model=model,
+            data=ctx.data,
+            optim=chosen.optim,
+            train=train,
+            on_epoch=on_epoch,
+            on_progress=on_progress,
+        )
         if result.outcome == "completed":
             recorder.checkpoint(result=result, model_config=chosen.model)
     return trial_end(result, guard=guard[-1] if guard else ""), describe(chosen)

@@ -35,6 +35,9 @@ class _QueueObserver:
     def trial_started(self, **kw: Any) -> None:
         self.events.put(("trial_started", kw))
 
+    def progress(self, **kw: Any) -> None:
+        self.events.put(("progress", kw))
+
     def epoch(self, **kw: Any) -> None:
         self.events.put(("epoch", kw))
 

@@ -74,7 +74,7 @@ def test_jobs_runs_workers_with_one_display(workdir: Path, data_dir: Path) -> No
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("Starting study 'shared'") == 1
-    assert "reached 9/9" in done.stdout and "this call ran 9" in done.stdout
+    assert "reached 9/9" in done.stdout and "This call ran 9 trial(s)." in done.stdout
     check_store(9)
 
 

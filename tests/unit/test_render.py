@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
+import pytest
 from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
-from hpo.cli import render, render_results
+from hpo.cli import render, render_results, views
 from hpo.cli.views import LiveView, PlainView, search_view
 from hpo.core.engine import EpochMetrics
 from hpo.search.session import SearchOutcome
@@ -71,8 +75,6 @@ def test_config_text_rebuilds_architecture_from_recorded_params() -> None:
         "cnn 32-64 k3 fc128 relu drop=0.25 | sgd lr=0.001 m=0.9 wd=1e-06 exponential(0.8) | bs 128"
     )
     assert render.config_text({"family": "mlp"}) == "-"  # a trial that died while sampling
-    short = render.config_text(MLP_PARAMS, limit=20)
-    assert len(short) == 20 and short.endswith("…")
 
 
 def test_trials_table_ranks_complete_first_and_shows_reasons() -> None:
@@ -145,7 +147,7 @@ def test_plain_view_prints_a_line_per_event() -> None:
     view = search_view(console, quiet=False)
     assert isinstance(view, PlainView) and not isinstance(view, LiveView)  # not a terminal
     with view:
-        view.started(study="s", done=1, target=3, resumed=True, device="cpu")
+        view.started(study="s", target=3, counts=Counts(complete=1), best=None, resumed=True, device="cpu")
         view.trial_finished(row=row(1, "COMPLETE", 0.9), counts=Counts(complete=2), best=None)
     out = console.file.getvalue()  # type: ignore[attr-defined]
     assert "Resuming study 's': 1/3 trials finished, running 2 more on cpu." in out and "trial    1" in out
@@ -156,7 +158,7 @@ def test_live_view_renders_progress() -> None:
     console = Console(file=buffer, force_terminal=True, width=120)
     done = row(0, "COMPLETE", 0.9812)
     with LiveView(console) as view:
-        view.started(study="s", done=0, target=2, resumed=False, device="cpu")
+        view.started(study="s", target=2, counts=Counts(), best=None, resumed=False, device="cpu")
         view.trial_started(number=0, params=done.params)
         view.epoch(number=0, metrics=EpochMetrics(1, 0.5, 0.8, 0.4, 0.9812, 1.0, 0.001), max_epochs=3)
         view.trial_finished(row=done, counts=Counts(complete=1), best=done)
@@ -164,3 +166,94 @@ def test_live_view_renders_progress() -> None:
     text = buffer.getvalue()
     assert "Starting study 's': 0/2" in text and "trial    0" in text and "98.12%" in text
     assert "best: trial 0" in text and "mlp 512-128" in text
+
+
+def test_the_eta_counts_down_from_this_calls_seconds_per_trial(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPU trial takes minutes: far past the 30 s within which Rich's own column estimates a
+    speed, so its ETA stayed -:--:--. Ours: 100 s per trial, 3 trials left -> 5 minutes."""
+    clock = [1000.0]
+    monkeypatch.setattr(views, "_now", lambda: clock[0])
+    done = row(0, "COMPLETE", 0.9812)
+    with LiveView(Console(file=io.StringIO(), force_terminal=True, width=160)) as view:
+        view.started(study="s", target=4, counts=Counts(), best=None, resumed=False, device="cpu")
+        assert "ETA -:--:--" in text_of(view.overall)
+        clock[0] += 100
+        view.trial_finished(row=done, counts=Counts(complete=1), best=done)
+        assert "ETA 0:05:00" in text_of(view.overall)
+        clock[0] += 60
+        assert "ETA 0:04:00" in text_of(view.overall)
+
+
+def test_a_resumed_study_shows_its_best_and_counts_from_the_start() -> None:
+    best = row(7, "COMPLETE", 0.982)
+    with LiveView(Console(file=io.StringIO(), force_terminal=True, width=160)) as view:
+        view.started(
+            study="s",
+            target=10,
+            counts=Counts(complete=3, pruned=2, failed=1),
+            best=best,
+            resumed=True,
+            device="cpu",
+        )
+        assert "pruned 2 failed 1" in text_of(view.overall) and "5/10" in text_of(view.overall)
+        assert "best: trial 7 98.20%" in text_of(view.best_line)
+
+
+def test_a_long_epoch_shows_its_batches() -> None:
+    with LiveView(Console(file=io.StringIO(), force_terminal=True, width=160)) as view:
+        view.started(study="s", target=2, counts=Counts(), best=None, resumed=False, device="cpu")
+        view.trial_started(number=0, params=MLP_PARAMS)
+        view.progress(number=0, epoch=2, epochs=3, batch=40, batches=100)
+        shown = text_of(view.current)
+    assert "trial 0 epoch 2/3" in shown and "batch 40/100" in shown
+
+
+def test_the_engine_tells_progress_within_an_epoch(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches done and batches in the epoch, host-side counts, at most every PROGRESS_S."""
+    import torch
+
+    from hpo.config import DataConfig, ModelConfig, OptimConfig
+    from hpo.core import engine
+    from hpo.core.data import load_train_val
+    from hpo.core.models import build_model
+
+    monkeypatch.setattr(engine, "PROGRESS_S", 0.0)  # every batch, for the test
+    data = load_train_val(DataConfig(data_dir=str(data_dir), val_size=200), device=torch.device("cpu"))
+    seen: list[tuple[int, int]] = []
+    engine.fit(
+        model=build_model(ModelConfig(hidden=(16,))),
+        data=data,
+        optim=OptimConfig(),
+        epochs=1,
+        batch_size=100,
+        seed=0,
+        on_progress=lambda batch, batches: seen.append((batch, batches)),
+    )
+    assert seen == [(b, 10) for b in range(1, 11)]  # 1,000 training images in batches of 100
+
+
+def test_a_value_or_path_is_never_cut() -> None:
+    params = {**CNN_PARAMS, "augment": "affine", "label_smoothing": 0.1}
+    best = row(3, "COMPLETE", 0.98)
+    best = TrialRow(**{**best.__dict__, "params": params})
+    narrow = Console(file=io.StringIO(), width=60, force_terminal=True, soft_wrap=True)
+    with Live(render.best_line(best), console=narrow, transient=False):
+        pass
+    lines = narrow.file.getvalue().split("\x1b[2K")[-1]  # type: ignore[attr-defined]
+    assert "ls=0.1" in lines and "…" not in lines
+    path = (
+        "file:///a/very/long/folder/name/that/goes/on/mlruns/artifacts/mnist-any/0123456789abcdef/checkpoint"
+    )
+    table = render.whole(Table("field", "value"))
+    table.add_row("checkpoint", path)
+    folded = text_of_width(table, 60)
+    assert (
+        "…" not in folded
+        and "".join(line.strip(" │") for line in folded.splitlines()).count("0123456789abcdef") == 1
+    )
+
+
+def text_of_width(renderable: Any, width: int) -> str:
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    console.print(renderable)
+    return console.file.getvalue()  # type: ignore[attr-defined]
