@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -43,14 +45,27 @@ def error_line(message: str) -> None:
     )
 
 
-def _prepare(argv: list[str]) -> Invocation:
+def program(argv0: str) -> str:
+    """How the user ran hpo, so a printed command runs as pasted: `hpo` when that name finds this
+    very program on PATH, the path as typed otherwise (`.venv/bin/hpo` of an inactive virtualenv),
+    `python -m hpo` for a module run."""
+    if Path(argv0).name == "__main__.py":
+        python = "python" if shutil.which("python") == sys.executable else sys.executable
+        return f"{shlex.quote(python)} -m hpo"
+    found = shutil.which(Path(argv0).name)
+    if found and Path(found).resolve() == Path(argv0).resolve():
+        return Path(argv0).name
+    return shlex.quote(argv0)
+
+
+def _prepare(argv: list[str], *, prog: str) -> Invocation:
     """Configure the process once, unless the call only prints help or the version."""
     if argv and not any(a in _INFO_ONLY for a in argv):
         from hpo.stores.runtime import configure
 
         configure()
     # The command line is recorded on every run and printed as the resume hint: never a password.
-    return Invocation(command=redact("hpo " + shlex.join(argv)))
+    return Invocation(command=redact(f"{prog} {shlex.join(argv)}"))
 
 
 class HpoGroup(TyperGroup):
@@ -66,8 +81,8 @@ class HpoGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
-        try:
-            obj = _prepare(argv)
+        try:  # called with its arguments (in-process, tests): no program path to repeat
+            obj = _prepare(argv, prog="hpo" if args is not None else program(sys.argv[0]))
             rv = super().main(argv, prog_name, complete_var, False, windows_expand_args, obj=obj, **extra)
             code = rv if isinstance(rv, int) else 0
         except HpoError as exc:

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hpo.cli import app
-from tests.helpers import assert_one_line_error, hpo, search
+from tests.helpers import PYTHON_HPO, assert_one_line_error, env_for_subprocess, hpo, search
 from tests.synthetic import VAL_SIZE, write_idx_images
 
 
@@ -117,3 +120,42 @@ def test_hpo_debug_env_shows_traceback(
     monkeypatch.setenv("HPO_DEBUG", "1")
     with pytest.raises(DataError):
         hpo("train", "--data-dir", tmp_path / "missing", "--device", "cpu")
+
+
+def test_the_resume_hint_runs_as_the_user_ran_hpo(workdir: Path, data_dir: Path) -> None:
+    """The Quickstart installs into .venv without activating it: the hint must say .venv/bin/hpo,
+    not an `hpo` the shell cannot find."""
+    Path("bin").mkdir()
+    shutil.copy(Path(sys.executable).with_name("hpo"), "bin/hpo")  # a console script, not on PATH
+    args = [
+        "search",
+        "--data-dir",
+        str(data_dir),
+        "--val-size",
+        str(VAL_SIZE),
+        "--trials",
+        "3",
+        "--model",
+        "mlp",
+    ]
+    args += ["--epochs", "1", "--timeout", "0.001", "--device", "cpu", "--no-warm-start"]
+    env = {**env_for_subprocess(), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(["bin/hpo", *args], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Resume with: bin/hpo {' '.join(args)}" in done.stdout
+    by_module = subprocess.run([*PYTHON_HPO, *args], capture_output=True, text=True, timeout=300, env=env)
+    assert f" -m hpo {' '.join(args)}" in by_module.stdout.split("Resume with: ", 1)[1]
+
+
+def test_a_program_found_on_path_is_named_by_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpo.cli.main import program
+
+    script = tmp_path / "hpo"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert program(str(script)) == "hpo"
+    monkeypatch.setenv("PATH", "/usr/bin")
+    assert program(str(script)) == str(script)
