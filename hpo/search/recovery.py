@@ -31,6 +31,7 @@ def recover_orphans(*, study: StudyHandle, store: MlflowStore) -> int:
         if host == host_id() and isinstance(pid, int) and not process_alive(pid, token):
             end = TrialEnd(outcome="interrupted", reason=f"process {pid} on {host} died during the trial")
             study.fail_running(row.number, attrs=end.trial_attrs())
+            study.requeue(row.number, attrs={link.RETRY_OF: row.number}, carry=link.RETRY_CARRIES)
             recovered += 1
         elif pid is None and _age_seconds(row.started) > UNOWNED_S:
             end = TrialEnd(outcome="interrupted", reason="its process died before it started training")
@@ -55,4 +56,6 @@ def _fail_stale(study: StudyHandle) -> list[int]:
         host = attrs.get(link.OWNER_HOST, "its host")
         return f"no heartbeat from {host} for over {study.grace_period} s: its process died"
 
-    return study.fail_stale(reason=reason, reason_key=link.FAIL_REASON, retry_key=link.RETRY_OF)
+    return study.fail_stale(
+        reason=reason, reason_key=link.FAIL_REASON, retry_key=link.RETRY_OF, carry=link.RETRY_CARRIES
+    )

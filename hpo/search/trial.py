@@ -177,6 +177,9 @@ class TrialRecorder:
                 self.run.end(end.outcome, tags=tags)
             self.trial.set_attrs(**end.trial_attrs())
             self.trial.tell(end.state, end.value)
+            if end.outcome == "interrupted":  # its configuration runs again on resume, warm start or not
+                attrs = {link.RETRY_OF: self.number}
+                self.ctx.study.requeue(self.number, attrs=attrs, carry=link.RETRY_CARRIES)
         return self.ctx.study.row(self.number)
 
 

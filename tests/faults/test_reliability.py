@@ -46,7 +46,7 @@ def test_interrupt_at_exact_phase_leaves_nothing_running(workdir: Path, data_dir
     done = faulty(fault, data_dir)
     assert done.returncode == 130, done.stdout + done.stderr
     assert "Resume with:" in done.stdout and "Traceback" not in done.stdout + done.stderr
-    assert states() == {"FAIL": 1}
+    assert states() == {"FAIL": 1, "WAITING": 1}  # the interrupted configuration, queued to run again
     assert mlflow_statuses() == {"KILLED": 2}
     if fault != "sigint-in-validation":
         return  # one resume below is enough: the other phases leave the same records

@@ -50,8 +50,9 @@ def test_interrupt_fails_trial_kills_run_and_prints_resume(workdir: Path, data_d
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
-    assert "Interrupted: study 'sig'" in out and "Resume with: hpo search" in out and "Traceback" not in out
-    assert states() == {"FAIL": 1}
+    assert "Interrupted: study 'sig'" in out and "Traceback" not in out
+    assert " -m hpo search --data-dir" in out.split("Resume with: ", 1)[1]  # run as python -m hpo
+    assert states() == {"FAIL": 1, "WAITING": 1}  # the interrupted configuration, queued to run again
     reason = query(
         Path("studies/hpo.db"), "SELECT value_json FROM trial_user_attributes WHERE key='fail_reason'"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -286,3 +287,28 @@ def test_bf16_where_it_cannot_run_is_refused_before_anything_is_recorded(
     code, out, err = hpo("train", "--data-dir", data_dir, "--precision", "bf16")
     assert_one_line_error(code, out, err, "--precision bf16 runs on cpu and cuda")
     assert not (workdir / "studies").exists() and MlflowStore().find_experiment("train") is None
+
+
+def test_an_interrupted_warm_start_runs_again_on_resume(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Warm starts are queued only when a study is new: a Ctrl-C during one used to lose it for
+    good. An interrupted trial is queued again with its parameters (and its warm-start name)."""
+    from hpo.search import trial
+
+    real, calls = trial.fit_config, {"n": 0}
+
+    def interrupted_once(**kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return real(**kwargs)
+
+    monkeypatch.setattr(trial, "fit_config", interrupted_once)
+    space = {"mlp_layers": {"low": 2, "high": 2}, "mlp_width": {"low": 64, "high": 300}, "batch_size": [128]}
+    assert search(data_dir, trials=2, space=space, warm_start=True).stopped == "interrupted"
+    again = search(data_dir, trials=2, space=space, warm_start=True)
+    assert again.stopped == "target"
+    warm = [r for r in open_study("s").rows() if r.attrs.get(link.WARM_START) == "textbook-mlp"]
+    assert [r.state for r in warm] == ["FAIL", "COMPLETE"]
+    assert warm[1].params == warm[0].params and warm[1].attrs[link.RETRY_OF] == warm[0].number

@@ -185,11 +185,17 @@ class StudyHandle:
         return int(self._storage.grace_period or 0)
 
     def fail_stale(
-        self, *, reason: Callable[[dict[str, Any]], str], reason_key: str, retry_key: str
+        self,
+        *,
+        reason: Callable[[dict[str, Any]], str],
+        reason_key: str,
+        retry_key: str,
+        carry: tuple[str, ...] = (),
     ) -> list[int]:
         """Trials whose heartbeat stopped (any host: its process or machine died) become FAIL with
         `reason(their attrs)` under `reason_key`, and each is queued again with the same parameters
-        (attr `retry_key`: the failed trial's number; a retry that goes stale too is not re-queued).
+        (attr `retry_key`: the failed trial's number, with its attrs named in `carry`; a retry that
+        goes stale too is not re-queued).
         Returns the numbers failed here. Run before every claim, under the store lock.
 
         Not `optuna.storages.fail_stale_trials` with `RetryHeartbeatStaleTrialCallback`: it sets
@@ -205,13 +211,29 @@ class StudyHandle:
                     self._storage.set_trial_state_values(stale, state=TrialState.FAIL)
                     failed.append(trial.number)
                     if retry_key not in trial.user_attrs:
-                        self._requeue(trial, attrs={retry_key: trial.number})
+                        self._requeue(trial, attrs={retry_key: trial.number}, carry=carry)
         return failed
 
-    def _requeue(self, trial: optuna.trial.FrozenTrial, *, attrs: dict[str, Any]) -> None:
-        """A WAITING copy of `trial` (same parameters) that the next claim takes first."""
+    def requeue(self, number: int, *, attrs: dict[str, Any], carry: tuple[str, ...] = ()) -> bool:
+        """Queue trial `number` to run again (a WAITING copy with its parameters, `attrs`, and its
+        own attrs named in `carry`); the next claim takes it first. False when it had drawn no
+        parameter yet: there is nothing to repeat, the sampler draws anew."""
+        trial = self._study.get_trials(deepcopy=False)[number]
+        if not trial.params:
+            return False
+        with signals.deferred():
+            self._requeue(trial, attrs=attrs, carry=carry)
+        return True
+
+    def _requeue(
+        self, trial: optuna.trial.FrozenTrial, *, attrs: dict[str, Any], carry: tuple[str, ...]
+    ) -> None:
+        kept = {key: trial.user_attrs[key] for key in carry if key in trial.user_attrs}
         copy = optuna.trial.create_trial(
-            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions, user_attrs=attrs
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs={**kept, **attrs},
         )
         self._study.add_trial(copy)
 
