@@ -169,9 +169,11 @@ def tested_note(r: Predictions) -> Text:
 
 
 def registered_line(reg: Registered) -> Text:
+    """What was registered, and the two ways to use it, each runnable as printed from any folder."""
     return Text(
         f"registered {reg.name!r} version {reg.version}: trial {reg.trial} "
         f"(val {pct(reg.val_accuracy)}), run {reg.run_id}\n"
-        f"load it with mlflow.pyfunc.load_model({reg.registry_uri!r}); "
-        "input float32 (N, 28, 28) raw pixels 0-255, output (N, 10) probabilities"
+        f"serve it:     {reg.serve_command()}\n"
+        f"in Python:    {reg.python_lines()}\n"
+        "input: float32 (N, 28, 28) pixels, 0-255 or 0-1 (decided per image); output: (N, 10) probabilities"
     )

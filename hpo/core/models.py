@@ -97,10 +97,18 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+# The brightest pixel of an image on the 0..1 scale: 1.0 plus float rounding (1.0000001 after
+# x / 255 in float32). An 8-bit image no brighter than this is blank (0 or 1 of 255) on any scale.
+ONE_SCALE_MAX = 1.5
+
+
 class RawPixelClassifier(nn.Module):
     """The model as MLflow serves it: raw pixel values in, class probabilities out, the training
-    normalization inside. (N, 28, 28) or (N, 1, 28, 28) float32 on the 0..255 scale of the IDX files
-    and of 8-bit PNGs, light ink on dark as in the datasets -> (N, 10) softmax probabilities."""
+    normalization inside. (N, 28, 28) or (N, 1, 28, 28) float32, light ink on dark as in the
+    datasets -> (N, 10) softmax probabilities. Each image's scale is decided by its brightest
+    pixel: up to ONE_SCALE_MAX it is on the 0..1 scale of torchvision's ToTensor(), brighter on
+    the 0..255 scale of the IDX files and 8-bit PNGs (fed 0..1 pixels as 0..255, a model saw
+    nearly black images and answered at chance, silently)."""
 
     def __init__(self, model: nn.Module, *, mean: float, std: float) -> None:
         super().__init__()
@@ -111,5 +119,7 @@ class RawPixelClassifier(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = pixels.reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE) / 255.0
+        x = pixels.reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+        brightest = x.amax(dim=(1, 2, 3), keepdim=True)  # (N, 1, 1, 1)
+        x = x / torch.where(brightest > ONE_SCALE_MAX, 255.0, 1.0)  # per image, on the 0..1 scale
         return torch.softmax(self.model((x - self.mean) / self.std), dim=1)

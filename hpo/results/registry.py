@@ -4,6 +4,7 @@ where it came from (study, trial, validation accuracy, lockbox record) as tags a
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 
 from hpo.errors import CheckpointError, ConfigError
@@ -22,11 +23,27 @@ class Registered:
     run_id: str
     trial: int
     val_accuracy: float
+    tracking_uri: str  # the store the registry lives in: a fresh process must be pointed at it
 
     @property
     def registry_uri(self) -> str:
         """What `mlflow.pyfunc.load_model` takes."""
         return f"models:/{self.name}/{self.version}"
+
+    def serve_command(self, *, port: int = 5001) -> str:
+        """A shell line serving the version over HTTP from any folder, in this environment (MLflow's
+        default would build a new virtualenv, which needs the network)."""
+        return (
+            f"MLFLOW_TRACKING_URI={shlex.quote(self.tracking_uri)} mlflow models serve "
+            f"-m {shlex.quote(self.registry_uri)} --env-manager local --port {port}"
+        )
+
+    def python_lines(self) -> str:
+        """Python that loads the version in any process that has MLflow and torch."""
+        return (
+            f"import mlflow; mlflow.set_tracking_uri({self.tracking_uri!r}); "
+            f"model = mlflow.pyfunc.load_model({self.registry_uri!r})"
+        )
 
 
 def _provenance(info: BestInfo) -> tuple[dict[str, object], str]:
@@ -73,4 +90,5 @@ def register_best(ws: Workspace, *, study: str | None, name: str) -> Registered:
         run_id=info.run_id,
         trial=info.trial.number,
         val_accuracy=info.trial.value or 0.0,
+        tracking_uri=ws.mlflow.uri,
     )

@@ -3,16 +3,33 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 from hpo.config import DataConfig
 from hpo.core.data import load_train_val
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
-from tests.helpers import assert_one_line_error, hpo, open_study, predict_in_fresh_process, search
+from tests.helpers import (
+    assert_one_line_error,
+    env_for_subprocess,
+    free_port,
+    hpo,
+    open_study,
+    predict_in_fresh_process,
+    search,
+)
 from tests.synthetic import VAL_SIZE
 
 
@@ -63,3 +80,65 @@ def test_a_trial_logged_before_models_were_is_registered_from_its_checkpoint(
 def test_a_bad_model_name_is_one_clear_line(workdir: Path, data_dir: Path) -> None:
     search(data_dir, trials=1, epochs=1)
     assert_one_line_error(*hpo("best", "--register", "no/slashes"), "--register", "letters, digits")
+
+
+def printed(out: str, label: str) -> str:
+    """The command `hpo best --register` printed after `label`."""
+    return next(line.split(label, 1)[1].strip() for line in out.splitlines() if line.startswith(label))
+
+
+@pytest.mark.slow
+def test_the_printed_serving_commands_run_as_printed_from_any_folder(
+    workdir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """Both lines work pasted into a fresh shell elsewhere (they failed without the tracking URI,
+    and left a stray mlflow.db), and the served model takes 0..1 pixels as well as 0..255."""
+    search(data_dir, trials=2, epochs=2)
+    best = open_study("s").best()
+    assert best is not None and best.value is not None
+    code, out, err = hpo("best", "--register", "digits")
+    assert code == 0, out + err
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    pixels, labels = raw_val_pixels(data_dir)
+    np.save(elsewhere / "pixels.npy", pixels)
+    env = {k: v for k, v in env_for_subprocess().items() if k != "MLFLOW_TRACKING_URI"}
+    script = printed(out, "in Python:") + (
+        "\nimport json, numpy as np\npixels = np.load('pixels.npy')\n"
+        "print(json.dumps([model.predict(p).tolist() for p in (pixels, pixels / 255.0)]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=elsewhere, capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    raw, unit = (np.array(p) for p in json.loads(done.stdout.strip().splitlines()[-1]))
+    assert np.allclose(raw, unit, atol=1e-4)  # the same answer on either scale, to float rounding
+    assert abs(float(np.mean(raw.argmax(1) == labels)) - best.value) <= 0.001
+    port = free_port()
+    serve = printed(out, "serve it:").replace("--port 5001", f"--port {port}")
+    server = subprocess.Popen(serve, shell=True, cwd=elsewhere, env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        answer = post_when_up(f"http://127.0.0.1:{port}", {"inputs": (pixels[:8] / 255.0).tolist()})
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert np.allclose(answer["predictions"], raw[:8], atol=1e-4)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["pixels.npy"]  # no stray store
+
+
+def post_when_up(base: str, payload: dict[str, object], *, seconds: float = 120) -> dict[str, Any]:
+    """POST `payload` to the scoring server's /invocations once its /ping answers."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/ping", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    request = urllib.request.Request(
+        f"{base}/invocations", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    return dict(json.loads(urllib.request.urlopen(request, timeout=60).read()))

@@ -101,3 +101,19 @@ def test_pooling_before_a_monotonic_activation_changes_nothing(activation: str) 
     (expected_grad,) = torch.autograd.grad(expected.sum(), x)
     assert torch.allclose(grad, expected_grad, atol=1e-6)
     assert [k for k, _ in model.named_parameters()] == [k for k, _ in reference.named_parameters()]
+
+
+def test_the_served_model_takes_either_pixel_scale_per_image() -> None:
+    """0..255 (IDX files, 8-bit PNGs) or 0..1 (ToTensor()), decided per image by its brightest
+    pixel, float rounding above 1.0 included: the answer is the same."""
+    from hpo.core.models import RawPixelClassifier
+
+    torch.manual_seed(0)
+    served = RawPixelClassifier(build_model(ModelConfig(hidden=(32,))), mean=0.13, std=0.31).eval()
+    raw = torch.rand(4, 28, 28) * 255
+    unit = raw / 255
+    mixed = torch.stack([raw[0], unit[1], raw[2], unit[3]])
+    rounded = unit[:1] / unit[0].max() * 1.0000001  # 0..1 with float rounding at the top
+    with torch.inference_mode():
+        assert torch.allclose(served(mixed), served(raw), atol=1e-5)
+        assert torch.allclose(served(rounded), served(rounded * 255), atol=1e-5)
