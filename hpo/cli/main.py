@@ -20,7 +20,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from hpo import __version__
 from hpo.cli import results as results_cmd
@@ -123,6 +123,21 @@ def _usage_message(exc: Exception) -> str:
     return exc.format_message().replace("\n", " ") + hint  # type: ignore[attr-defined]
 
 
+class HpoCommand(TyperCommand):
+    """A command whose help shows no type beside an on/off flag or a list of files: Typer's
+    `<bool>` reads as if the flag took a value, `<list[Path]>` repeats what the metavar says."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = list(super().get_params(ctx))
+        for param in params:  # per parameter of this command: Typer's classes stay as they are
+            metavar = getattr(param, "metavar", None)
+            if getattr(param, "is_flag", False) or metavar:
+                setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010
+            if metavar and param.param_type_name == "argument":  # `IMAGE...`, not `{IMAGE...}...`
+                setattr(param, "_usage_display_name", lambda name=metavar: name)  # noqa: B010
+        return params
+
+
 app = typer.Typer(
     cls=HpoGroup,
     no_args_is_help=True,
@@ -152,14 +167,14 @@ def main() -> None:
     app()
 
 
-app.command()(train_cmd.train)
-app.command()(search_cmd.search)
-app.command()(stores_cmd.studies)
-app.command()(stores_cmd.trials)
-app.command()(stores_cmd.check)
-app.command()(results_cmd.best)
-app.command("report")(results_cmd.report)
-app.command()(results_cmd.reproduce)
-app.command()(results_cmd.baselines)
-app.command()(results_cmd.predict)
-app.command()(ui_cmd.ui)
+app.command(cls=HpoCommand)(train_cmd.train)
+app.command(cls=HpoCommand)(search_cmd.search)
+app.command(cls=HpoCommand)(stores_cmd.studies)
+app.command(cls=HpoCommand)(stores_cmd.trials)
+app.command(cls=HpoCommand)(stores_cmd.check)
+app.command(cls=HpoCommand)(results_cmd.best)
+app.command("report", cls=HpoCommand)(results_cmd.report)
+app.command(cls=HpoCommand)(results_cmd.reproduce)
+app.command(cls=HpoCommand)(results_cmd.baselines)
+app.command(cls=HpoCommand)(results_cmd.predict)
+app.command(cls=HpoCommand)(ui_cmd.ui)

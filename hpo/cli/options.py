@@ -37,7 +37,11 @@ PRECISION = typer.Option(
     help="fp32, or bf16: mixed precision (bfloat16 matmuls and convolutions; CNNs ~1.5x faster on AMX CPUs).",
 )
 DEVICE = typer.Option("auto", "--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
-SEED = typer.Option(0, "--seed", help="Seed for weights, batch order and the sampler.")
+SEED = typer.Option(0, "--seed", help="Seed of the sampler; trial N trains with seed SEED + N.")
+TRAIN_SEED = typer.Option(0, "--seed", help="Seed for weights, dropout, batch order and augmentation.")
+BASELINE_SEED = typer.Option(
+    0, "--seed", help="Seed of the estimators that draw (logistic regression, the MLP)."
+)
 TRACKING_URI = typer.Option(
     None,
     "--tracking-uri",

@@ -160,6 +160,10 @@ def against_baseline(*, best: float | None, baseline: Baseline | None) -> Text:
     return Text(f"best trial {pct(best)} vs best baseline {baseline.name} {pct(baseline.val_accuracy)}{gap}")
 
 
+def baseline_line(r: BaselineResult) -> Text:
+    return Text(f"{r.name}: validation accuracy {pct(r.val_accuracy)}, fitted in {r.fit_seconds:.1f} s")
+
+
 def tested_note(r: Predictions) -> Text:
     """Whether the model that just predicted is the one the test set scored."""
     if r.test_accuracy is not None:

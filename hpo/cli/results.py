@@ -95,7 +95,7 @@ def baselines(
     data_dir: str = options.DATA_DIR,
     val_size: int = options.VAL_SIZE,
     split_seed: int = options.SPLIT_SEED,
-    seed: int = options.SEED,
+    seed: int = options.BASELINE_SEED,
     storage: str = options.STORAGE,
     tracking_uri: str | None = options.TRACKING_URI,
 ) -> None:
@@ -105,14 +105,15 @@ def baselines(
     from hpo.stores import link
     from hpo.stores.workspace import Workspace
 
-    ws = Workspace(storage=storage, tracking_uri=tracking_uri)
+    ws = Workspace(storage=storage, tracking_uri=tracking_uri, create_tracking=True)  # baselines are runs
     data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
     experiment = study or f"{dataset}-baselines"
-    if study or ws.study_names():  # a study's split wins over the data flags
+    if study or (ws.has_study_store() and ws.study_names()):  # a study's split wins over the data flags
         handle = ws.study(study)
         spec = link.read_spec(handle)
         experiment, data_cfg = handle.name, spec.data_config(data_dir=data_dir) if spec else data_cfg
     names = tuple(n.strip() for n in only.split(",") if n.strip())
+    console = options.console()
     results = run_baselines(
         store=ws.mlflow,
         experiment=experiment,
@@ -120,8 +121,12 @@ def baselines(
         names=names,
         seed=seed,
         command=options.invocation(ctx).command,
+        on_start=lambda n: console.print(
+            f"Fitting {', '.join(names)} on {n:,} training images, one after another"
+        ),
+        on_fitted=lambda r: console.print(render_results.baseline_line(r)),
     )
-    options.console().print(render_results.baselines_table(results, experiment=experiment))
+    console.print(render_results.baselines_table(results, experiment=experiment))
 
 
 def report(
@@ -146,7 +151,7 @@ def report(
 
 
 def predict(
-    images: list[Path] = typer.Argument(..., help="PNG or JPEG files, any size."),
+    images: list[Path] = typer.Argument(..., metavar="IMAGE...", help="PNG or JPEG files, any size."),
     study: str | None = options.STUDY,
     storage: str = options.STORAGE,
     top: int = typer.Option(1, "--top", help="Show the N most likely labels."),

@@ -43,7 +43,7 @@ def train(
     split_seed: int = options.SPLIT_SEED,
     device: str = options.DEVICE,
     precision: str = options.PRECISION,
-    seed: int = options.SEED,
+    seed: int = options.TRAIN_SEED,
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic cuDNN/torch kernels."),
     experiment: str = typer.Option("train", "--experiment", help="MLflow experiment name."),
     tracking_uri: str | None = options.TRACKING_URI,

@@ -33,12 +33,18 @@ def ui(
         port = port or servers.MLFLOW_PORT
         url, command, what = _mlflow(study=study, tracking_uri=tracking_uri, port=port, host=host)
     console = options.console()
-    console.print(what)
     program = "optuna-dashboard" if optuna else "mlflow"
     console.print("same as: " + shlex.join([program, *map(redact, command[3:])]), style="dim")
     if dry_run:
+        console.print(what)
         return
-    code = servers.serve(command, base=f"http://{host}:{port}", open_url=url if open_browser else "")
+    console.print(f"starting {program} (the link follows once it answers; Ctrl-C stops it)", style="dim")
+    code = servers.serve(
+        command,
+        base=f"http://{host}:{port}",
+        on_ready=lambda: console.print(what),
+        open_url=url if open_browser else "",
+    )
     if code:
         raise typer.Exit(code)
     console.print("stopped.")
@@ -51,7 +57,7 @@ def _mlflow(
     from hpo.results.browsers import VIEW_TAG, mlflow_command, runs_url, study_view
     from hpo.stores.mlflow import MlflowStore
 
-    store = MlflowStore(uri=tracking_uri)
+    store = MlflowStore(uri=tracking_uri, create=False)  # a browser shows a store; it makes none
     name = study or store.latest_experiment()
     experiment_id = store.find_experiment(name) if name else None
     if study and experiment_id is None:

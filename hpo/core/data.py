@@ -91,11 +91,16 @@ def _download(cfg: DataConfig, *, train: bool, download: bool) -> tuple[torch.Te
     from torchvision.datasets import MNIST, FashionMNIST
 
     cls = MNIST if cfg.dataset == "mnist" else FashionMNIST
+    folder = raw_folder(cfg)
+    new = [p for p in (folder, *folder.parents) if not p.exists()]  # what a download would create
     try:
         # torchvision prints download progress to stdout; only the CLI may talk to the user.
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             ds = cls(root=cfg.data_dir, train=train, download=True)
     except Exception as exc:  # offline (RuntimeError, OSError, URLError...) or a bad archive
+        for path in new:  # deepest first: a mistyped --data-dir leaves no empty folders behind
+            with contextlib.suppress(OSError):
+                path.rmdir()
         reason = f"not on disk, and the download failed: {first_line(exc).rstrip(': ')}"
         raise DataError(_missing_message(cfg, train=train, reason=reason)) from exc
     return ds.data, ds.targets

@@ -31,7 +31,7 @@ def run_search(
     check_precision(device, cfg.precision)  # here, before any trial or run is recorded
     for name in cfg.devices:  # an absent --devices entry fails here, not in a worker
         check_precision(resolve_device(name), cfg.precision)
-    ws = Workspace(storage=cfg.storage, tracking_uri=cfg.tracking_uri)  # one per process: reused below
+    ws = Workspace(storage=cfg.storage, tracking_uri=cfg.tracking_uri, create=True)  # one per process
     ws.studies  # noqa: B018 -- fail fast on a bad URL, before loading data
     # Workers load their own copy on their device; this process needs only the fingerprint then.
     data = load_train_val(data_cfg, device=device if cfg.jobs == 1 else resolve_device("cpu"))

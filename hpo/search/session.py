@@ -57,7 +57,7 @@ class Session:
     recovered: int  # trials of dead processes failed when the session opened
 
     def workspace(self) -> Workspace:
-        return Workspace(storage=self.cfg.storage, tracking_uri=self.cfg.tracking_uri)
+        return Workspace(storage=self.cfg.storage, tracking_uri=self.cfg.tracking_uri, create=True)
 
 
 def search_study(ws: Workspace, cfg: SearchConfig) -> StudyHandle:
@@ -116,7 +116,7 @@ def open_session(
     """Open both stores, create or resume the study and its MLflow experiment and parent run, and
     fail the trials that dead processes left RUNNING. `space` None: the study's own, or the default.
     `ws`, `study`: stores and study this process already opened (each opening costs ~0.1-0.2 s)."""
-    ws = ws or Workspace(storage=cfg.storage, tracking_uri=cfg.tracking_uri)
+    ws = ws or Workspace(storage=cfg.storage, tracking_uri=cfg.tracking_uri, create=True)
     with ws.studies.lock():  # several processes may start on a fresh store at once
         store = ws.mlflow
         study = study or search_study(ws, cfg)

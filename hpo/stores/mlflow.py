@@ -99,9 +99,13 @@ def _safe_name(name: str) -> str:
 class MlflowStore:
     """A handle on one MLflow tracking store."""
 
-    def __init__(self, *, uri: str | None = None, artifact_root: str | None = None) -> None:
+    def __init__(
+        self, *, uri: str | None = None, artifact_root: str | None = None, create: bool = True
+    ) -> None:
+        """`create`: make the store if it does not exist (a run is about to be logged); else it must."""
         self.uri = resolve_tracking_uri(uri)
         self.artifact_root = Path(artifact_root or DEFAULT_ARTIFACT_ROOT).resolve()
+        sqlite.check_store(self.uri, kind="mlflow", create=create, error=TrackingError)
         sqlite.create_folder(self.uri, error=TrackingError, what="MLflow store")
         sqlite.install()
         self.client = _call("open the store " + self.uri, MlflowClient, tracking_uri=self.uri)

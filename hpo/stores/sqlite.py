@@ -13,7 +13,7 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hpo.errors import HpoError
 
@@ -91,3 +91,44 @@ def file_lock(url: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+StoreKind = Literal["optuna", "mlflow"]
+# A table each store has and the other lacks: how a file is told to be one or the other.
+_MARKS: dict[StoreKind, str] = {"optuna": "studies", "mlflow": "experiments"}
+_NAMES: dict[StoreKind, tuple[str, str, str]] = {  # its article and name, the flag that gives it
+    "optuna": ("a", "study store", "--storage"),
+    "mlflow": ("an", "MLflow tracking store", "--tracking-uri"),
+}
+
+
+def tables(path: Path) -> set[str] | None:
+    """The tables of the SQLite file at `path`, read without writing (None: not a database)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError:
+        return None
+
+
+def check_store(url: str, *, kind: StoreKind, create: bool, error: type[HpoError]) -> None:
+    """Before a store at `url` is opened: refuse a missing file unless `create` (a read-only command
+    must not leave an empty store behind, nor say an empty one agrees with anything), and a file
+    holding the other store's tables (opening it would write this store's tables into it). Server
+    URLs and files that are no database are left to the store's own error."""
+    path = db_path(url)
+    if path is None:
+        return
+    article, what, flag = _NAMES[kind]
+    if not path.exists():
+        if not create:
+            raise error(f"no {what} at {path}: run `hpo search` here first, or give its path with {flag}")
+        return
+    found = tables(path) or set()
+    other: StoreKind = "mlflow" if kind == "optuna" else "optuna"
+    if _MARKS[other] in found and _MARKS[kind] not in found:
+        other_article, other_what, other_flag = _NAMES[other]
+        raise error(
+            f"{path} is {other_article} {other_what}, not {article} {what}: give it as {other_flag} "
+            f"(and the {what} as {flag})"
+        )

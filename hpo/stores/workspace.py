@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from hpo.errors import CheckpointError, StudyError, TrackingError
 from hpo.stores import link
 from hpo.stores.optuna import DEFAULT_STORAGE, Counts, StudyHandle, StudyStore, TrialRow
+from hpo.stores.sqlite import db_path
 
 if TYPE_CHECKING:  # imported where used: `hpo studies` and `hpo trials` need neither torch nor MLflow
     from hpo.core.checkpoint import LoadedModel
@@ -58,18 +59,34 @@ def _fingerprint(study: StudyHandle) -> str:
 class Workspace:
     """Both stores of one project: the Optuna study store and the MLflow tracking store."""
 
-    def __init__(self, *, storage: str = DEFAULT_STORAGE, tracking_uri: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        storage: str = DEFAULT_STORAGE,
+        tracking_uri: str | None = None,
+        create: bool = False,
+        create_tracking: bool | None = None,
+    ) -> None:
+        """`create`: make missing stores (a search); by default both must exist, so reading a
+        project never leaves an empty store behind. `create_tracking` overrides it for MLflow's."""
         self.storage_url, self.tracking_uri = storage, tracking_uri
+        self.create = create
+        self.create_tracking = create if create_tracking is None else create_tracking
 
     @cached_property
     def studies(self) -> StudyStore:
-        return StudyStore(self.storage_url)
+        return StudyStore(self.storage_url, create=self.create)
 
     @cached_property
     def mlflow(self) -> MlflowStore:
         from hpo.stores.mlflow import MlflowStore
 
-        return MlflowStore(uri=self.tracking_uri)
+        return MlflowStore(uri=self.tracking_uri, create=self.create_tracking)
+
+    def has_study_store(self) -> bool:
+        """Whether the study store exists (always assumed of a database server)."""
+        path = db_path(self.storage_url)
+        return path is None or path.exists()
 
     def study_names(self) -> list[str]:
         return self.studies.names()

@@ -31,3 +31,15 @@ def test_baselines_without_a_study_and_bad_names(workdir: Path, data_dir: Path) 
     assert code == 0 and "Baselines in experiment 'mnist-baselines'" in out, out + err
     code, out, err = hpo("baselines", "--data-dir", data_dir, "--val-size", VAL_SIZE, "--only", "svm")
     assert_one_line_error(code, out, err, "unknown baseline 'svm'")
+
+
+def test_each_baseline_says_when_it_is_done(workdir: Path, data_dir: Path) -> None:
+    """Not on a terminal, `hpo baselines` printed nothing for minutes until its table: now a line
+    before the first fit and one as each finishes, in order."""
+    args = ["baselines", "--data-dir", data_dir, "--val-size", VAL_SIZE, "--only", "logistic,knn"]
+    code, out, err = hpo(*args)
+    assert code == 0, out + err
+    lines = out.splitlines()
+    start = lines.index("Fitting logistic, knn on 1,000 training images, one after another")
+    assert lines[start + 1].startswith("logistic: validation accuracy ") and " s" in lines[start + 1]
+    assert lines[start + 2].startswith("knn: validation accuracy ")

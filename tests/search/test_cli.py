@@ -159,3 +159,23 @@ def test_a_program_found_on_path_is_named_by_its_name(
     assert program(str(script)) == "hpo"
     monkeypatch.setenv("PATH", "/usr/bin")
     assert program(str(script)) == str(script)
+
+
+def test_help_shows_no_type_beside_a_flag_and_names_files_plainly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
+    code, out, _ = hpo("train", "--help")
+    assert code == 0
+    flags = [line for line in out.splitlines() if "--nesterov" in line or "--batch-norm" in line]
+    assert len(flags) == 2 and not any("<bool>" in line for line in flags), flags
+    assert "<int>" in next(line for line in out.splitlines() if "--epochs" in line)  # values keep theirs
+    code, out, _ = hpo("predict", "--help")
+    assert "predict [OPTIONS] IMAGE..." in out and "<list[Path]>" not in out and "{" not in out
+
+
+@pytest.mark.parametrize(("command", "meaning"), [("train", "dropout"), ("baselines", "estimators")])
+def test_a_seed_says_what_it_seeds_in_that_command(
+    command: str, meaning: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
+    seed = next(line for line in hpo(command, "--help")[1].splitlines() if "--seed " in line)
+    assert meaning in seed and "sampler" not in seed

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hpo.results.browsers import start_server, stop_server, wait_until_up
-from tests.helpers import PYTHON_HPO, free_port, hpo, open_study, search
+from tests.helpers import PYTHON_HPO, env_for_subprocess, free_port, hpo, open_study, search
 
 
 def test_mlflow_ui_dry_run_prints_the_command(workdir: Path) -> None:
@@ -49,3 +49,22 @@ def test_optuna_dashboard_serves_the_study_with_its_metric_named(workdir: Path, 
     finally:
         stop_server(server)
     assert not wait_until_up(f"http://127.0.0.1:{port}/api/meta", seconds=3)  # nothing left serving
+
+
+@pytest.mark.slow
+def test_the_link_is_printed_once_the_server_answers(workdir: Path, data_dir: Path) -> None:
+    """It was printed ~35 s before MLflow's UI answered: followed at once, it failed."""
+    search(data_dir, trials=1, epochs=1)
+    port = free_port()
+    command = [*PYTHON_HPO, "ui", "--optuna", "--port", str(port)]
+    server = start_server(command, stdout=subprocess.PIPE, text=True, env=env_for_subprocess())
+    try:
+        assert server.stdout is not None
+        for line in server.stdout:
+            if line.startswith("optuna-dashboard: http://"):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/meta", timeout=2).close()  # answers now
+                break
+        else:
+            raise AssertionError("hpo ui exited without printing its link")
+    finally:
+        stop_server(server)

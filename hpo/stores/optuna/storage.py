@@ -112,7 +112,7 @@ for _name in _RETRIED:
 _OPEN: dict[tuple[str, int, int], optuna.storages.RDBStorage] = {}  # server stores, per process
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
+def open_storage(url: str, *, create: bool = True) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats. SQLite waits up to 60 s on a lock instead of failing; a
     server database's pooled connections are checked before use (pool_pre_ping), so a restarted
     server costs a reconnect, not an error."""
@@ -121,6 +121,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     url = _server_url(sqlite.absolute(url))
     engine: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
+        sqlite.check_store(url, kind="optuna", create=create, error=StudyError)
         sqlite.create_folder(url, error=StudyError, what="study store")
         engine = {"connect_args": {"timeout": 60}}
     elif not url.startswith(_RDB_SCHEMES):

@@ -19,8 +19,9 @@ from hpo.stores.optuna.study import StudyHandle
 class StudyStore:
     """One study store (SQLite file or database server), opened once per process and command."""
 
-    def __init__(self, url: str) -> None:
-        self._storage = open_storage(url)
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        """`create`: make the store if it does not exist (a search); else it must exist."""
+        self._storage = open_storage(url, create=create)
         self.url: str = str(self._storage.url)  # absolute; may hold a password: show it redacted
 
     @property
