@@ -128,7 +128,7 @@ def trial_context(workdir: Path, data_dir: Path) -> TrialContext:
     cfg = SearchConfig(study="t", storage=STORE, trials=2, epochs=2, device="cpu", warm_start=False)
     data_cfg = DataConfig(data_dir=str(data_dir), val_size=VAL_SIZE)
     data = load_train_val(data_cfg, device=torch.device("cpu"))
-    ws = Workspace(storage=STORE)
+    ws = Workspace(storage=STORE, create=True)
     study = search_study(ws, cfg)
     tags = {"device": "cpu", "command": "test"}
     session = open_session(

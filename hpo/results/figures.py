@@ -16,6 +16,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from hpo.search.space import plain_params
+
 
 def _figure(*, figsize: tuple[float, float]) -> tuple[Figure, Any]:
     fig = Figure(figsize=figsize)
@@ -91,12 +93,23 @@ def test_pngs(
 
 
 def history_png(rows: Sequence[Any], *, path: Path, baseline: Any = None) -> Path:
-    """Validation accuracy of each complete trial, and the best so far, by trial number; the best
+    return _save(history_figure(rows, baseline=baseline), path)
+
+
+def history_figure(rows: Sequence[Any], *, baseline: Any = None) -> Figure:
+    """Validation accuracy of each trial by trial number: complete trials by their value, pruned
+    ones (grey x) by the last epoch they reached, the best so far over the complete ones; the best
     classical baseline (`workspace.Baseline`) as a dashed line when there is one."""
     done = sorted((r for r in rows if r.state == "COMPLETE"), key=lambda r: r.number)
+    cut = [r for r in rows if r.state == "PRUNED" and r.curve]
     fig, ax = _figure(figsize=(7, 4))
     xs, ys = [r.number for r in done], [100 * (r.value or 0) for r in done]
-    ax.scatter(xs, ys, s=14, label="trial")
+    ax.scatter(xs, ys, s=14, label="complete trial")
+    if cut:
+        pruned = [100 * r.curve[max(r.curve)] for r in cut]
+        ax.scatter(
+            [r.number for r in cut], pruned, s=14, marker="x", color="0.55", label="pruned (last epoch)"
+        )
     best, running = [], 0.0
     for y in ys:
         running = max(running, y)
@@ -110,7 +123,7 @@ def history_png(rows: Sequence[Any], *, path: Path, baseline: Any = None) -> Pat
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title("Optimization history")
     ax.legend()
-    return _save(fig, path)
+    return fig
 
 
 def importances_png(importances: dict[str, float], *, path: Path) -> Path:
@@ -130,35 +143,58 @@ def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) < 1e6 else f"{value:.3g}"
 
 
-def _axis(rows: Sequence[Any], name: str) -> tuple[list[float], list[tuple[float, str]]]:
-    """One axis: each trial's position in 0..1, and the (position, label) ticks that say what
-    the positions mean: every category, or the range's ends and middle (log when it is wide)."""
-    values = [r.params[name] for r in rows]
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        order = sorted({str(v) for v in values})
+NA = -0.15  # where a trial that has no value for an axis (momentum under adam) crosses it
+
+
+def _axis(values: Sequence[Any]) -> tuple[list[float], list[tuple[float, str]]]:
+    """One axis: each trial's position in 0..1 (NA when it has no value there), and the
+    (position, label) ticks that say what the positions mean: every category, or the range's
+    ends and middle (log when it is wide)."""
+    present = [v for v in values if v is not None]
+    ticks = [(NA, "n/a")] if len(present) < len(values) else []
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        order = sorted({str(v) for v in present})
         span = max(1, len(order) - 1)
-        positions = [order.index(str(v)) / span if len(order) > 1 else 0.5 for v in values]
-        return positions, [(i / span if len(order) > 1 else 0.5, c) for i, c in enumerate(order)]
-    nums = [float(v) for v in values]
+        at = {c: i / span if len(order) > 1 else 0.5 for i, c in enumerate(order)}
+        return [NA if v is None else at[str(v)] for v in values], [*ticks, *((p, c) for c, p in at.items())]
+    nums = [float(v) for v in present]
     log = min(nums) > 0 and max(nums) / min(nums) > 50  # wide positive ranges read better in log
-    scaled = [math.log10(v) for v in nums] if log else nums
-    low, high = min(scaled), max(scaled)
+    low, high = (math.log10(min(nums)), math.log10(max(nums))) if log else (min(nums), max(nums))
+
+    def place(v: Any) -> float:
+        if v is None:
+            return NA
+        x = math.log10(float(v)) if log else float(v)
+        return (x - low) / (high - low) if high > low else 0.5
+
     if high <= low:
-        return [0.5] * len(nums), [(0.5, _fmt(nums[0]))]
+        return [place(v) for v in values], [*ticks, (0.5, _fmt(nums[0]))]
     middle = 10 ** ((low + high) / 2) if log else (low + high) / 2
-    ticks = [(0.0, _fmt(min(nums))), (0.5, _fmt(middle) + (" (log)" if log else "")), (1.0, _fmt(max(nums)))]
-    return [(v - low) / (high - low) for v in scaled], ticks
+    ends = [(0.0, _fmt(min(nums))), (0.5, _fmt(middle) + (" (log)" if log else "")), (1.0, _fmt(max(nums)))]
+    return [place(v) for v in values], [*ticks, *ends]
+
+
+def parallel_axes(rows: Sequence[Any]) -> list[str]:
+    """The axes worth drawing for these trials: each hyperparameter (`lr` however it was drawn)
+    that at least two trials have and that takes more than one value; a conditional one (momentum,
+    gamma) is drawn with an n/a mark for the trials without it."""
+    params = [plain_params(r.params) for r in rows]
+    names = {k for p in params for k in p}
+    return sorted(
+        n for n in names if sum(n in p for p in params) >= 2 and len({str(p.get(n)) for p in params}) > 1
+    )
 
 
 def parallel_png(rows: Sequence[Any], *, path: Path) -> Path:
-    """Parallel coordinates of the parameters all complete trials share. Every axis is labelled
-    with its categories or range; colour is the trial's rank, so a few chance-level trials cannot
-    squeeze every good trial into one colour."""
+    """Parallel coordinates of the complete trials' hyperparameters (`parallel_axes`). Every axis
+    is labelled with its categories or range; colour is the trial's rank, so a few chance-level
+    trials cannot squeeze every good trial into one colour."""
     done = sorted((r for r in rows if r.state == "COMPLETE"), key=lambda r: r.value or 0.0)  # best last
-    names = sorted({k for r in done for k in r.params if sum(k in d.params for d in done) == len(done)})
-    fig, ax = _figure(figsize=(max(8, len(names) * 1.1), 5))
+    names = parallel_axes(done)
+    fig, ax = _figure(figsize=(max(8, len(names) * 1.1), 5.5))
     if done and names:
-        axes = {n: _axis(done, n) for n in names}
+        params = [plain_params(r.params) for r in done]
+        axes = {n: _axis([p.get(n) for p in params]) for n in names}
         cmap = colormaps["viridis"]
         for rank, _ in enumerate(done):
             shade = rank / (len(done) - 1) if len(done) > 1 else 1.0
@@ -170,7 +206,8 @@ def parallel_png(rows: Sequence[Any], *, path: Path) -> Path:
             for position, label in axes[name][1]:
                 ax.text(i + 0.04, position, label, fontsize=7, va="center", color="0.2")
         ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
-        ax.set_xlim(-0.2, len(names) - 0.4)
+        ax.set_xlim(-0.3, len(names) - 0.15)  # room for the last axis's labels, which sit right of it
+        ax.set_ylim(NA - 0.08, 1.08)
     ax.set_yticks([])
     ax.set_title(f"Parallel coordinates of {len(done)} complete trials (colour: rank, yellow = best)")
     return _save(fig, path)

@@ -16,7 +16,7 @@ from pathlib import Path
 from hpo import __version__
 from hpo.errors import TrackingError
 from hpo.results import figures
-from hpo.search.space import config_from_params, describe
+from hpo.search.space import config_from_params, describe, drawable
 from hpo.stores import link
 from hpo.stores.optuna import StudyHandle, TrialRow, param_importances
 from hpo.stores.workspace import Baseline, Workspace
@@ -129,7 +129,7 @@ def _space(handle: StudyHandle) -> str:
     if spec is None:
         return "<p>No space recorded.</p>"
     rows: list[list[object]] = []
-    for name, s in spec.space.items():
+    for name, s in drawable(spec.space).items():  # an MLP-only study lists no cnn_* parameter
         if "choices" in s:
             rows.append([name, ", ".join(map(str, s["choices"]))])
         else:

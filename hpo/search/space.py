@@ -247,3 +247,34 @@ def space_from_json(raw: dict[str, Any]) -> Space:
     for name, value in _INTRODUCED.items():
         space.setdefault(name, Choice((value,)))
     return {name: spec for name, spec in space.items() if name in DEFAULT_SPACE}
+
+
+def drawable(raw: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of a recorded space (`space_to_json`) that some trial of it can draw: an
+    MLP-only space draws no `cnn_*`, a space without sgd no `lr_sgd`, and so on."""
+    choices = {name: set(spec.get("choices", ())) for name, spec in raw.items()}
+    families, optimizers = choices.get("family", set(FAMILIES)), choices.get("optimizer", set(OPTIMIZERS))
+    unused = set()
+    if "mlp" not in families:
+        unused |= {n for n in raw if n.startswith("mlp_")}
+    if "cnn" not in families:
+        unused |= {n for n in raw if n.startswith("cnn_")}
+    if not optimizers & {"sgd", "rmsprop"}:
+        unused.add("momentum")
+    if "sgd" not in optimizers:
+        unused.add("lr_sgd")
+    if not optimizers & set(ADAPTIVE_OPTIMIZERS):
+        unused.add("lr_adaptive")
+    if "exponential" not in choices.get("schedule", {"exponential"}):
+        unused.add("gamma")
+    return {name: spec for name, spec in raw.items() if name not in unused}
+
+
+def plain_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's parameters with one name per hyperparameter: the learning rate is drawn as
+    `lr_sgd` or `lr_adaptive` (one range per optimizer family) and shown as `lr`."""
+    plain = {k: v for k, v in params.items() if k not in ("lr_sgd", "lr_adaptive")}
+    for key in ("lr_sgd", "lr_adaptive"):
+        if key in params:
+            plain["lr"] = params[key]
+    return plain

@@ -16,6 +16,7 @@ import torch
 
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
+from hpo.stores.optuna import StudyStore
 from tests.helpers import (
     FAULT_DRIVER,
     PYTHON_HPO,
@@ -212,5 +213,6 @@ def test_corrupt_study_store_names_the_file_and_mlflow_still_reads(workdir: Path
         assert_one_line_error(code, out, err, "studies/hpo.db", "not a database")
     store = MlflowStore()
     assert len(store.runs(store.experiment("s"))) == 2  # MLflow's records are untouched
+    StudyStore("sqlite:///studies/other.db")  # another store, made as a search makes one
     other = hpo("studies", "--storage", "sqlite:///studies/other.db")
     assert other[0] == 0 and "No studies" in other[1]

@@ -38,7 +38,7 @@ def test_hpo_ui_link_lists_the_trials_in_model_training_mode(workdir: Path, data
     server = start_server([*PYTHON_HPO, "ui", "--port", str(port)], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
-        first = server.stdout.readline()
+        first = next(line for line in server.stdout if line.startswith("MLflow UI: "))  # once it answers
         url = re.search(r"http://\S+", first)
         assert url and "workflowType=machine_learning" in url.group(0), first
         assert wait_until_up(f"http://127.0.0.1:{port}/health", seconds=90, server=server)

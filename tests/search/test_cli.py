@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from hpo.cli import app
+from hpo.stores.optuna import StudyStore
 from tests.helpers import PYTHON_HPO, assert_one_line_error, env_for_subprocess, hpo, search
 from tests.synthetic import VAL_SIZE, write_idx_images
 
@@ -95,6 +96,9 @@ def test_missing_study(workdir: Path, data_dir: Path, command: str) -> None:
 
 
 def test_empty_store(workdir: Path) -> None:
+    code, out, err = hpo("best")
+    assert_one_line_error(code, out, err, "no study store at", "run `hpo search` here first")
+    StudyStore("sqlite:///studies/hpo.db")  # a store without a study yet
     code, out, err = hpo("best")
     assert_one_line_error(code, out, err, "no studies yet", "hpo search")
 

@@ -55,3 +55,11 @@ def test_html_report_before_any_test_look_says_so(searched: Path) -> None:
     assert hpo("report", "--html", "--out", "r")[0] == 0
     page = Path("r/report.html").read_text()
     assert "The test set has not been used" in page and "No classical baselines yet" in page
+
+
+def test_an_mlp_only_studys_space_lists_no_cnn_parameter(searched: Path) -> None:
+    code, out, err = hpo("report", "--out", "plots", "--html")
+    assert code == 0, out + err
+    page = Path("plots/report.html").read_text()
+    space = page.split("Search space", 1)[1]
+    assert "mlp_width" in space and "cnn_" not in space

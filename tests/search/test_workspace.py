@@ -13,7 +13,9 @@ from tests.helpers import search
 
 
 def test_study_is_picked_by_name_or_alone(workdir: Path, data_dir: Path) -> None:
-    ws = Workspace()
+    with pytest.raises(StudyError, match="no study store at"):
+        Workspace().study(None)
+    ws = Workspace(create=True)
     with pytest.raises(StudyError, match="no studies yet"):
         ws.study(None)
     search(data_dir, trials=1, study="a")

@@ -108,3 +108,12 @@ def test_a_recorded_space_comes_back_as_it_was_sampled() -> None:
     assert back["lr_sgd"] == back["lr_adaptive"] == Range(1e-4, 0.3, log=True)
     assert back["cnn_convs"] == Choice((1,)) and back["augment"] == Choice(("none",))  # as trained
     assert set(back) == set(DEFAULT_SPACE)
+
+
+def test_a_recorded_space_lists_only_what_it_can_draw() -> None:
+    from hpo.search.space import DEFAULT_SPACE, drawable, plain_params, restrict_family, space_to_json
+
+    mlp = drawable(space_to_json(restrict_family(DEFAULT_SPACE, "mlp")))
+    assert "mlp_width" in mlp and not any(name.startswith("cnn_") for name in mlp)
+    assert set(drawable(space_to_json(DEFAULT_SPACE))) == set(DEFAULT_SPACE)  # the default draws all
+    assert plain_params({"lr_adaptive": 0.001, "optimizer": "adam"}) == {"lr": 0.001, "optimizer": "adam"}
