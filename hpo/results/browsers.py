@@ -32,7 +32,7 @@ VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 def study_view() -> dict[str, Any]:
     """The runs page a study opens on: grouped by hpo_role (trial, study, baseline, reproduce),
     trials sorted by their value, the value and state as columns."""
-    value = f"metrics.`{link.TRIAL_VALUE}`"
+    value = f"metrics.`{link.BEST_VALUE}`"  # a trial's value; on the study's run, the study's best
     return {
         "orderByKey": value,
         "orderByAsc": False,

@@ -41,7 +41,7 @@ def record_trial(
     value = row.value if row.state == "COMPLETE" else (row.curve[max(row.curve)] if row.curve else None)
     metrics = {link.TRIAL_VALUE: value} if value is not None else {}
     if best is not None and best.value is not None:
-        metrics["best_val_accuracy"] = best.value
+        metrics[link.BEST_VALUE] = best.value
     if metrics:
         store.log_metrics(parent_run_id, metrics, step=row.number)
     if row.state != "COMPLETE" or best is None or best.number != row.number:

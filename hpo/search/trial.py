@@ -172,7 +172,8 @@ class TrialRecorder:
         with deferred():
             with contextlib.suppress(HpoError):  # the Optuna record matters more than MLflow's
                 if end.trained:  # the trial's value as one metric: the UI sorts runs by it
-                    self.run.log_metrics({link.TRIAL_VALUE: end.value}, step=end.epochs_run)
+                    values = {link.TRIAL_VALUE: end.value, link.BEST_VALUE: end.value}
+                    self.run.log_metrics(values, step=end.epochs_run)
             with contextlib.suppress(HpoError):
                 self.run.end(end.outcome, tags=tags)
             self.trial.set_attrs(**end.trial_attrs())

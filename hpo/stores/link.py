@@ -59,6 +59,9 @@ ROLE_REPRODUCE = "reproduce"  # a retraining of a trial by `hpo reproduce`
 REPRODUCES = "reproduces_run_id"  # on a reproduction's run: the trial run it retrains
 STUDY = "study"  # the study's name, on parent and child runs
 TRIAL_VALUE = "trial_val_accuracy"  # metric: a trial's value, on its run and per trial on the parent
+# metric: the best validation accuracy, a trial's own on its run, the study's so far on the parent
+# (per trial): the one column where the UI's runs table shows each row's best, the study's too
+BEST_VALUE = "best_val_accuracy"
 TRIAL_NUMBER = "trial_number"
 STATE = "state"  # the trial's Optuna state, mirrored on its run
 PRUNED_AT_EPOCH = "pruned_at_epoch"  # also a trial attribute

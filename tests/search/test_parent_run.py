@@ -49,3 +49,20 @@ def test_ui_prints_the_study_runs_page_in_model_training_mode(workdir: Path, dat
     assert "(study 's')" in out
     code, out, err = hpo("ui", "--dry-run", "--study", "ghost")
     assert code == 1 and "no experiment named 'ghost'" in err
+
+
+def test_the_value_column_shows_each_runs_best_the_study_runs_too(workdir: Path, data_dir: Path) -> None:
+    """The runs table shows a metric's latest value: the study run's `trial_val_accuracy` is the
+    last trial's. The view's column is `best_val_accuracy`: the study's best on its run, each
+    trial's own on its run."""
+    from hpo.results.browsers import study_view
+
+    search(data_dir, trials=3, epochs=2)
+    handle, store = open_study("s"), MlflowStore()
+    best = handle.best()
+    assert best is not None
+    column = f"metrics.`{link.BEST_VALUE}`"
+    assert study_view()["selectedColumns"][0] == column and study_view()["orderByKey"] == column
+    assert store.run(link.parent_run_id(handle)).metrics[link.BEST_VALUE] == best.value
+    for row in handle.rows(states=("COMPLETE",)):
+        assert store.run(link.run_id(row)).metrics[link.BEST_VALUE] == row.value
