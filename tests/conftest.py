@@ -14,6 +14,7 @@ import pytest
 
 if TYPE_CHECKING:
     from hpo.search.trial import TrialContext
+    from tests.pg import Cluster
 
 from tests.synthetic import VAL_SIZE, make_dataset
 
@@ -156,8 +157,8 @@ def trial_context(workdir: Path, data_dir: Path) -> TrialContext:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A database "hpo" on a throwaway PostgreSQL cluster (tests/pg.py); skipped where Debian's
+def pg_cluster() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL cluster for the session (tests/pg.py); skipped where Debian's
     postgresql is not installed."""
     from tests.pg import Cluster, server_binaries
 
@@ -167,9 +168,15 @@ def postgres_url() -> Iterator[str]:
     cluster = Cluster(bin_dir)
     cluster.start()
     try:
-        yield cluster.createdb("hpo")
+        yield cluster
     finally:
         cluster.remove()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(pg_cluster: Cluster) -> str:
+    """A database "hpo" on the session's PostgreSQL cluster."""
+    return pg_cluster.createdb("hpo")
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
@@ -28,7 +27,7 @@ from hpo.cli import search as search_cmd
 from hpo.cli import stores as stores_cmd
 from hpo.cli import train as train_cmd
 from hpo.cli import ui as ui_cmd
-from hpo.cli.options import EXIT_INTERRUPTED, Invocation
+from hpo.cli.options import EXIT_INTERRUPTED, Invocation, console
 from hpo.errors import HpoError, redact
 
 _INFO_ONLY = ("--help", "-h", "--version")
@@ -40,9 +39,7 @@ def _debug(args: Sequence[str]) -> bool:
 
 def error_line(message: str) -> None:
     """The one line a failure prints (a password in a store URL is never shown)."""
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold red]error:[/] {escape(redact(message))}", markup=True
-    )
+    console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True)  # passwords redacted
 
 
 def program(argv0: str) -> str:

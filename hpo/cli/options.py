@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TextIO, cast
 
 import typer
 from rich.console import Console
+
+from hpo.errors import redact
 
 EXIT_INTERRUPTED = 130  # what a shell reports for a process ended by Ctrl-C
 
@@ -58,7 +63,31 @@ STUDY = typer.Option(None, "--study", help="Study name (default: the only study 
 QUIET = typer.Option(False, "--quiet", "-q", help="Print only the final result.")
 
 
-def console() -> Console:
-    """Standard output console, created per call so tests capture it; tables follow COLUMNS. Lines
-    are not wrapped (soft_wrap): a URL, path or command must stay whole to be clicked or pasted."""
-    return Console(highlight=False, soft_wrap=True)
+class Redacted:
+    """A text stream that writes to another with every URL's password replaced by *** (`redact`):
+    the CLI's consoles write through it, so no command can show a store URL's password, whatever
+    it prints. The target is looked up at each write (tests swap sys.stdout)."""
+
+    def __init__(self, target: Callable[[], TextIO]) -> None:
+        self.target = target
+
+    def write(self, text: str) -> int:
+        self.target().write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target().flush()
+
+    def isatty(self) -> bool:
+        return self.target().isatty()
+
+    def fileno(self) -> int:
+        return self.target().fileno()
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console on standard output (or error), created per call so tests capture it; tables follow
+    COLUMNS. Lines are not wrapped (soft_wrap): a URL, path or command must stay whole to be
+    clicked or pasted. Every password in what it prints is redacted."""
+    stream = cast(TextIO, Redacted(lambda: sys.stderr if stderr else sys.stdout))  # a TextIO in use
+    return Console(file=stream, highlight=False, soft_wrap=True)
