@@ -4,51 +4,40 @@ search starts and before every claim. Which process owns a trial: `hpo.stores.ow
 
 from __future__ import annotations
 
-import datetime
-
 from hpo.stores import link
-from hpo.stores.check import reconcile_statuses
-from hpo.stores.link import TrialEnd
+from hpo.stores.check import fail_orphan, orphan_reason, reconcile_statuses
 from hpo.stores.mlflow import MlflowStore
 from hpo.stores.optuna import StudyHandle
-from hpo.stores.owner import host_id, process_alive
-
-UNOWNED_S = 600  # a RUNNING trial that never recorded its owner is abandoned after this long
-
-
-def _age_seconds(started: str) -> float:
-    if not started:
-        return 0.0
-    return (datetime.datetime.now() - datetime.datetime.fromisoformat(started)).total_seconds()
 
 
 def recover_orphans(*, study: StudyHandle, store: MlflowStore) -> int:
-    """Fail trials left RUNNING by dead processes; close any of their MLflow runs still RUNNING."""
-    recovered = 0
-    for row in study.rows(states=("RUNNING",)):
-        pid, host = row.attrs.get(link.OWNER_PID), row.attrs.get(link.OWNER_HOST)
-        token = row.attrs.get(link.OWNER_TOKEN, "")
-        if host == host_id() and isinstance(pid, int) and not process_alive(pid, token):
-            end = TrialEnd(outcome="interrupted", reason=f"process {pid} on {host} died during the trial")
-            study.fail_running(row.number, attrs=end.trial_attrs())
-            study.requeue(row.number, attrs={link.RETRY_OF: row.number}, carry=link.RETRY_CARRIES)
-            recovered += 1
-        elif pid is None and _age_seconds(row.started) > UNOWNED_S:
-            end = TrialEnd(outcome="interrupted", reason="its process died before it started training")
-            study.fail_running(row.number, attrs=end.trial_attrs())
-            recovered += 1
-    recovered += len(_fail_stale(study))
+    """When a search starts: fail (and queue again) the trials of dead processes, and close every
+    MLflow run whose status contradicts its trial."""
+    failed = _fail_dead(study)
     reconcile_statuses(study=study, store=store)  # their runs, and any other run left contradicting
-    return recovered
+    return failed
 
 
 def recover_stale(*, study: StudyHandle, store: MlflowStore) -> int:
-    """Before every claim: fail (and re-queue) trials of any host whose heartbeat stopped, and
-    close their MLflow runs, so a dead host's trials never hold the target."""
-    failed = _fail_stale(study)
+    """Before every claim: the same for the trials of dead processes, so they never hold the
+    target: a `--jobs` worker that died is known dead at once (its pid and start time), a
+    process of another host once its heartbeat is older than the grace period."""
+    failed = _fail_dead(study)
     if failed:
         reconcile_statuses(study=study, store=store)
-    return len(failed)
+    return failed
+
+
+def _fail_dead(study: StudyHandle) -> int:
+    """Fail the RUNNING trials whose owner is dead: of this host by its process, of any host by
+    its heartbeat. Returns how many."""
+    failed = 0
+    for row in study.rows(states=("RUNNING",)):
+        reason = orphan_reason(row)
+        if reason:
+            fail_orphan(study, row, reason=reason)
+            failed += 1
+    return failed + len(_fail_stale(study))
 
 
 def _fail_stale(study: StudyHandle) -> list[int]:

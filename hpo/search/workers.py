@@ -19,7 +19,7 @@ import torch
 
 from hpo.errors import HpoError, StudyError
 from hpo.search.loop import run_trials
-from hpo.search.session import Session, StopReason
+from hpo.search.session import Session, StopReason, search_study
 from hpo.search.trial import SearchObserver
 
 
@@ -87,7 +87,7 @@ def _relay(procs: list[Any], events: Any, observer: SearchObserver) -> tuple[int
             kind, kw = events.get(timeout=1.0)
         except queue.Empty:
             if not any(p.is_alive() for p in procs):  # a worker died without reporting
-                errors.append("a worker process died unexpectedly (out of memory?)")
+                reasons.add("error")  # unless the others met the target (`run_workers`)
                 break
             continue
         if kind in ("done", "error"):
@@ -131,5 +131,13 @@ def run_workers(*, session: Session, observer: SearchObserver) -> tuple[int, Sto
             p.join(timeout=60)
     if errors:
         raise StudyError(errors[0])
+    if "error" in reasons:  # a worker died without reporting; the others ran its trial again
+        if not _target_met(session):
+            raise StudyError("a worker process died unexpectedly (out of memory?) before the target was met")
+        reasons.add("target")  # a call whose target is met ends as such
     order: tuple[StopReason, ...] = ("interrupted", "timeout", "target")  # the first present wins
     return ran, next((r for r in order if r in reasons), "already-done")
+
+
+def _target_met(session: Session) -> bool:
+    return search_study(session.workspace(), session.cfg).counts().finished >= session.cfg.trials

@@ -12,6 +12,7 @@ on the parent run that differs from the study's records."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -19,6 +20,7 @@ from functools import partial
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore, RunRecord
 from hpo.stores.optuna import StudyHandle, TrialRow
+from hpo.stores.owner import host_id, process_alive
 
 _SIDE_ROLES = (link.ROLE_STUDY, link.ROLE_BASELINE, link.ROLE_REPRODUCE)  # runs that are no trial's
 
@@ -134,11 +136,58 @@ def _study_findings(*, study: StudyHandle, store: MlflowStore, runs: dict[str, R
     return found
 
 
+UNOWNED_S = 600  # a RUNNING trial that never recorded its owner is abandoned after this long
+
+
+def orphan_reason(row: TrialRow) -> str:
+    """Why a RUNNING trial is known to be abandoned ("" when its owner may be alive): its process
+    on this host is gone (pid and start time), or it never recorded an owner and is old. Another
+    host's trials are judged by their heartbeat instead (`StudyHandle.fail_stale`)."""
+    pid, host = row.attrs.get(link.OWNER_PID), row.attrs.get(link.OWNER_HOST)
+    if (
+        host == host_id()
+        and isinstance(pid, int)
+        and not process_alive(pid, row.attrs.get(link.OWNER_TOKEN, ""))
+    ):
+        return f"process {pid} on {host} died during the trial"
+    if pid is None and row.started and _age_seconds(row.started) > UNOWNED_S:
+        return "its process died before it started training"
+    return ""
+
+
+def _age_seconds(started: str) -> float:
+    return (datetime.datetime.now() - datetime.datetime.fromisoformat(started)).total_seconds()
+
+
+def fail_orphan(study: StudyHandle, row: TrialRow, *, reason: str) -> None:
+    """Record an abandoned trial's end (interrupted: its configuration is queued to run again)."""
+    study.fail_running(row.number, attrs=link.TrialEnd(outcome="interrupted", reason=reason).trial_attrs())
+    if link.OWNER_PID in row.attrs:  # it had drawn its parameters, or could have
+        study.requeue(row.number, attrs={link.RETRY_OF: row.number}, carry=link.RETRY_CARRIES)
+
+
+def _orphan_findings(*, study: StudyHandle, store: MlflowStore) -> list[Finding]:
+    found = []
+    for row in study.rows(states=("RUNNING",)):
+        reason = orphan_reason(row)
+        if reason:
+            fix = partial(_repair_orphan, study, store, row, reason)
+            what = f"trial {row.number} is RUNNING but {reason}"
+            found.append(Finding(study.name, what, "fail it, queue it again, close its run", fix))
+    return found
+
+
+def _repair_orphan(study: StudyHandle, store: MlflowStore, row: TrialRow, reason: str) -> None:
+    fail_orphan(study, row, reason=reason)
+    reconcile_statuses(study=study, store=store)
+
+
 def check_study(*, study: StudyHandle, store: MlflowStore) -> list[Finding]:
     """Every disagreement between a study and its MLflow experiment."""
     experiment = store.find_experiment(study.name)
     runs = {r.run_id: r for r in store.runs(experiment)} if experiment else {}
     return [
+        *_orphan_findings(study=study, store=store),
         *status_findings(study=study, store=store, runs=runs),
         *_link_findings(study=study, runs=runs),
         *_checkpoint_findings(study=study, store=store, runs=runs),

@@ -89,7 +89,15 @@ def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except TrackingError:
         raise
     except Exception as exc:
-        raise TrackingError(f"MLflow store: cannot {what}: {first_line(exc)}") from exc
+        raise TrackingError(f"MLflow store: cannot {what}: {_cause(exc)}") from exc
+
+
+def _cause(exc: Exception) -> str:
+    """An OSError by its cause alone ("No space left on device"): its message names the paths of
+    a copy, the first a temporary file that no longer exists when the user reads it."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return first_line(exc)
 
 
 def _safe_name(name: str) -> str:
@@ -187,7 +195,11 @@ class MlflowStore:
         _call("set tags", self.client.log_batch, run_id, tags=items)
 
     def log_dir(self, run_id: str, local_dir: Path, *, artifact_path: str) -> None:
-        _call("upload artifacts", self.client.log_artifacts, run_id, str(local_dir), artifact_path)
+        try:
+            _call("upload artifacts", self.client.log_artifacts, run_id, str(local_dir), artifact_path)
+        except TrackingError as exc:  # say where they were going
+            where = f"{self.run(run_id).artifact_uri}/{artifact_path}"
+            raise TrackingError(f"{exc} (to {where})") from exc
 
     def log_file(self, run_id: str, path: Path, *, artifact_path: str | None = None) -> None:
         _call("upload an artifact", self.client.log_artifact, run_id, str(path), artifact_path)

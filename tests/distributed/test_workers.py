@@ -4,7 +4,9 @@ study's parent run."""
 
 from __future__ import annotations
 
+import os
 import queue
+import signal
 import sqlite3
 import subprocess
 import time
@@ -173,3 +175,44 @@ def test_jobs_parent_run_stays_running_until_the_last_worker_is_done(workdir: Pa
             ).fetchall()
         )
     assert ends[1] >= ends[0]  # the parent ended after the last trial
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The `--jobs` worker processes of `parent` (multiprocessing's resource tracker is not one)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    commands = {int(c): Path(f"/proc/{c}/cmdline").read_bytes() for c in children}
+    return [pid for pid, cmd in commands.items() if b"spawn_main" in cmd and b"resource_tracker" not in cmd]
+
+
+def test_a_killed_worker_costs_no_wait_and_the_call_ends_at_its_target(workdir: Path, data_dir: Path) -> None:
+    """The survivor used to wait out the dead worker's heartbeat (2 minutes) although its owner
+    was on this host and provably dead, then the call exited 1, ended the parent run FAILED and
+    exported no model, though every trial had finished."""
+    Path("space.toml").write_text(SPACE)
+    argv = [*PYTHON_HPO, *search_argv(data_dir, trials=6, epochs=40, study="shared", pruner="none", jobs=2)]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env_for_subprocess()
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        running = Path("studies/hpo.db").exists() and open_study("shared").counts().running
+        workers = worker_pids(proc.pid)
+        if running == 2 and len(workers) == 2:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("never two trials running at once")
+    os.kill(workers[0], signal.SIGKILL)
+    killed_at = time.monotonic()
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out
+    assert time.monotonic() - killed_at < 90, "waited for the dead worker's heartbeat"  # grace is 120 s
+    handle = open_study("shared")
+    counts = handle.counts()
+    assert (counts.finished, counts.failed, counts.running) == (6, 1, 0), counts
+    dead = next(r for r in handle.rows() if r.state == "FAIL")
+    assert "died during the trial" in dead.attrs[link.FAIL_REASON]
+    store = MlflowStore()
+    assert store.run(link.parent_run_id(handle)).status == "FINISHED"
+    best = handle.best()
+    assert best is not None and store.run(link.run_id(best)).tags[link.MODEL_URI].startswith("models:/")

@@ -216,3 +216,64 @@ def test_corrupt_study_store_names_the_file_and_mlflow_still_reads(workdir: Path
     StudyStore("sqlite:///studies/other.db")  # another store, made as a search makes one
     other = hpo("studies", "--storage", "sqlite:///studies/other.db")
     assert other[0] == 0 and "No studies" in other[1]
+
+
+def test_a_full_study_store_is_one_line_with_its_cause(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Injected ENOSPC at the trial's end, as SQLite and Optuna report it: Optuna's message
+    ("invalid data in the commit, e.g. exceeding max length") hid the cause."""
+    import sqlite3
+
+    import optuna
+
+    real = optuna.storages.RDBStorage.set_trial_user_attr
+
+    def full(self: optuna.storages.RDBStorage, trial_id: int, key: str, value: object) -> None:
+        if key == link.OUTCOME:  # the trial's end: the disk filled up while it trained
+            try:
+                raise sqlite3.OperationalError("database or disk is full")
+            except sqlite3.OperationalError as exc:
+                message = (
+                    "An exception is raised during the commit. This typically happens due to invalid data"
+                )
+                raise optuna.exceptions.StorageInternalError(message) from exc
+        real(self, trial_id, key, value)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_user_attr", full)
+    Path("space.toml").write_text("mlp_layers = 1\nmlp_width = [32]\n")
+    args = ["search", "--data-dir", data_dir, "--val-size", VAL_SIZE, "--trials", 2, "--model", "mlp"]
+    code, out, err = hpo(*args, "--space", "space.toml", "--device", "cpu", "--study", "full")
+    needles = ("study store: cannot record trial attributes: database or disk is full", "free space")
+    assert_one_line_error(code, out, err, *needles, "resume with: hpo search")
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_both_stores(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both stores on a 12 MB tmpfs and 7 MB checkpoints: the search stops with one line naming
+    the cause and the resume command; `hpo check` sees the trial left RUNNING by a process that
+    is gone; a restart while still full says the same cause in one line."""
+    disk = tmp_path / "full"
+    disk.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(disk)], capture_output=True
+    ).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+    try:
+        monkeypatch.chdir(disk)
+        Path("space.toml").write_text("mlp_layers = 2\nmlp_width = [1024]\nbatch_size = [128]\n")
+        argv = [*PYTHON_HPO, *search_argv(data_dir, trials=6, epochs=1, study="full", pruner="none")]
+        first = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env_for_subprocess())
+        lines = first.stderr.strip().splitlines()
+        assert first.returncode == 1 and len(lines) == 1, first.stdout + first.stderr
+        assert ("disk is full" in lines[0] or "No space left" in lines[0]) and "resume with:" in lines[0]
+        code, out, _ = hpo("check")
+        assert code == 1 and "is RUNNING but process" in " ".join(out.split()), out
+        again = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env_for_subprocess())
+        assert again.returncode == 1 and len(again.stderr.strip().splitlines()) == 1, again.stderr
+        assert "database or disk is full; free space" in again.stderr
+    finally:
+        monkeypatch.chdir(tmp_path)
+        subprocess.run(["umount", str(disk)], check=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hpo.search.trial import TrialContext, TrialRecorder
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
 from tests.helpers import hpo, open_study, search
@@ -97,3 +98,22 @@ def test_a_run_whose_trial_died_before_recording_its_id_is_closed(searched: Path
     study.fail_running(trial.number, attrs={link.FAIL_REASON: "its process died"})
     assert reconcile_statuses(study=study, store=store) == 1
     assert store.run_status(run_id) == "KILLED"
+
+
+def test_check_sees_a_running_trial_that_no_live_process_owns(trial_context: TrialContext) -> None:
+    """A disk that filled up mid-trial leaves it RUNNING (nothing more could be written) while
+    its process exits: `hpo check` skipped RUNNING trials and said the stores agreed."""
+    from tests.search.test_recovery import dead_pid
+
+    recorder = TrialRecorder.claim(trial_context)
+    assert recorder is not None
+    recorder.trial.set_attrs(**{link.OWNER_PID: dead_pid(), link.OWNER_TOKEN: ""})
+    code, out, _ = hpo("check")
+    assert code == 1 and f"trial {recorder.number} is RUNNING but process" in " ".join(out.split()), out
+    code, out, _ = hpo("check", "--repair")
+    assert code == 0, out
+    row = open_study("t").row(recorder.number)
+    assert row.state == "FAIL" and "died during the trial" in row.attrs[link.FAIL_REASON]
+    assert MlflowStore().run(recorder.run.run_id).status == "KILLED"
+    after = " ".join(hpo("check")[1].split())
+    assert f"trial {recorder.number}" not in after, after  # (the fixture's session left its parent run open)

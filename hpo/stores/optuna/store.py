@@ -9,11 +9,10 @@ from collections.abc import Iterator
 
 import optuna
 
-from hpo import signals
 from hpo.errors import StudyError
 from hpo.stores.locks import store_lock
 from hpo.stores.optuna.storage import METRIC, open_storage
-from hpo.stores.optuna.study import StudyHandle
+from hpo.stores.optuna.study import StudyHandle, writing
 
 
 class StudyStore:
@@ -61,7 +60,7 @@ class StudyStore:
             load_if_exists=True,
         )
         if study.metric_names is None:  # so optuna-dashboard shows "val_accuracy", not "Objective 0"
-            with signals.deferred():
+            with writing("name the objective"):
                 study.set_metric_names([METRIC])
         return self._handle(study)
 

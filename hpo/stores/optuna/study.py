@@ -14,6 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpo import signals
+from hpo.errors import StudyError, first_line
 from hpo.stores import link
 from hpo.stores.optuna.private import stale_trial_ids, trial_id
 from hpo.stores.optuna.storage import make_sampler
@@ -58,6 +59,29 @@ def _row(t: optuna.trial.FrozenTrial) -> TrialRow:
     )
 
 
+@contextlib.contextmanager
+def writing(what: str) -> Iterator[None]:
+    """A write to the study store: with SIGINT/SIGTERM deferred (`hpo.signals`: never cut in half
+    by Ctrl-C), and a failure said in one line with its cause. Optuna reports a failed commit as
+    "invalid data ... exceeding max length" whatever happened; the cause (SQLite's "database or
+    disk is full", a lost server) is in the exception's chain."""
+    try:
+        with signals.deferred():
+            yield
+    except optuna.exceptions.StorageInternalError as exc:
+        cause = root_cause(exc)
+        advice = "; free space on the disk that holds it" if "full" in cause or "space" in cause else ""
+        raise StudyError(f"study store: cannot {what}: {cause}{advice}") from exc
+
+
+def root_cause(exc: BaseException) -> str:
+    """The first line of the innermost exception a chain was raised from (a driver's own words,
+    e.g. "database or disk is full"), without SQLAlchemy's "(sqlite3.OperationalError)" prefix."""
+    while exc.__cause__ is not None or getattr(exc, "orig", None) is not None:
+        exc = getattr(exc, "orig", None) or exc.__cause__  # type: ignore[assignment]
+    return first_line(exc)
+
+
 class TrialHandle:
     """One running trial: report, prune decision, and its final state."""
 
@@ -75,13 +99,13 @@ class TrialHandle:
         return dict(self._trial.params)
 
     def set_attrs(self, **attrs: Any) -> None:
-        with signals.deferred():  # store writes are never cut in half by Ctrl-C (hpo.signals)
+        with writing("record trial attributes"):
             for key, value in attrs.items():
                 self._trial.set_user_attr(key, value)
 
     def report(self, value: float, *, step: int) -> bool:
         """Record the epoch's validation accuracy; True when the pruner says stop."""
-        with signals.deferred():
+        with writing("report an epoch"):
             self._trial.report(value, step)
         return bool(self._trial.should_prune())
 
@@ -90,7 +114,7 @@ class TrialHandle:
 
     def tell(self, state: link.TrialState, value: float = 0.0) -> None:
         """End the trial: COMPLETE (with `value`), PRUNED or FAIL."""
-        with signals.deferred():
+        with writing("end a trial"):
             if state == "COMPLETE":
                 self._study.tell(self._trial, value)
             else:
@@ -121,7 +145,7 @@ class StudyHandle:
         return self._study.user_attrs.get(key, default)
 
     def set_attr(self, key: str, value: Any) -> None:
-        with signals.deferred():
+        with writing("set a study attribute"):
             self._study.set_user_attr(key, value)
 
     def rows(self, *, states: tuple[link.TrialState, ...] | None = None) -> list[TrialRow]:
@@ -148,7 +172,7 @@ class StudyHandle:
 
     def enqueue(self, params: dict[str, Any], *, attrs: dict[str, Any]) -> None:
         """A trial the next `ask` takes first, with these parameters, as an ordinary trial."""
-        with signals.deferred():
+        with writing("queue a trial"):
             self._study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
 
     def claim(self, *, target: int, attrs: dict[str, Any], sampler: str, seed: int) -> TrialHandle | None:
@@ -165,7 +189,7 @@ class StudyHandle:
                 return None
             drawn = (seed + 1009 * len(self._study.get_trials(deepcopy=False))) % 2**31
             self._study.sampler = make_sampler(sampler, seed=drawn)
-            with signals.deferred():  # a claimed trial always records its owner
+            with writing("claim a trial"):  # a claimed trial always records its owner
                 trial = TrialHandle(self._study, self._study.ask())
                 trial.set_attrs(**attrs, sampler_seed=drawn)
         with contextlib.suppress(Exception):  # a first heartbeat, so other hosts can judge it
@@ -175,9 +199,10 @@ class StudyHandle:
     def fail_running(self, number: int, *, attrs: dict[str, Any]) -> None:
         """Mark a trial left RUNNING by a dead process as FAIL, recording `attrs` (the reason)."""
         trial = self._study.get_trials(deepcopy=False)[number]
-        for key, value in attrs.items():
-            self._storage.set_trial_user_attr(trial_id(trial), key, value)
-        self._storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL)
+        with writing("fail a dead process's trial"):
+            for key, value in attrs.items():
+                self._storage.set_trial_user_attr(trial_id(trial), key, value)
+            self._storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL)
 
     @property
     def grace_period(self) -> int:
@@ -206,7 +231,10 @@ class StudyHandle:
         with self._lock():
             for stale in stale_trial_ids(self._storage, self._study):
                 trial = self._storage.get_trial(stale)
-                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError), signals.deferred():
+                with (
+                    contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError),
+                    writing("fail a stale trial"),
+                ):
                     self._storage.set_trial_user_attr(stale, reason_key, reason(dict(trial.user_attrs)))
                     self._storage.set_trial_state_values(stale, state=TrialState.FAIL)
                     failed.append(trial.number)
@@ -221,7 +249,7 @@ class StudyHandle:
         trial = self._study.get_trials(deepcopy=False)[number]
         if not trial.params:
             return False
-        with signals.deferred():
+        with writing("queue a trial again"):
             self._requeue(trial, attrs=attrs, carry=carry)
         return True
 
