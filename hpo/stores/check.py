@@ -8,7 +8,8 @@ Findings: a run whose status contradicts its trial's state (RUNNING after the tr
 FINISHED for a trial that failed: kill -9 between the MLflow end and the Optuna tell); a
 finished trial without a run id; a trial run that no trial points to; a COMPLETE trial whose
 checkpoint files are missing; a parent run left RUNNING with no trial running; a lockbox count
-on the parent run that differs from the study's records."""
+on the parent run that differs from the study's records; a RUNNING trial whose process on this
+host is gone (a kill, a full disk); a logged model an export left PENDING."""
 
 from __future__ import annotations
 
@@ -182,6 +183,22 @@ def _repair_orphan(study: StudyHandle, store: MlflowStore, row: TrialRow, reason
     reconcile_statuses(study=study, store=store)
 
 
+PENDING_S = 600  # an export takes seconds: a logged model PENDING for longer was abandoned
+
+
+def _model_findings(*, study: StudyHandle, store: MlflowStore, experiment: str) -> list[Finding]:
+    """Logged models an export left PENDING (its process was killed while writing the model)."""
+    return [
+        Finding(
+            study.name,
+            f"logged model {model_id} is PENDING: an export that never finished",
+            "mark it FAILED",
+            partial(store.fail_model, model_id),
+        )
+        for model_id in store.pending_models(experiment, older_than_s=PENDING_S)
+    ]
+
+
 def check_study(*, study: StudyHandle, store: MlflowStore) -> list[Finding]:
     """Every disagreement between a study and its MLflow experiment."""
     experiment = store.find_experiment(study.name)
@@ -192,6 +209,7 @@ def check_study(*, study: StudyHandle, store: MlflowStore) -> list[Finding]:
         *_link_findings(study=study, runs=runs),
         *_checkpoint_findings(study=study, store=store, runs=runs),
         *_study_findings(study=study, store=store, runs=runs),
+        *(_model_findings(study=study, store=store, experiment=experiment) if experiment else []),
     ]
 
 

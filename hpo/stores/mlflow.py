@@ -255,7 +255,10 @@ class MlflowStore:
             outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, classes))]),
         )
         # MLflow checks the input example by loading the model: on the CPU, where the graph was made.
-        with self._fluent(), mock.patch.dict(os.environ, {MLFLOW_PREDICTION_DEVICE: "cpu"}):  # restored after
+        # The logged model belongs to the run's experiment (MLflow would put it in Default).
+        experiment = self.client.get_run(run_id).info.experiment_id
+        env = {MLFLOW_PREDICTION_DEVICE: "cpu", "MLFLOW_EXPERIMENT_ID": experiment}
+        with self._fluent(), mock.patch.dict(os.environ, env):  # restored after
             info = _call(
                 "log the model",
                 mlflow.models.Model.log,
@@ -295,6 +298,19 @@ class MlflowStore:
             yield
         finally:
             mlflow.set_tracking_uri(before)  # type: ignore[arg-type]  # None unsets both
+
+    def pending_models(self, experiment_id: str, *, older_than_s: float) -> list[str]:
+        """Ids of the experiment's logged models still PENDING after `older_than_s` seconds: an
+        export that never finished (its process was killed while writing the model)."""
+        found = _call(
+            "search logged models", self.client.search_logged_models, experiment_ids=[experiment_id]
+        )
+        cutoff = (time.time() - older_than_s) * 1000
+        return [m.model_id for m in found if m.status == "PENDING" and m.creation_timestamp < cutoff]
+
+    def fail_model(self, model_id: str) -> None:
+        """Mark a logged model FAILED (it stays, findable, but is never served)."""
+        _call("finalize a logged model", self.client.finalize_logged_model, model_id, "FAILED")
 
     def runs(self, experiment_id: str, *, where: str = "") -> list[RunRecord]:
         """The experiment's runs (newest first), filtered by an MLflow search string if given."""

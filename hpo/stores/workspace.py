@@ -205,14 +205,15 @@ class Workspace:
         from hpo.config import IMAGE_SIZE
         from hpo.stores.runs import log_served_model
 
-        uri = self.mlflow.run(run_id).tags.get(link.MODEL_URI, "")
-        if uri:
-            return uri
-        loaded = self.load_model(run_id)
-        example = torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE)
-        uri = log_served_model(
-            self.mlflow, run_id, model=loaded.model, normalization=loaded.normalization, example=example
-        )
+        with self.studies.lock():  # processes ending together export the best trial once
+            uri = self.mlflow.run(run_id).tags.get(link.MODEL_URI, "")
+            if uri:
+                return uri
+            loaded = self.load_model(run_id)
+            example = torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE)
+            uri = log_served_model(
+                self.mlflow, run_id, model=loaded.model, normalization=loaded.normalization, example=example
+            )
         if not uri:
             reason = self.mlflow.run(run_id).tags.get("model_log_error", "unknown reason")
             raise CheckpointError(f"the best trial's model could not be logged as an MLflow model: {reason}")

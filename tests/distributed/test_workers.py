@@ -38,6 +38,8 @@ def check_store(trials: int) -> None:
     children = [r for r in runs if r.tags.get("hpo_role") != "study"]
     assert len(parents) == 1 and parents[0].status == "FINISHED"
     assert len(children) == trials
+    models = store.client.search_logged_models(experiment_ids=[store.experiment("shared")])
+    assert len(models) == 1  # processes ending together export the best trial once, not once each
     by_id = {r.run_id: r for r in children}
     for row in handle.rows():
         assert (row.state, by_id[link.run_id(row)].status) == OUTCOMES[row.attrs[link.OUTCOME]]

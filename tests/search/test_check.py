@@ -117,3 +117,31 @@ def test_check_sees_a_running_trial_that_no_live_process_owns(trial_context: Tri
     assert MlflowStore().run(recorder.run.run_id).status == "KILLED"
     after = " ".join(hpo("check")[1].split())
     assert f"trial {recorder.number}" not in after, after  # (the fixture's session left its parent run open)
+
+
+def test_an_export_left_pending_is_reported_and_marked_failed(
+    searched: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 while the best trial's model is written leaves a PENDING logged model."""
+    from hpo.stores import check
+
+    store = MlflowStore()
+    experiment = store.experiment("s")
+    model = store.client.create_logged_model(experiment, name="model")  # as an export starts
+    monkeypatch.setattr(check, "PENDING_S", 0)  # the test cannot wait ten minutes
+    code, out, _ = hpo("check")
+    assert code == 1 and f"logged model {model.model_id} is PENDING" in " ".join(out.split()), out
+    assert hpo("check", "--repair")[0] == 0
+    assert store.client.get_logged_model(model.model_id).status == "FAILED"
+
+
+def test_the_best_trials_model_is_in_the_studys_experiment(searched: Path) -> None:
+    """It was logged to MLflow's Default experiment, where the study's Models tab never showed it."""
+    store = MlflowStore()
+    models = store.client.search_logged_models(experiment_ids=[store.experiment("s")])
+    best = open_study("s").best()
+    assert best is not None
+    assert [m.model_id for m in models] == [
+        store.run(link.run_id(best)).tags[link.MODEL_URI].removeprefix("models:/")
+    ]
+    assert store.client.search_logged_models(experiment_ids=["0"]).to_list() == []
