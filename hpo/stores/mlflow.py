@@ -113,6 +113,7 @@ class MlflowStore:
         """`create`: make the store if it does not exist (a run is about to be logged); else it must."""
         self.uri = resolve_tracking_uri(uri)
         self.artifact_root = Path(artifact_root or DEFAULT_ARTIFACT_ROOT).resolve()
+        sqlite.redo_interrupted_creation(self.uri, error=TrackingError, what="MLflow store")
         sqlite.check_store(self.uri, kind="mlflow", create=create, error=TrackingError)
         sqlite.create_folder(self.uri, error=TrackingError, what="MLflow store")
         sqlite.install()

@@ -132,3 +132,28 @@ def check_store(url: str, *, kind: StoreKind, create: bool, error: type[HpoError
             f"{path} is {other_article} {other_what}, not {article} {what}: give it as {other_flag} "
             f"(and the {what} as {flag})"
         )
+
+
+def redo_interrupted_creation(url: str, *, error: type[HpoError], what: str) -> None:
+    """An SQLite store whose creation was killed half-way (MLflow builds its tables by migrations;
+    SQLite's ALTER TABLE goes through a `_alembic_tmp_*` copy, and a kill between the copy and the
+    rename left a table behind that failed every later open). Holding no run yet, it is removed so
+    the store is made anew; holding runs, it is refused untouched."""
+    path = db_path(url)
+    if path is None or not path.exists():
+        return
+    found = tables(path) or set()
+    leftovers = sorted(t for t in found if t.startswith("_alembic_tmp_"))
+    if not leftovers:
+        return
+    with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        runs = conn.execute("SELECT count(*) FROM runs").fetchone()[0] if "runs" in found else 0
+    if runs:
+        raise error(
+            f"the {what} {path} was interrupted while its tables were being upgraded ({leftovers[0]} is "
+            "left): restore it from a copy"
+        )
+    with file_lock(url):  # one process removes it; the others find it gone, or made anew
+        if any(t.startswith("_alembic_tmp_") for t in tables(path) or ()):
+            for suffix in ("", "-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
