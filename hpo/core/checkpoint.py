@@ -4,6 +4,7 @@ provenance), so a model can be rebuilt from a run's artifacts alone."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,20 @@ def _read_config(path: Path) -> tuple[ModelConfig, Normalization, dict[str, Any]
     return model_config, normalization, meta
 
 
+def _check_shapes(cfg: ModelConfig, state: dict[str, torch.Tensor], *, config: Path, weights: Path) -> None:
+    """The config must describe the weights before its model is built: a tampered config.json
+    could ask for a model of any size (the shapes are compared on the meta device: no memory)."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in build_model(cfg).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else {}
+    if expected != found:
+        wanted = sum(math.prod(s) for s in expected.values())
+        raise CheckpointError(
+            f"checkpoint config {config} describes a model of {wanted:,} parameters that the weights in "
+            f"{weights} do not match: the checkpoint was changed; re-run the trial"
+        )
+
+
 def read_checkpoint(directory: Path) -> LoadedModel:
     """Rebuild the model from a checkpoint folder; damage is a CheckpointError naming the file."""
     model_config, normalization, meta = _read_config(directory / CONFIG_FILE)
@@ -64,6 +79,12 @@ def read_checkpoint(directory: Path) -> LoadedModel:
         raise CheckpointError(f"checkpoint weights {weights} are missing; the run has no usable checkpoint")
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated/corrupt pickles
+        raise CheckpointError(
+            f"checkpoint weights {weights} are corrupt ({type(exc).__name__}); re-run the trial"
+        ) from exc
+    _check_shapes(model_config, state, config=directory / CONFIG_FILE, weights=weights)
+    try:
         model = build_model(model_config)
         model.load_state_dict(state, strict=True)
     except Exception as exc:  # torch raises several types for truncated/corrupt pickles

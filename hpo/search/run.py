@@ -4,16 +4,36 @@ stopped."""
 
 from __future__ import annotations
 
+import torch
+
 from hpo.config import DataConfig, SearchConfig
 from hpo.core.data import load_train_val
 from hpo.core.engine import check_precision, resolve_device
-from hpo.errors import HpoError
+from hpo.core.footprint import Footprint, footprint, free_bytes, gib
+from hpo.errors import ConfigError, HpoError
 from hpo.search.loop import run_trials
 from hpo.search.session import SearchOutcome, StopReason, close_session, open_session, search_study
-from hpo.search.space import Space
+from hpo.search.space import Space, largest_models
 from hpo.search.trial import SearchObserver
 from hpo.stores.runs import provenance
 from hpo.stores.workspace import Workspace
+
+ARTICLED = {"mlp": "an MLP", "cnn": "a CNN"}
+
+
+def _check_space_fits(space: Space, *, device: torch.device) -> None:
+    """Refuse a space whose largest model's parameters alone (weights, gradients, optimizer state)
+    cannot fit the device; activations depend on the batch, and each trial is checked for them."""
+    free = free_bytes(device)
+    for cfg in largest_models(space):
+        parameters = footprint(cfg).parameters
+        need = Footprint(parameters=parameters, activations_per_image=0).training_bytes(1)
+        if need > free:
+            what = "mlp_width and mlp_layers" if cfg.family == "mlp" else "cnn_channels and cnn_fc_width"
+            raise ConfigError(
+                f"the space file allows {ARTICLED[cfg.family]} of {parameters:,} parameters: training it "
+                f"needs about {gib(need)} before activations, {device} has {gib(free)} free; narrow {what}"
+            )
 
 
 def run_search(
@@ -29,6 +49,8 @@ def run_search(
     1), close it. Both stores and the study are opened once in this process and passed down."""
     device = resolve_device(cfg.device)
     check_precision(device, cfg.precision)  # here, before any trial or run is recorded
+    if space is not None:  # a space file's extremes (a study's own space was checked when made)
+        _check_space_fits(space, device=device)
     for name in cfg.devices:  # an absent --devices entry fails here, not in a worker
         check_precision(resolve_device(name), cfg.precision)
     ws = Workspace(storage=cfg.storage, tracking_uri=cfg.tracking_uri, create=True)  # one per process

@@ -278,3 +278,33 @@ def plain_params(params: dict[str, Any]) -> dict[str, Any]:
         if key in params:
             plain["lr"] = params[key]
     return plain
+
+
+def _most(spec: Spec) -> Any:
+    return spec.high if isinstance(spec, Range) else max(spec.choices)
+
+
+def largest_models(space: Space) -> list[ModelConfig]:
+    """The largest model of each family the space can draw (most layers, widest, biggest kernel,
+    flattened head): if one of these cannot fit a device, the space asks for what cannot run."""
+    found = []
+    families = space["family"].choices if isinstance(space["family"], Choice) else FAMILIES
+    if "mlp" in families:
+        layers, width = int(_most(space["mlp_layers"])), int(_most(space["mlp_width"]))
+        found.append(ModelConfig(family="mlp", hidden=(width,) * layers, batch_norm=True))
+    if "cnn" in families:
+        blocks, channels = int(_most(space["cnn_blocks"])), int(_most(space["cnn_channels"]))
+        heads = space["cnn_head"]
+        head = "flatten" if not isinstance(heads, Choice) or "flatten" in heads.choices else "gap"
+        found.append(
+            ModelConfig(
+                family="cnn",
+                channels=(channels,) * blocks,
+                convs_per_block=int(_most(space["cnn_convs"])),
+                kernel_size=int(_most(space["cnn_kernel"])),
+                head=head,
+                fc_width=int(_most(space["cnn_fc_width"])),
+                batch_norm=True,
+            )
+        )
+    return found

@@ -20,7 +20,8 @@ import torch
 from hpo.config import NUM_CLASSES, DataConfig, ModelConfig, SearchConfig, TrainConfig, as_params
 from hpo.core.data import TrainValData
 from hpo.core.engine import EpochMetrics, FitResult, fit_config
-from hpo.core.models import build_model, count_parameters
+from hpo.core.footprint import footprint, too_large
+from hpo.core.models import build_model
 from hpo.errors import HpoError, first_line
 from hpo.search.recovery import recover_stale
 from hpo.search.space import Space, TrialConfig, describe, sample
@@ -236,11 +237,15 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
     """Sample and train the trial's configuration; its end and its description."""
     chosen = sample(recorder.trial.suggest, ctx.space)
     train = _train_config(ctx, chosen, number=recorder.number)
+    size = footprint(chosen.model)
+    params = as_params(ctx.data_cfg, chosen.model, chosen.optim, train)
+    recorder.start(params={**params, "parameters": size.parameters}, seed=train.seed)
+    ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params)
+    refused = too_large(size, batch_size=train.batch_size, device=ctx.device)
+    if refused:  # before anything is allocated; pruned, so the sampler learns to avoid it
+        return TrialEnd(outcome="pruned", reason=refused), describe(chosen)
     torch.manual_seed(train.seed)  # weights and dropout; batch order and augmentation: fit's generator
     model = build_model(chosen.model).to(ctx.device)
-    params = as_params(ctx.data_cfg, chosen.model, chosen.optim, train)
-    recorder.start(params={**params, "parameters": count_parameters(model)}, seed=train.seed)
-    ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params)
     guard: list[str] = []  # per epoch: why to stop the trial early ("" to go on)
     seconds = 0.0  # of training so far, evaluation included
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -78,12 +79,18 @@ def _weights_file(run_id: str) -> Path:
     return Path(uri.removeprefix("file://")) / "checkpoint" / "model.pt"
 
 
-@pytest.mark.parametrize("damage", ["truncate", "delete-folder"])
+@pytest.mark.parametrize("damage", ["truncate", "delete-folder", "tamper-config"])
 def test_damaged_checkpoint_is_clear_and_records_nothing(searched: Path, damage: str) -> None:
     weights = _weights_file(best_run_id())
     if damage == "truncate":
         weights.write_bytes(weights.read_bytes()[:100])
         needle = "model.pt are corrupt"
+    elif damage == "tamper-config":  # a config asking for a 21-billion-parameter model: never built
+        config = weights.with_name("config.json")
+        raw = json.loads(config.read_text())
+        raw["model"]["hidden"] = [65536] * 6
+        config.write_text(json.dumps(raw))
+        needle = "parameters that the weights"
     else:
         import shutil
 

@@ -312,3 +312,33 @@ def test_an_interrupted_warm_start_runs_again_on_resume(
     warm = [r for r in open_study("s").rows() if r.attrs.get(link.WARM_START) == "textbook-mlp"]
     assert [r.state for r in warm] == ["FAIL", "COMPLETE"]
     assert warm[1].params == warm[0].params and warm[1].attrs[link.RETRY_OF] == warm[0].number
+
+
+def test_a_space_that_cannot_fit_is_refused_before_anything_is_made(workdir: Path, data_dir: Path) -> None:
+    """Widths up to 65536 and 6 layers passed validation; a trial then asked for 17 GB and more."""
+    Path("huge.toml").write_text(
+        "mlp_layers = { low = 1, high = 6 }\nmlp_width = { low = 32, high = 65536, log = true }\n"
+    )
+    code, out, err = hpo(
+        "search", "--data-dir", data_dir, "--val-size", VAL_SIZE, "--space", "huge.toml", "--model", "mlp"
+    )
+    assert_one_line_error(code, out, err, "the space file allows an MLP of", "parameters", "narrow mlp_width")
+    assert code == 2 and not Path("studies").exists()
+
+
+def test_a_trial_too_large_for_the_device_is_refused_before_it_is_built(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpo.core import footprint
+    from hpo.search import trial
+
+    built: list[object] = []
+    monkeypatch.setattr(footprint, "free_bytes", lambda device: 2**16)  # a 64 KiB device
+    monkeypatch.setattr(trial, "build_model", lambda cfg: built.append(cfg))
+    out = search(data_dir, trials=2)
+    assert out.counts.pruned == 2 and built == []
+    for row in open_study("s").rows():
+        assert (
+            row.attrs[link.FAIL_REASON].startswith("too large for cpu: ")
+            and "64 KiB is free" in row.attrs[link.FAIL_REASON]
+        )
