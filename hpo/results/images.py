@@ -11,6 +11,7 @@ image that is already 28x28 is taken as framed like the dataset: it is only inve
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +20,51 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 from hpo.errors import DataError
 
 INK = 0.25  # a pixel is ink above this fraction of the way from background to ink level
+# Images are read at most this many pixels on a side: the object is fitted into 20x20 in the end,
+# and the work before that (float arrays, filters) grows with the pixels (a 13000x13000 PNG took
+# 6 GB and 30 s). A phone photo keeps its strokes several pixels wide at this size.
+WORKING_SIDE = 2048
+# Larger files are refused before they are decoded (decoding alone takes up to 4 bytes a pixel):
+# Pillow's own limit, where it raises DecompressionBombError (twice MAX_IMAGE_PIXELS: 179 MP).
+MAX_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 
 
 def read_image(path: Path) -> Image.Image:
-    """The file's image, upright (EXIF orientation applied), with its transparency if any."""
+    """The file's image, upright (EXIF orientation applied), with its transparency if any, shrunk to
+    at most WORKING_SIDE pixels a side right after decoding."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            upright = ImageOps.exif_transpose(img)
-            return upright if upright is not None else img
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # bounded here instead
+            return _decoded(path)
     except FileNotFoundError:
         raise DataError(f"image {path} does not exist") from None
+    except Image.DecompressionBombError:
+        limit = MAX_PIXELS // 10**6
+        raise DataError(
+            f"{path} is more than the {limit} megapixels this tool decodes: shrink it first"
+        ) from None
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(f"{path} is not an image this tool can read (PNG or JPEG): {exc}") from None
+
+
+def _decoded(path: Path) -> Image.Image:
+    with Image.open(path) as img:
+        _check_size(path, img.size)
+        img.draft("RGB", (WORKING_SIDE, WORKING_SIDE))  # a JPEG decodes at a fraction of its size
+        img.load()
+        img.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BOX)  # in place; keeps the aspect
+        upright = ImageOps.exif_transpose(img)
+        return upright if upright is not None else img
+
+
+def _check_size(path: Path, size: tuple[int, int]) -> None:
+    """Refuse an image too large to decode, from its header alone."""
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise DataError(
+            f"{path} is {width}x{height} pixels ({width * height / 10**6:.0f} megapixels), more than "
+            f"the {MAX_PIXELS // 10**6} this tool decodes: shrink it first (its object ends up 20x20)"
+        )
 
 
 def _flatten_alpha(img: Image.Image) -> Image.Image:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from hpo.errors import DataError
 from hpo.results.images import dataset_style, read_image
@@ -76,3 +78,39 @@ def test_unreadable_files_are_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(DataError, match="is not an image"):
         read_image(tmp_path / "notes.txt")
+
+
+PEAK = """
+import resource, sys
+import subprocess
+import sys
+from pathlib import Path
+from hpo.results.images import dataset_style, read_image
+a, _ = dataset_style(read_image(Path(sys.argv[1])), dataset="mnist")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, int(a.max()))
+"""
+
+
+@pytest.mark.slow
+def test_a_huge_png_is_shrunk_first_in_bounded_memory(tmp_path: Path) -> None:
+    """A 13000x13000 RGBA PNG (a 660 KB file) took 5-6 GB and 12-30 s: the work before shrinking
+    ran at full resolution in float32. Now it is decoded (676 MB) and shrunk at once."""
+    img = Image.new("RGBA", (13000, 13000), (0, 0, 0, 0))
+    ImageDraw.Draw(img).line([(6500, 2000), (6500, 11000)], fill=(0, 0, 0, 255), width=900)  # a "1"
+    img.save(tmp_path / "big.png")
+    del img
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK, str(tmp_path / "big.png")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    peak_mb, ink = map(int, done.stdout.split())
+    assert peak_mb < 2500 and ink > 200, (peak_mb, ink)
+
+
+def test_an_image_too_large_to_decode_is_one_clear_line(tmp_path: Path) -> None:
+    """20000x20000 pixels: refused from its header ("unexpected DecompressionBombError" before)."""
+    Image.new("1", (20000, 20000)).save(tmp_path / "huge.png")
+    with pytest.raises(
+        DataError, match=r"huge.png is more than the 178 megapixels this tool decodes: shrink it"
+    ):
+        read_image(tmp_path / "huge.png")
