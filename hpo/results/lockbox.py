@@ -265,6 +265,7 @@ def evaluate_test(
     data_cfg, data = _check_split(handle=handle, loaded=members.models, data_dir=data_dir, device=dev)
     fields = _claim_fields(members, data)
     run_id = members.run_ids[0]
+    ws.mlflow.check_artifacts_here(run_id)  # before the look is claimed: a copied project refuses whole
     look = _claimed_look(ws=ws, handle=handle, force=force, trial=best.number, run_id=run_id, fields=fields)
     with look as (earlier, result):
         test, m = _score(members, data_cfg=data_cfg, device=dev, ensemble=bool(fields), result=result)

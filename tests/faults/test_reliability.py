@@ -175,7 +175,8 @@ def test_persistently_locked_store_is_retried_then_a_clear_error(monkeypatch: py
     """A lock that outlasts SQLite's own busy wait (MLflow: 20 s per attempt) is retried with
     backoff, then reported in one line; the call that failed wrote nothing."""
     import hpo.stores.backoff
-    import hpo.stores.mlflow
+    from hpo.errors import TrackingError
+    from hpo.stores.mlflow import calls
 
     sleeps: list[float] = []
     monkeypatch.setattr(hpo.stores.backoff.time, "sleep", sleeps.append)
@@ -185,13 +186,9 @@ def test_persistently_locked_store_is_retried_then_a_clear_error(monkeypatch: py
         attempts["n"] += 1
         raise sqlite3.OperationalError("database is locked")
 
-    with pytest.raises(hpo.stores.mlflow.TrackingError, match="cannot log metrics: database is locked"):
-        hpo.stores.mlflow._call("log metrics", locked)
-    assert (
-        attempts["n"] == hpo.stores.mlflow._RETRIES
-        and sleeps == sorted(sleeps)
-        and len(sleeps) == attempts["n"] - 1
-    )
+    with pytest.raises(TrackingError, match="cannot log metrics: database is locked"):
+        calls.call("log metrics", locked)
+    assert attempts["n"] == calls.RETRIES and sleeps == sorted(sleeps) and len(sleeps) == attempts["n"] - 1
 
 
 def test_unwritable_store_locations_are_one_line(workdir: Path, data_dir: Path) -> None:

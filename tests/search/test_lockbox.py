@@ -278,3 +278,20 @@ def _png(data_dir: Path) -> list[str]:
     raw = (data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte").read_bytes()[16 : 16 + 784]
     Image.frombytes("L", (28, 28), raw).save("digit.png")
     return ["digit.png"]
+
+
+def test_a_copied_project_never_writes_into_the_original(
+    searched: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After `cp -a w0 x6`, a test look in x6 wrote its confusion matrix into w0's run folder while
+    w0's store said the test set was never used: MLflow keeps absolute artifact locations."""
+    import shutil
+
+    original = Path.cwd()
+    shutil.copytree(original, tmp_path / "copy", symlinks=True)
+    monkeypatch.chdir(tmp_path / "copy")
+    before = sorted(p.name for p in original.rglob("*.png"))
+    code, out, err = hpo("best", "--evaluate-test", "--data-dir", searched)
+    assert_one_line_error(code, out, err, "the project was copied or moved from there", "Moving a project")
+    assert sorted(p.name for p in original.rglob("*.png")) == before
+    assert open_study("s").attr(link.TEST_EVALUATIONS) is None  # no look was taken in the copy

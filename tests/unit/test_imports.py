@@ -63,7 +63,7 @@ def test_configure_is_what_sets_them() -> None:
     ("package", "home"),
     [
         ("optuna", "stores/optuna/"),
-        ("mlflow", "stores/mlflow.py"),
+        ("mlflow", "stores/mlflow/"),
         ("sklearn", "results/baselines.py"),
         ("matplotlib", "results/figures.py"),
         ("typer", "cli/"),

@@ -1,23 +1,15 @@
-"""MLflow tracking behind a small interface. The only module that imports mlflow.
-
-Default store: `sqlite:///mlruns/mlflow.db` with artifacts under `mlruns/artifacts`, both
-relative to the working directory. Every write is retried while the store is locked (several
-workers may share one SQLite file) and turned into a one-line TrackingError if it keeps failing.
-Process-wide settings (quiet loggers, no progress bars) are applied by `hpo.stores.runtime.configure`
-through environment variables that mlflow reads when it is imported."""
+"""`MlflowStore`: a handle on one MLflow tracking store (experiments, runs, metrics, artifacts, logged
+and registered models). Part of `hpo.stores.mlflow`, the only package that imports mlflow."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import mlflow
@@ -29,79 +21,22 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
-from hpo import signals
-from hpo.errors import TrackingError, first_line
+from hpo.errors import TrackingError
 from hpo.stores import link, sqlite
-from hpo.stores.backoff import with_backoff
+from hpo.stores.mlflow.calls import (
+    DEFAULT_ARTIFACT_ROOT,
+    EXPERIMENT_KIND,
+    MLFLOW_PREDICTION_DEVICE,
+    MODEL_TRAINING,
+    RunRecord,
+    call,
+    record,
+    resolve_tracking_uri,
+    safe_name,
+)
 
 if TYPE_CHECKING:
     from torch import nn
-
-MLFLOW_VERSION: str = mlflow.__version__
-DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
-DEFAULT_ARTIFACT_ROOT = "mlruns/artifacts"
-# MLflow 3's UI opens an experiment in GenAI mode ("Traces: 0") unless this tag says otherwise.
-EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
-NOTE = "mlflow.note.content"  # a run's description in the UI (markdown)
-# mlflow.pyfunc's device for PyTorch models (CUDA when there is one); our pt2 graphs stay on the CPU.
-MLFLOW_PREDICTION_DEVICE = "MLFLOW_DEFAULT_PREDICTION_DEVICE"
-_RETRIES = 4  # attempts for a locked store (each waits out SQLite's busy timeout), backoff from 0.1 s
-T = TypeVar("T")
-
-
-def run_url(*, base: str, experiment_id: str, run_id: str) -> str:
-    """A run's page, in model-training mode (without the query MLflow 3 shows it as a GenAI run)."""
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    run_id: str
-    name: str
-    status: link.RunStatus
-    params: dict[str, str]
-    metrics: dict[str, float]  # latest value of each metric
-    tags: dict[str, str]
-    artifact_uri: str
-
-
-def resolve_tracking_uri(uri: str | None) -> str:
-    """The flag's value (the CLI fills it from MLFLOW_TRACKING_URI), else the default; a relative
-    SQLite path is made absolute."""
-    return sqlite.absolute(uri or DEFAULT_TRACKING_URI)
-
-
-def _transient(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return not isinstance(exc, TrackingError) and ("locked" in text or "busy" in text)
-
-
-def _call(what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """`fn(*args, **kwargs)` with SIGINT/SIGTERM deferred (a Ctrl-C lands after the write, never
-    inside it), retried while the store is locked; any failure becomes one TrackingError line."""
-
-    def attempt() -> T:
-        with signals.deferred():
-            return fn(*args, **kwargs)
-
-    try:
-        return with_backoff(attempt, retry_on=_transient, attempts=_RETRIES, first_delay_s=0.1)
-    except TrackingError:
-        raise
-    except Exception as exc:
-        raise TrackingError(f"MLflow store: cannot {what}: {_cause(exc)}") from exc
-
-
-def _cause(exc: Exception) -> str:
-    """An OSError by its cause alone ("No space left on device"): its message names the paths of
-    a copy, the first a temporary file that no longer exists when the user reads it."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return first_line(exc)
-
-
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "experiment"
 
 
 class MlflowStore:
@@ -112,24 +47,27 @@ class MlflowStore:
     ) -> None:
         """`create`: make the store if it does not exist (a run is about to be logged); else it must."""
         self.uri = resolve_tracking_uri(uri)
-        self.artifact_root = Path(artifact_root or DEFAULT_ARTIFACT_ROOT).resolve()
+        # Beside the store file (mlruns/artifacts next to mlruns/mlflow.db), wherever hpo runs from.
+        db = sqlite.db_path(self.uri)
+        default = db.parent / "artifacts" if db is not None else Path(DEFAULT_ARTIFACT_ROOT)
+        self.artifact_root = Path(artifact_root or default).resolve()
         sqlite.redo_interrupted_creation(self.uri, error=TrackingError, what="MLflow store")
         sqlite.check_store(self.uri, kind="mlflow", create=create, error=TrackingError)
         sqlite.create_folder(self.uri, error=TrackingError, what="MLflow store")
         sqlite.install()
-        self.client = _call("open the store " + self.uri, MlflowClient, tracking_uri=self.uri)
+        self.client = call("open the store " + self.uri, MlflowClient, tracking_uri=self.uri)
         # Opening the store creates or migrates its tables; fail here, clearly, if it cannot.
-        _call("open the store " + self.uri, self.client.search_experiments, max_results=1)
+        call("open the store " + self.uri, self.client.search_experiments, max_results=1)
 
     def experiment(self, name: str) -> str:
         """Id of the experiment `name`, created (with its artifacts under our root) if needed, and
         marked as a model-training experiment so the UI does not open it in GenAI mode."""
-        found = _call("read experiments", self.client.get_experiment_by_name, name)
+        found = call("read experiments", self.client.get_experiment_by_name, name)
         if found is not None:
             if found.lifecycle_stage == "deleted":
-                _call("restore experiment", self.client.restore_experiment, found.experiment_id)
+                call("restore experiment", self.client.restore_experiment, found.experiment_id)
             if found.tags.get(EXPERIMENT_KIND) != MODEL_TRAINING:  # made by an older hpo
-                _call(
+                call(
                     "tag experiment",
                     self.client.set_experiment_tag,
                     found.experiment_id,
@@ -139,19 +77,19 @@ class MlflowStore:
             return str(found.experiment_id)
         location = None
         if self.uri.startswith("sqlite:") or "://" not in self.uri:
-            location = (self.artifact_root / _safe_name(name)).as_uri()
+            location = (self.artifact_root / safe_name(name)).as_uri()
         try:
             tags = {EXPERIMENT_KIND: MODEL_TRAINING}
             return str(self.client.create_experiment(name, artifact_location=location, tags=tags))
         except MlflowException:  # another worker created it between our read and write
-            found = _call("read experiments", self.client.get_experiment_by_name, name)
+            found = call("read experiments", self.client.get_experiment_by_name, name)
             if found is None:
                 raise
             return str(found.experiment_id)
 
     def latest_experiment(self) -> str | None:
         """Name of the most recently updated experiment other than MLflow's Default, if any."""
-        found = _call(
+        found = call(
             "search experiments",
             self.client.search_experiments,
             order_by=["last_update_time DESC"],
@@ -162,11 +100,11 @@ class MlflowStore:
 
     def set_experiment_tags(self, experiment_id: str, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
-            _call("tag an experiment", self.client.set_experiment_tag, experiment_id, key, value)
+            call("tag an experiment", self.client.set_experiment_tag, experiment_id, key, value)
 
     def find_experiment(self, name: str) -> str | None:
         """Id of the active experiment `name`, None when there is none (nothing is created)."""
-        found = _call("read experiments", self.client.get_experiment_by_name, name)
+        found = call("read experiments", self.client.get_experiment_by_name, name)
         if found is None or found.lifecycle_stage == "deleted":
             return None
         return str(found.experiment_id)
@@ -177,36 +115,55 @@ class MlflowStore:
         all_tags = dict(tags)
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        run = _call("create a run", self.client.create_run, experiment_id, run_name=name, tags=all_tags)
+        run = call("create a run", self.client.create_run, experiment_id, run_name=name, tags=all_tags)
         return str(run.info.run_id)
 
     def log_params(self, run_id: str, params: Mapping[str, object]) -> None:
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
-            _call("log params", self.client.log_batch, run_id, params=items[i : i + 100])
+            call("log params", self.client.log_batch, run_id, params=items[i : i + 100])
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None:
         """One batch for all metrics of one step (e.g. an epoch): one store write per epoch."""
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        _call("log metrics", self.client.log_batch, run_id, metrics=items)
+        call("log metrics", self.client.log_batch, run_id, metrics=items)
 
     def set_tags(self, run_id: str, tags: Mapping[str, object]) -> None:
         items = [RunTag(k, str(v)) for k, v in tags.items()]
-        _call("set tags", self.client.log_batch, run_id, tags=items)
+        call("set tags", self.client.log_batch, run_id, tags=items)
+
+    def check_artifacts_here(self, run_id: str) -> None:
+        """Refuse to write a run's artifacts outside the folder that holds this SQLite store. MLflow
+        records absolute artifact locations: in a copied or moved project they still name the
+        original's folders, and a write (the lockbox's confusion matrix) would change that project
+        while this one's records said nothing happened."""
+        db = sqlite.db_path(self.uri)
+        uri = self.run(run_id).artifact_uri if db is not None else ""
+        if db is None or not uri.startswith("file://"):
+            return
+        where, home = Path(uri.removeprefix("file://")), db.resolve().parent
+        if not where.resolve().is_relative_to(home):
+            raise TrackingError(
+                f"run {run_id} keeps its artifacts in {where}, outside {home} (this store's folder): the "
+                "project was copied or moved from there, and writing would change the original; see "
+                "'Moving a project' in docs/COMMANDS.md"
+            )
 
     def log_dir(self, run_id: str, local_dir: Path, *, artifact_path: str) -> None:
+        self.check_artifacts_here(run_id)
         try:
-            _call("upload artifacts", self.client.log_artifacts, run_id, str(local_dir), artifact_path)
+            call("upload artifacts", self.client.log_artifacts, run_id, str(local_dir), artifact_path)
         except TrackingError as exc:  # say where they were going
             where = f"{self.run(run_id).artifact_uri}/{artifact_path}"
             raise TrackingError(f"{exc} (to {where})") from exc
 
     def log_file(self, run_id: str, path: Path, *, artifact_path: str | None = None) -> None:
-        _call("upload an artifact", self.client.log_artifact, run_id, str(path), artifact_path)
+        self.check_artifacts_here(run_id)
+        call("upload an artifact", self.client.log_artifact, run_id, str(path), artifact_path)
 
     def download(self, run_id: str, artifact_path: str, *, dst: Path) -> Path:
-        fetched = _call(
+        fetched = call(
             f"download {artifact_path!r} of run {run_id}",
             mlflow.artifacts.download_artifacts,
             run_id=run_id,
@@ -218,12 +175,12 @@ class MlflowStore:
 
     def artifact_paths(self, run_id: str, folder: str) -> list[str]:
         """Paths of the files directly under a run's artifact `folder` ([] when it has none)."""
-        found = _call(f"list artifacts of run {run_id}", self.client.list_artifacts, run_id, folder)
+        found = call(f"list artifacts of run {run_id}", self.client.list_artifacts, run_id, folder)
         return [a.path for a in found if not a.is_dir]
 
     def end_run(self, run_id: str, *, status: link.RunStatus) -> None:
         RunStatus.from_string(status)  # refuse typos before writing
-        _call("close a run", self.client.set_terminated, run_id, status=status)
+        call("close a run", self.client.set_terminated, run_id, status=status)
 
     def run_status(self, run_id: str) -> str | None:
         """The run's status, or None when this store has no such run."""
@@ -233,16 +190,17 @@ class MlflowStore:
             return None
 
     def reopen(self, run_id: str) -> None:
-        _call("reopen a run", self.client.update_run, run_id, status="RUNNING")
+        call("reopen a run", self.client.update_run, run_id, status="RUNNING")
 
     def log_dict(self, run_id: str, payload: dict[str, Any], filename: str) -> None:
-        _call("upload a JSON artifact", self.client.log_dict, run_id, payload, filename)
+        self.check_artifacts_here(run_id)
+        call("upload a JSON artifact", self.client.log_dict, run_id, payload, filename)
 
     def run(self, run_id: str) -> RunRecord:
-        return _record(_call(f"read run {run_id}", self.client.get_run, run_id))
+        return record(call(f"read run {run_id}", self.client.get_run, run_id))
 
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
-        rows = _call("read metric history", self.client.get_metric_history, run_id, key)
+        rows = call("read metric history", self.client.get_metric_history, run_id, key)
         return sorted((int(m.step), float(m.value)) for m in rows)
 
     def log_model(self, run_id: str, model: nn.Module, *, example: np.ndarray, classes: int) -> str:
@@ -260,7 +218,7 @@ class MlflowStore:
         experiment = self.client.get_run(run_id).info.experiment_id
         env = {MLFLOW_PREDICTION_DEVICE: "cpu", "MLFLOW_EXPERIMENT_ID": experiment}
         with self._fluent(), mock.patch.dict(os.environ, env):  # restored after
-            info = _call(
+            info = call(
                 "log the model",
                 mlflow.models.Model.log,
                 artifact_path=None,  # deprecated in MLflow 3 (name= replaces it), yet still required
@@ -279,13 +237,13 @@ class MlflowStore:
     ) -> int:
         """A new version of the registered model `name` (created on first use); returns its number."""
         with self._fluent():
-            found = _call(
+            found = call(
                 "register the model", mlflow.register_model, model_uri, name, await_registration_for=0
             )
         version = str(found.version)
-        _call("describe the model", self.client.update_model_version, name, version, description=description)
+        call("describe the model", self.client.update_model_version, name, version, description=description)
         for key, value in tags.items():
-            _call("tag the model", self.client.set_model_version_tag, name, version, key, str(value))
+            call("tag the model", self.client.set_model_version_tag, name, version, key, str(value))
         return int(version)
 
     @contextlib.contextmanager
@@ -303,36 +261,17 @@ class MlflowStore:
     def pending_models(self, experiment_id: str, *, older_than_s: float) -> list[str]:
         """Ids of the experiment's logged models still PENDING after `older_than_s` seconds: an
         export that never finished (its process was killed while writing the model)."""
-        found = _call(
-            "search logged models", self.client.search_logged_models, experiment_ids=[experiment_id]
-        )
+        found = call("search logged models", self.client.search_logged_models, experiment_ids=[experiment_id])
         cutoff = (time.time() - older_than_s) * 1000
         return [m.model_id for m in found if m.status == "PENDING" and m.creation_timestamp < cutoff]
 
     def fail_model(self, model_id: str) -> None:
         """Mark a logged model FAILED (it stays, findable, but is never served)."""
-        _call("finalize a logged model", self.client.finalize_logged_model, model_id, "FAILED")
+        call("finalize a logged model", self.client.finalize_logged_model, model_id, "FAILED")
 
     def runs(self, experiment_id: str, *, where: str = "") -> list[RunRecord]:
         """The experiment's runs (newest first), filtered by an MLflow search string if given."""
-        found = _call(
+        found = call(
             "search runs", self.client.search_runs, [experiment_id], filter_string=where, max_results=5000
         )
-        return [_record(r) for r in found]
-
-
-def _record(r: Any) -> RunRecord:
-    return RunRecord(
-        run_id=r.info.run_id,
-        name=r.info.run_name or "",
-        status=r.info.status,
-        params=dict(r.data.params),
-        metrics=dict(r.data.metrics),
-        tags=dict(r.data.tags),
-        artifact_uri=r.info.artifact_uri or "",
-    )
-
-
-def scratch_dir() -> tempfile.TemporaryDirectory[str]:
-    """A temporary folder for files about to be uploaded as artifacts."""
-    return tempfile.TemporaryDirectory(prefix="hpo-")
+        return [record(r) for r in found]
