@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -68,3 +69,20 @@ def test_the_link_is_printed_once_the_server_answers(workdir: Path, data_dir: Pa
             raise AssertionError("hpo ui exited without printing its link")
     finally:
         stop_server(server)
+
+
+@pytest.mark.slow
+def test_the_server_dies_with_a_killed_hpo_ui(workdir: Path, data_dir: Path) -> None:
+    """kill -9 of `hpo ui` left its server listening, with nobody to stop it."""
+    search(data_dir, trials=1, epochs=1)
+    port = free_port()
+    ui = subprocess.Popen([*PYTHON_HPO, "ui", "--optuna", "--port", str(port)], stdout=subprocess.DEVNULL)
+    try:
+        assert wait_until_up(f"http://127.0.0.1:{port}/api/meta", seconds=60)
+    finally:
+        ui.kill()  # SIGKILL: hpo ui runs no code of its own after this
+        ui.wait()
+    deadline = time.monotonic() + 15
+    while wait_until_up(f"http://127.0.0.1:{port}/api/meta", seconds=1) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not wait_until_up(f"http://127.0.0.1:{port}/api/meta", seconds=1), "the server outlived hpo ui"
