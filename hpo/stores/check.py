@@ -65,7 +65,7 @@ def status_findings(*, study: StudyHandle, store: MlflowStore, runs: dict[str, R
     found = []
     pairs = [
         (r, run)
-        for r in study.rows(states=("COMPLETE", "PRUNED", "FAIL"))
+        for r in study.rows(states=link.FINISHED_STATES)
         for run in _runs_of(r, runs, unlinked)
     ]
     for row, run in pairs:

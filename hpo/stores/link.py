@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, Protocol
 
 from hpo import __version__
 from hpo.config import DataConfig
@@ -18,7 +18,6 @@ from hpo.config import DataConfig
 Outcome = Literal["completed", "pruned", "diverged", "interrupted", "failed"]  # how a run ended
 TrialState = Literal["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"]  # Optuna's, by name
 RunStatus = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]  # MLflow's
-TRIAL_STATES: tuple[TrialState, ...] = get_args(TrialState)
 FINISHED_STATES: tuple[TrialState, ...] = ("COMPLETE", "PRUNED", "FAIL")
 # A run's outcome -> (its Optuna trial state, its MLflow run status): one table decides both.
 OUTCOMES: dict[Outcome, tuple[TrialState, RunStatus]] = {

@@ -13,7 +13,7 @@ import pytest
 
 from hpo.cli import app
 from hpo.stores.optuna import StudyStore
-from tests.helpers import PYTHON_HPO, assert_one_line_error, env_for_subprocess, hpo, search
+from tests.helpers import PYTHON_HPO, assert_one_line_error, env_for_subprocess, hpo, search, search_argv
 from tests.synthetic import VAL_SIZE, write_idx_images
 
 
@@ -131,18 +131,8 @@ def test_the_resume_hint_runs_as_the_user_ran_hpo(workdir: Path, data_dir: Path)
     not an `hpo` the shell cannot find."""
     Path("bin").mkdir()
     shutil.copy(Path(sys.executable).with_name("hpo"), "bin/hpo")  # a console script, not on PATH
-    args = [
-        "search",
-        "--data-dir",
-        str(data_dir),
-        "--val-size",
-        str(VAL_SIZE),
-        "--trials",
-        "3",
-        "--model",
-        "mlp",
-    ]
-    args += ["--epochs", "1", "--timeout", "0.001", "--device", "cpu", "--no-warm-start"]
+    Path("space.toml").write_text("mlp_layers = 1\nmlp_width = [32]\n")
+    args = [*search_argv(data_dir, trials=3, epochs=1, study="s"), "--timeout", "0.001", "--no-warm-start"]
     env = {**env_for_subprocess(), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(["bin/hpo", *args], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
