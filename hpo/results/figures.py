@@ -16,7 +16,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from hpo.search.space import plain_params
+from hpo.search.space_extent import plain_params
 
 
 def _figure(*, figsize: tuple[float, float]) -> tuple[Figure, Any]:

@@ -16,7 +16,8 @@ from pathlib import Path
 from hpo import __version__
 from hpo.errors import TrackingError
 from hpo.results import figures
-from hpo.search.space import config_from_params, describe, drawable
+from hpo.search.space import config_from_params, describe
+from hpo.search.space_extent import drawable
 from hpo.stores import link
 from hpo.stores.optuna import StudyHandle, TrialRow, param_importances
 from hpo.stores.workspace import Baseline, Workspace

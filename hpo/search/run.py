@@ -13,7 +13,8 @@ from hpo.core.footprint import Footprint, footprint, free_bytes, gib
 from hpo.errors import ConfigError, HpoError
 from hpo.search.loop import run_trials
 from hpo.search.session import SearchOutcome, StopReason, close_session, open_session, search_study
-from hpo.search.space import Space, largest_models
+from hpo.search.space import Space
+from hpo.search.space_extent import largest_models
 from hpo.search.trial import SearchObserver
 from hpo.stores.runs import provenance
 from hpo.stores.workspace import Workspace

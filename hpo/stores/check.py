@@ -63,11 +63,7 @@ def status_findings(*, study: StudyHandle, store: MlflowStore, runs: dict[str, R
         if r.tags.get(link.ROLE) == link.ROLE_TRIAL and r.tags.get(link.TRIAL_NUMBER, "").isdigit():
             unlinked.setdefault(int(r.tags[link.TRIAL_NUMBER]), []).append(r)
     found = []
-    pairs = [
-        (r, run)
-        for r in study.rows(states=link.FINISHED_STATES)
-        for run in _runs_of(r, runs, unlinked)
-    ]
+    pairs = [(r, run) for r in study.rows(states=link.FINISHED_STATES) for run in _runs_of(r, runs, unlinked)]
     for row, run in pairs:
         allowed = expected_status(row)
         if run.status in allowed:

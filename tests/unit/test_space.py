@@ -111,7 +111,8 @@ def test_a_recorded_space_comes_back_as_it_was_sampled() -> None:
 
 
 def test_a_recorded_space_lists_only_what_it_can_draw() -> None:
-    from hpo.search.space import DEFAULT_SPACE, drawable, plain_params, restrict_family, space_to_json
+    from hpo.search.space import DEFAULT_SPACE, restrict_family, space_to_json
+    from hpo.search.space_extent import drawable, plain_params
 
     mlp = drawable(space_to_json(restrict_family(DEFAULT_SPACE, "mlp")))
     assert "mlp_width" in mlp and not any(name.startswith("cnn_") for name in mlp)
