@@ -224,6 +224,7 @@ class SearchConfig:
     trials: int = 100
     epochs: int = 10
     timeout: float | None = None  # seconds after which no new trial starts
+    budget: float | None = None  # seconds for the whole call: the trial in flight and the end included
     trial_timeout: float | None = None  # seconds of training after which a trial stops (pruned)
     sampler: str = "tpe"
     pruner: str = "median"
@@ -241,7 +242,12 @@ class SearchConfig:
             raise ConfigError(f"--trials must be at least 1 (the study's target total); got {self.trials}")
         if self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1; got {self.epochs}")
-        for flag, seconds in (("--timeout", self.timeout), ("--trial-timeout", self.trial_timeout)):
+        limits = (
+            ("--timeout", self.timeout),
+            ("--trial-timeout", self.trial_timeout),
+            ("--budget", self.budget),
+        )
+        for flag, seconds in limits:
             if seconds is not None and not seconds > 0:
                 raise ConfigError(f"{flag} must be a positive number of seconds; got {seconds}")
         if not 1 <= self.jobs <= 64:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO, cast
@@ -10,7 +13,7 @@ from typing import TextIO, cast
 import typer
 from rich.console import Console
 
-from hpo.errors import redact
+from hpo.errors import ConfigError, redact
 
 EXIT_INTERRUPTED = 130  # what a shell reports for a process ended by Ctrl-C
 
@@ -20,6 +23,33 @@ class Invocation:
     """Set by the root as the Typer context's `obj`: the command line as the user typed it."""
 
     command: str  # e.g. "hpo search --trials 20", quoted so it can be pasted back
+
+
+def process_started() -> float:
+    """When this process began, on time.time()'s scale (Linux: its start in clock ticks after boot,
+    plus the boot time), so a --budget includes the seconds of imports before any hpo code ran."""
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
+_UNITS = {"h": 3600, "m": 60, "s": 1}
+
+
+def duration(text: str | None, *, option: str) -> float | None:
+    """'90s', '20m', '2h', '1h30m' or plain seconds ('1200') -> seconds; None when not given."""
+    if text is None:
+        return None
+    spec = text.strip().lower()
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", spec)
+    if not spec or parts is None or not any(parts.groups()):
+        raise ConfigError(f"{option} takes a duration like 90s, 20m, 2h or 1h30m; got {text!r}")
+    return sum(float(v) * unit for v, unit in zip(parts.groups(), _UNITS.values(), strict=True) if v)
 
 
 def invocation(ctx: typer.Context) -> Invocation:

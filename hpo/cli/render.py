@@ -152,6 +152,7 @@ def search_summary(outcome: SearchOutcome, *, storage: str, resume: str) -> Rend
         "target": f"Study '{outcome.study}' reached {done}.",
         "already-done": f"Study '{outcome.study}' already has {done}; raise --trials to run more.",
         "timeout": f"Timeout: study '{outcome.study}' has {done}.",
+        "budget": f"Budget spent: study '{outcome.study}' has {done}.",
         "interrupted": f"Interrupted: study '{outcome.study}' has {done}.",
         "created": f"Study '{outcome.study}' is ready (target {outcome.target}, {done}): start the workers.",
     }[outcome.stopped]
@@ -171,7 +172,7 @@ def search_summary(outcome: SearchOutcome, *, storage: str, resume: str) -> Rend
             )
         )
         parts.append(Text(config_text(outcome.best.params)))
-    if outcome.stopped in ("interrupted", "timeout"):
+    if outcome.stopped in ("interrupted", "timeout", "budget"):
         parts.append(Text(f"Resume with: {resume}", style="bold"))
     if outcome.stopped == "created":
         worker = resume.replace(" --create-only", "")

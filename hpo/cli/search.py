@@ -26,6 +26,11 @@ def search(
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, random, gp or cmaes."),
     pruner: str = typer.Option("median", "--pruner", help="median, hyperband, sha or none."),
     timeout: float | None = typer.Option(None, "--timeout", help="Stop starting trials after SECONDS."),
+    budget: str | None = typer.Option(
+        None,
+        "--budget",
+        help="Wall clock for the whole call, e.g. 90s, 20m, 2h: the trial in flight stops too.",
+    ),
     trial_timeout: float | None = typer.Option(
         None, "--trial-timeout", help="Stop a trial after the epoch that passes SECONDS of training (pruned)."
     ),
@@ -48,6 +53,7 @@ def search(
     quiet: bool = options.QUIET,
 ) -> None:
     """Search hyperparameters with Optuna; resumable, pruned, every trial tracked in MLflow."""
+    started = options.process_started()  # --budget counts from the launch, as the user sees it
     from hpo.search.space_file import load_space_file
 
     data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
@@ -57,6 +63,7 @@ def search(
         trials=trials,
         epochs=epochs,
         timeout=timeout,
+        budget=options.duration(budget, option="--budget"),
         trial_timeout=trial_timeout,
         sampler=sampler,
         pruner=pruner,
@@ -76,7 +83,13 @@ def search(
     command = options.invocation(ctx).command
     with search_view(out, quiet=quiet) as view:
         outcome = run_search(
-            cfg=cfg, data_cfg=data_cfg, space=chosen, observer=view, command=command, create_only=create_only
+            cfg=cfg,
+            data_cfg=data_cfg,
+            space=chosen,
+            observer=view,
+            command=command,
+            create_only=create_only,
+            started=started,
         )
     out.print(render.search_summary(outcome, storage=storage, resume=command))
     if outcome.stopped == "interrupted":

@@ -53,12 +53,14 @@ class FitResult:
     best_val_accuracy: float = 0.0
     best_state: dict[str, torch.Tensor] | None = None  # copy of the best epoch's weights
     seconds: float = 0.0
+    cut_at_epoch: int = 0  # the epoch a progress hook stopped mid-way (0: none)
 
 
 OnEpoch = Callable[[EpochMetrics], bool]  # returns True to stop training
 # Within an epoch: (batches done, batches in the epoch). Host-side counts only, so telling it
-# costs no device sync; on a GPU it counts batches queued, which run a little behind.
-OnProgress = Callable[[int, int], None]
+# costs no device sync; on a GPU it counts batches queued, which run a little behind. Returning
+# True stops the fit at this batch (a wall-clock budget): the unfinished epoch is not counted.
+OnProgress = Callable[[int, int], bool | None]
 PROGRESS_S = 0.5  # at most this often, so a display or a worker's queue is never flooded
 
 
@@ -152,10 +154,11 @@ def _train_epoch(
     optimizer: Optimizer,
     batches: _Batches,
     batch_schedule: Schedule | None,
-) -> tuple[float, float]:
-    """One pass over a fresh device-side permutation; returns (mean loss, accuracy). Per step only
-    the loss and the predictions are kept (no arithmetic): the epoch's sums are taken once at its
-    end, which saves ~5 small kernels a step (launch-bound on a GPU, dispatch-bound on a CPU)."""
+) -> tuple[float, float] | None:
+    """One pass over a fresh device-side permutation; returns (mean loss, accuracy), or None when
+    the progress hook stopped it. Per step only the loss and the predictions are kept (no
+    arithmetic): the epoch's sums are taken once at its end, which saves ~5 small kernels a step
+    (launch-bound on a GPU, dispatch-bound on a CPU)."""
     model.train()
     n, device = len(split), split.x.device
     perm = torch.randperm(n, device=device, generator=batches.generator)
@@ -188,7 +191,8 @@ def _train_epoch(
         labels.append(yb)
         sizes.append(idx.numel())
         if batches.on_progress is not None and time.monotonic() >= report_at:
-            batches.on_progress(len(sizes), total)
+            if batches.on_progress(len(sizes), total):
+                return None  # cut short: this epoch has no result
             report_at = time.monotonic() + PROGRESS_S
     if not losses:  # no batch of two images: nothing trained
         return 0.0, 0.0
@@ -267,13 +271,17 @@ def fit(
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        train_loss, train_acc = _train_epoch(
+        trained = _train_epoch(
             model=model,
             split=data.train,
             optimizer=optimizer,
             batches=batches,
             batch_schedule=schedule if schedule.per_batch else None,
         )
+        if trained is None:  # the progress hook stopped it mid-epoch; the epochs before it stand
+            result.outcome, result.cut_at_epoch = "stopped", epoch
+            break
+        train_loss, train_acc = trained
         val_loss, val_acc = evaluate(model, data.val)
         lr = optimizer.lr
         if not schedule.per_batch:

@@ -75,9 +75,9 @@ def _refuse_second_use(handle: StudyHandle, looks: list[tuple[str, dict[str, Any
 
 def _refuse_unfinished(handle: StudyHandle) -> None:
     """The best trial may still change while trials run, or below the target of a search that
-    did not end by its own time budget (--timeout)."""
+    did not end by its own time budget (--timeout, --budget)."""
     counts, target = handle.counts(), int(handle.attr(link.TARGET, 0) or 0)
-    timed_out = handle.attr(link.LAST_STOP, "") == "timeout"
+    timed_out = handle.attr(link.LAST_STOP, "") in ("timeout", "budget")
     if counts.running or (counts.finished < target and not timed_out):
         raise LockboxError(
             f"study {handle.name!r} is not done ({counts.running} trial(s) RUNNING, {counts.finished}/"

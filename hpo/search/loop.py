@@ -48,6 +48,7 @@ def run_trials(
         parent_run_id=session.parent_run_id,
         tags=tags,
         observer=observer,
+        deadline=session.deadline,
     )
     counts = study.counts()
     done = counts.finished
@@ -69,6 +70,8 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, StopReason]:
             while True:
                 if ctx.cfg.timeout is not None and time.monotonic() - start >= ctx.cfg.timeout:
                     return ran, "timeout"
+                if ctx.over_budget():
+                    return ran, "budget"
                 row = run_trial(ctx)
                 if row is None and ctx.study.counts().finished < ctx.cfg.trials:
                     # The last trials run elsewhere: wait for them to end, or to lose their

@@ -26,10 +26,11 @@ from hpo.stores.optuna import Counts, StudyHandle, TrialRow, make_pruner, make_s
 from hpo.stores.workspace import Workspace
 
 # Why a search call stopped. "target": the study has its --trials; "timeout": the call ran out of
-# its --timeout; "already-done": the target was met before the call; "created": --create-only;
+# its --timeout; "budget": its --budget (the trial in flight stopped too); "already-done": the
+# target was met before the call; "created": --create-only;
 # "error": an error ended it. Also recorded on the study (link.LAST_STOP) for the lockbox.
-StopReason = Literal["target", "timeout", "interrupted", "already-done", "created", "error"]
-BUDGET_MET: tuple[StopReason, ...] = ("target", "timeout", "already-done")  # a call that ended as planned
+StopReason = Literal["target", "timeout", "budget", "interrupted", "already-done", "created", "error"]
+BUDGET_MET: tuple[StopReason, ...] = ("target", "timeout", "budget", "already-done")  # ended as planned
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Session:
     parent_run_id: str
     tags: dict[str, str]  # provenance of this call, on every run
     recovered: int  # trials of dead processes failed when the session opened
+    deadline: float | None = None  # time.time() at which --budget stops trials (the end reserved)
 
     def workspace(self) -> Workspace:
         return Workspace(storage=self.cfg.storage, tracking_uri=self.cfg.tracking_uri, create=True)

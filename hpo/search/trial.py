@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -63,11 +64,30 @@ class TrialContext:
     parent_run_id: str
     tags: dict[str, str]  # provenance, on every child run
     observer: SearchObserver
+    deadline: float | None = None  # time.time() at which --budget stops the trial in flight
+
+    def over_budget(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
 
 
-def trial_end(result: FitResult, *, guard: str) -> TrialEnd:
-    """The end of a trained trial, from its fit and the guard that stopped it ("" if none)."""
+def trial_end(result: FitResult, *, guard: str, budget: bool = False) -> TrialEnd:
+    """The end of a trained trial, from its fit and the guard that stopped it ("" if none).
+    Stopped by the call's --budget (`budget`), it is complete with its best epoch, said to be cut
+    short; with no epoch finished, it is interrupted and runs again on resume."""
     last = result.history[-1].epoch if result.history else 0
+    if budget and result.outcome != "diverged":
+        if result.best_epoch == 0:
+            return TrialEnd(
+                outcome="interrupted", reason="budget: the call's --budget ran out before its first epoch"
+            )
+        reason = f"budget: the call's --budget ran out after {last} of its epochs; its best epoch counts"
+        return TrialEnd(
+            outcome="completed",
+            value=result.best_val_accuracy,
+            epochs_run=last,
+            best_epoch=result.best_epoch,
+            reason=reason,
+        )
     outcome = outcome_of(result)
     reason = f"diverged: non-finite loss at epoch {last}" if outcome == "diverged" else guard
     return TrialEnd(
@@ -248,15 +268,19 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
     model = build_model(chosen.model).to(ctx.device)
     guard: list[str] = []  # per epoch: why to stop the trial early ("" to go on)
     seconds = 0.0  # of training so far, evaluation included
+    budget = False  # the call's --budget ran out while it trained
 
-    def on_progress(batch: int, batches: int) -> None:
+    def on_progress(batch: int, batches: int) -> bool:
         epoch = len(guard) + 1  # epochs finished so far, plus this one
         ctx.observer.progress(
             number=recorder.number, epoch=epoch, epochs=train.epochs, batch=batch, batches=batches
         )
+        nonlocal budget
+        budget = budget or ctx.over_budget()  # stop at this batch: the call must end on time
+        return budget
 
     def on_epoch(m: EpochMetrics) -> bool:
-        nonlocal seconds
+        nonlocal seconds, budget
         ctx.observer.epoch(number=recorder.number, metrics=m, max_epochs=ctx.cfg.epochs)
         stop = recorder.epoch(m)
         seconds += m.epoch_seconds
@@ -264,7 +288,8 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
             chance_reason(epoch=m.epoch, val_accuracy=m.val_accuracy)
             or budget_reason(seconds=seconds, budget=ctx.cfg.trial_timeout)
         )
-        return stop or bool(guard[-1])
+        budget = budget or ctx.over_budget()
+        return stop or bool(guard[-1]) or budget
 
     with recorder.heartbeat():
         result = fit_config(
@@ -275,6 +300,7 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
             on_epoch=on_epoch,
             on_progress=on_progress,
         )
-        if result.outcome == "completed":
+        end = trial_end(result, guard=guard[-1] if guard else "", budget=budget)
+        if end.state == "COMPLETE":  # its best epoch's weights: a complete trial can be the best
             recorder.checkpoint(result=result, model_config=chosen.model)
-    return trial_end(result, guard=guard[-1] if guard else ""), describe(chosen)
+    return end, describe(chosen)

@@ -135,7 +135,7 @@ def run_workers(*, session: Session, observer: SearchObserver) -> tuple[int, Sto
         if not _target_met(session):
             raise StudyError("a worker process died unexpectedly (out of memory?) before the target was met")
         reasons.add("target")  # a call whose target is met ends as such
-    order: tuple[StopReason, ...] = ("interrupted", "timeout", "target")  # the first present wins
+    order: tuple[StopReason, ...] = ("interrupted", "budget", "timeout", "target")  # the first present wins
     return ran, next((r for r in order if r in reasons), "already-done")
 
 

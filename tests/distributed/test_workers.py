@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hpo.errors import StudyError
 from hpo.stores import link
 from hpo.stores.link import OUTCOMES
 from hpo.stores.mlflow import MlflowStore
@@ -179,6 +180,14 @@ def test_jobs_parent_run_stays_running_until_the_last_worker_is_done(workdir: Pa
     assert ends[1] >= ends[0]  # the parent ended after the last trial
 
 
+def running_trials(study: str) -> int:
+    """RUNNING trials of the study, 0 while the search has not made it yet."""
+    try:
+        return open_study(study).counts().running if Path("studies/hpo.db").exists() else 0
+    except StudyError:  # the store exists, the study not yet
+        return 0
+
+
 def worker_pids(parent: int) -> list[int]:
     """The `--jobs` worker processes of `parent` (multiprocessing's resource tracker is not one)."""
     children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
@@ -197,7 +206,7 @@ def test_a_killed_worker_costs_no_wait_and_the_call_ends_at_its_target(workdir: 
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        running = Path("studies/hpo.db").exists() and open_study("shared").counts().running
+        running = running_trials("shared")
         workers = worker_pids(proc.pid)
         if running == 2 and len(workers) == 2:
             break
