@@ -22,7 +22,8 @@ from bench_bookkeeping import bookkeeping_seconds  # beside this script
 
 from hpo.config import DataConfig, ModelConfig, OptimConfig
 from hpo.core.data import load_train_val, split_indices
-from hpo.core.engine import fit, resolve_device, seed_everything
+from hpo.core.device import resolve_device, seed_everything
+from hpo.core.engine import fit
 from hpo.core.models import build_model
 
 MLP = ModelConfig(family="mlp", hidden=(300, 100))

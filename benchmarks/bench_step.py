@@ -25,7 +25,8 @@ PROBE = """
 import math, statistics, sys, torch
 from hpo.config import DataConfig, ModelConfig, OptimConfig
 from hpo.core.data import load_train_val
-from hpo.core.engine import fit, resolve_device
+from hpo.core.engine import fit
+from hpo.core.device import resolve_device
 from hpo.core.models import build_model
 data_dir, device, hidden, opt, batch, repeats, threads, family = sys.argv[1:9]
 if int(threads):

@@ -8,7 +8,6 @@ sync); evaluation runs in large batches under `torch.inference_mode`."""
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,8 +20,8 @@ from torch import nn
 from hpo.config import OptimConfig, TrainConfig
 from hpo.core.augment import augment_batch
 from hpo.core.data import Split, TrainValData
+from hpo.core.device import check_precision
 from hpo.core.optim import Optimizer, Schedule
-from hpo.errors import DeviceError
 
 # How a fit ended: every epoch ran, the epoch hook asked to stop, or the loss went non-finite.
 FitOutcome = Literal["completed", "stopped", "diverged"]
@@ -64,45 +63,6 @@ OnProgress = Callable[[int, int], bool | None]
 PROGRESS_S = 0.5  # at most this often, so a display or a worker's queue is never flooded
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; an explicit device that is absent is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise DeviceError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if (device.index or 0) >= count:
-            raise DeviceError(
-                f"device {name!r} is not available ({count} CUDA devices): use --device cpu or auto"
-            )
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError("device 'mps' is not available on this machine: use --device cpu or auto")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise DeviceError(f"unsupported device {name!r}: use auto, cpu, cuda, cuda:N or mps")
-    return device
-
-
-def seed_everything(*, seed: int, deterministic: bool, device: torch.device) -> None:
-    torch.manual_seed(seed)
-    if device.type == "cuda":
-        # TF32 matmuls: ~free accuracy-wise for these nets, several times faster on Ampere+.
-        torch.backends.cuda.matmul.allow_tf32 = not deterministic
-        torch.backends.cudnn.allow_tf32 = not deterministic
-        torch.backends.cudnn.benchmark = not deterministic
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.deterministic = True
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-@torch.inference_mode()
 def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """(N, 1, 28, 28) -> (N, 10) logits in eval mode, in large batches."""
     model.eval()
@@ -130,12 +90,6 @@ class _Batches:
     label_smoothing: float = 0.0
     precision: str = "fp32"  # config.PRECISIONS
     on_progress: OnProgress | None = None  # told (batches done, batches) at most every PROGRESS_S
-
-
-def check_precision(device: torch.device, precision: str, *, fix: str = "use --precision fp32") -> None:
-    """Autocast's bfloat16 runs on the CPU and CUDA; the commands check this up front."""
-    if precision == "bf16" and device.type not in ("cpu", "cuda"):
-        raise DeviceError(f"--precision bf16 runs on cpu and cuda, not {device.type}: {fix}")
 
 
 def _autocast(device: torch.device) -> torch.autocast:
@@ -298,9 +252,3 @@ def fit(
             break
     result.seconds = time.perf_counter() - start
     return result
-
-
-def device_label(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return str(device)

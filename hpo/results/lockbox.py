@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from hpo.config import DataConfig
 from hpo.core.checkpoint import LoadedModel
 from hpo.core.data import Split, TrainValData, class_names, load_test, load_test_images, load_train_val
-from hpo.core.engine import predict_logits, resolve_device
+from hpo.core.device import resolve_device
+from hpo.core.engine import predict_logits
 from hpo.errors import CheckpointError, LockboxError, StudyError
 from hpo.results.ensemble import Members, load_members, mean_probabilities, scores, top_trials
 from hpo.stores import link

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from hpo.core.data import class_names, normalize_images
-from hpo.core.engine import predict_logits, resolve_device
+from hpo.core.device import resolve_device
+from hpo.core.engine import predict_logits
 from hpo.results.images import contact_sheet, dataset_style, read_image
 from hpo.stores import link
 from hpo.stores.workspace import Workspace

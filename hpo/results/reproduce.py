@@ -11,7 +11,7 @@ import torch
 
 from hpo.config import TrainConfig, as_params
 from hpo.core.data import TrainValData, load_train_val
-from hpo.core.engine import check_precision, resolve_device, seed_everything
+from hpo.core.device import check_precision, resolve_device, seed_everything
 from hpo.core.models import build_model, count_parameters
 from hpo.errors import StudyError
 from hpo.search.space import TrialConfig, config_from_params

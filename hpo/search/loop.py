@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from hpo.core.data import TrainValData, load_train_val
-from hpo.core.engine import device_label, resolve_device, seed_everything
+from hpo.core.device import device_label, resolve_device, seed_everything
 from hpo.search.parent_run import record_trial
 from hpo.search.session import Session, StopReason, search_study
 from hpo.search.trial import SearchObserver, TrialContext, run_trial

@@ -11,7 +11,7 @@ import torch
 
 from hpo.config import DataConfig, SearchConfig
 from hpo.core.data import load_train_val
-from hpo.core.engine import check_precision, resolve_device
+from hpo.core.device import check_precision, resolve_device
 from hpo.core.footprint import Footprint, footprint, free_bytes, gib
 from hpo.errors import ConfigError, HpoError
 from hpo.search.loop import run_trials

@@ -8,14 +8,8 @@ from dataclasses import dataclass
 
 from hpo.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, as_params
 from hpo.core.data import load_train_val
-from hpo.core.engine import (
-    EpochMetrics,
-    FitResult,
-    check_precision,
-    device_label,
-    resolve_device,
-    seed_everything,
-)
+from hpo.core.device import check_precision, device_label, resolve_device, seed_everything
+from hpo.core.engine import EpochMetrics, FitResult
 from hpo.core.models import build_model, count_parameters
 from hpo.stores.mlflow import MlflowStore
 from hpo.stores.runs import TrackedRun, outcome_of, provenance

@@ -70,7 +70,7 @@ BEST_RUN_ID = "best_run_id"  # on the parent run
 
 @dataclass(frozen=True)
 class TrialEnd:
-    """How one trial ended, decided once (`hpo.search.trial.trial_end` for a trained trial) and
+    """How one trial ended, decided once (`hpo.search.trial_end.trial_end` for a trained trial) and
     written to both stores by the trial's recorder: MLflow first, then Optuna. Recovery records a
     dead process's trial with one too."""
 

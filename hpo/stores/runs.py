@@ -19,7 +19,8 @@ import hpo
 from hpo.config import IMAGE_SIZE, NUM_CLASSES, ModelConfig, OptimConfig, TrainConfig
 from hpo.core.checkpoint import write_checkpoint
 from hpo.core.data import Normalization, TrainValData
-from hpo.core.engine import EpochMetrics, FitOutcome, FitResult, OnEpoch, device_label, fit_config
+from hpo.core.device import device_label
+from hpo.core.engine import EpochMetrics, FitOutcome, FitResult, OnEpoch, fit_config
 from hpo.core.models import RawPixelClassifier, build_model
 from hpo.errors import TrackingError
 from hpo.stores import link

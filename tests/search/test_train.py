@@ -38,7 +38,8 @@ def test_train_logs_run_with_metrics_and_rebuildable_checkpoint(
     from hpo.config import DataConfig
     from hpo.core.checkpoint import read_checkpoint
     from hpo.core.data import load_train_val
-    from hpo.core.engine import evaluate, resolve_device
+    from hpo.core.device import resolve_device
+    from hpo.core.engine import evaluate
 
     store = MlflowStore()
     (run,) = store.runs(store.experiment("train"))

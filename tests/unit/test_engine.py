@@ -8,7 +8,8 @@ import torch
 
 from hpo.config import OPTIMIZERS, SCHEDULES, DataConfig, ModelConfig, OptimConfig
 from hpo.core.data import load_train_val
-from hpo.core.engine import EpochMetrics, check_precision, evaluate, fit, resolve_device
+from hpo.core.device import check_precision, resolve_device
+from hpo.core.engine import EpochMetrics, evaluate, fit
 from hpo.core.models import build_model
 from hpo.errors import ConfigError, DeviceError
 from tests.synthetic import VAL_SIZE
