@@ -48,7 +48,6 @@ def seed_everything(*, seed: int, deterministic: bool, device: torch.device) -> 
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-@torch.inference_mode()
 def check_precision(device: torch.device, precision: str, *, fix: str = "use --precision fp32") -> None:
     """Autocast's bfloat16 runs on the CPU and CUDA; the commands check this up front."""
     if precision == "bf16" and device.type not in ("cpu", "cuda"):

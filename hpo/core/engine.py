@@ -63,6 +63,7 @@ OnProgress = Callable[[int, int], bool | None]
 PROGRESS_S = 0.5  # at most this often, so a display or a worker's queue is never flooded
 
 
+@torch.inference_mode()
 def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = EVAL_BATCH) -> torch.Tensor:
     """(N, 1, 28, 28) -> (N, 10) logits in eval mode, in large batches."""
     model.eval()

@@ -176,3 +176,13 @@ def test_bf16_is_refused_where_autocast_cannot_run_it() -> None:
     check_precision(torch.device("mps"), "fp32")
     with pytest.raises(DeviceError, match="--precision bf16 runs on cpu and cuda, not mps"):
         check_precision(torch.device("mps"), "bf16")
+
+
+def test_evaluation_runs_without_autograd() -> None:
+    """predict_logits runs under inference_mode: no graph is kept for a test split's forward pass
+    (a refactor once moved its decorator onto another function, and the lockbox warned)."""
+    from hpo.core.engine import predict_logits
+
+    model = build_model(ModelConfig(hidden=(16,)))
+    logits = predict_logits(model, torch.zeros(3, 1, 28, 28))
+    assert logits.shape == (3, 10) and not logits.requires_grad and logits.is_inference()
