@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from hpo.search.trial import TrialContext
+    from hpo.search.context import TrialContext
     from tests.pg import Cluster
 
 from tests.synthetic import VAL_SIZE, make_dataset
@@ -120,9 +120,9 @@ def trial_context(workdir: Path, data_dir: Path) -> TrialContext:
 
     from hpo.config import DataConfig, SearchConfig
     from hpo.core.data import load_train_val
+    from hpo.search.context import TrialContext
     from hpo.search.session import open_session, search_study
     from hpo.search.space import DEFAULT_SPACE
-    from hpo.search.trial import TrialContext
     from hpo.stores.workspace import Workspace
     from tests.helpers import STORE, Silent
 

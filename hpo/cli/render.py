@@ -15,6 +15,7 @@ from hpo.stores import link
 
 if TYPE_CHECKING:  # annotations only: importing these would load torch and optuna
     from hpo.core.engine import EpochMetrics
+    from hpo.search.budget import CallEstimate
     from hpo.search.session import SearchOutcome
     from hpo.stores.check import Finding
     from hpo.stores.optuna import Counts, TrialRow
@@ -92,6 +93,28 @@ def start_line(*, study: str, done: int, target: int, resumed: bool, device: str
     verb = "Resuming" if resumed else "Starting"
     todo = target - done
     return Text(f"{verb} study '{study}': {done}/{target} trials finished, running {todo} more on {device}.")
+
+
+def span_text(seconds: float) -> str:
+    """A duration for a person: '6 h 10 m', '12 m 5 s', '40 s'."""
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600} h {s // 60 % 60:02d} m"
+    return f"{s // 60} m {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def estimate_line(*, estimate: CallEstimate, device: str, budget_left: float | None) -> Text:
+    """What the trials left should take, from probes of their configurations; what bounds it."""
+    text = (
+        f"Estimate: {estimate.trials} trials x up to {estimate.epochs} epochs "
+        f"~ {span_text(estimate.seconds)} on {device} ({span_text(estimate.epoch_s)} an epoch on average "
+        f"over {estimate.probed} configurations probed); pruning shortens it, "
+    )
+    if budget_left is not None:
+        text += f"--budget ends it within {span_text(budget_left)}."
+    else:
+        text += "--budget DURATION bounds it (e.g. --budget 20m)."
+    return Text(text, style="dim", no_wrap=False, overflow="fold")
 
 
 def trial_line(*, row: TrialRow, counts: Counts, best: TrialRow | None) -> Text:

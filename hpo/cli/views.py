@@ -25,6 +25,7 @@ from hpo.cli import render
 
 if TYPE_CHECKING:
     from hpo.core.engine import EpochMetrics
+    from hpo.search.budget import CallEstimate
     from hpo.stores.optuna import Counts, TrialRow
 
 
@@ -46,9 +47,18 @@ class QuietView:
         return None
 
     def started(
-        self, *, study: str, target: int, counts: Counts, best: TrialRow | None, resumed: bool, device: str
+        self,
+        *,
+        study: str,
+        target: int,
+        counts: Counts,
+        best: TrialRow | None,
+        resumed: bool,
+        device: str,
+        estimate: CallEstimate | None,
+        deadline: float | None,
     ) -> None: ...
-    def trial_started(self, *, number: int, params: dict[str, Any]) -> None: ...
+    def trial_started(self, *, number: int, params: dict[str, Any], predicted_s: float | None) -> None: ...
     def progress(self, *, number: int, epoch: int, epochs: int, batch: int, batches: int) -> None: ...
     def epoch(self, *, number: int, metrics: Any, max_epochs: int) -> None: ...
     def trial_finished(self, *, row: Any, counts: Any, best: Any) -> None: ...
@@ -58,12 +68,24 @@ class PlainView(QuietView):
     """A line per event, for logs and pipes (stdout is not a terminal)."""
 
     def started(
-        self, *, study: str, target: int, counts: Counts, best: TrialRow | None, resumed: bool, device: str
+        self,
+        *,
+        study: str,
+        target: int,
+        counts: Counts,
+        best: TrialRow | None,
+        resumed: bool,
+        device: str,
+        estimate: CallEstimate | None,
+        deadline: float | None,
     ) -> None:
         done = counts.finished
         self.out.print(
             render.start_line(study=study, done=done, target=target, resumed=resumed, device=device)
         )
+        if estimate is not None and done < target:
+            left = None if deadline is None else max(0.0, deadline - time.time())
+            self.out.print(render.estimate_line(estimate=estimate, device=device, budget_left=left))
 
     def trial_finished(self, *, row: Any, counts: Any, best: Any) -> None:
         self.out.print(render.trial_line(row=row, counts=counts, best=best))
@@ -109,7 +131,9 @@ class LiveView(PlainView):
         self.live.__enter__()
         self.overall_task = self.overall.add_task("trials", total=1, detail="", due=None)
         self.trial_task = self.current.add_task("waiting", total=1, acc="")
-        self.call_start, self.ran, self.target = _now(), 0, 0
+        self.call_start, self.ran, self.target, self.finished = _now(), 0, 0, 0
+        self.per_trial: float | None = None  # seconds per trial: measured, else predicted
+        self.ends: float | None = None  # _now() at which --budget stops the trials
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -119,10 +143,31 @@ class LiveView(PlainView):
         return Group(self.overall, self.current, self.best_line)
 
     def started(
-        self, *, study: str, target: int, counts: Counts, best: TrialRow | None, resumed: bool, device: str
+        self,
+        *,
+        study: str,
+        target: int,
+        counts: Counts,
+        best: TrialRow | None,
+        resumed: bool,
+        device: str,
+        estimate: CallEstimate | None,
+        deadline: float | None,
     ) -> None:
-        super().started(study=study, target=target, counts=counts, best=best, resumed=resumed, device=device)
-        self.target = target
+        super().started(
+            study=study,
+            target=target,
+            counts=counts,
+            best=best,
+            resumed=resumed,
+            device=device,
+            estimate=estimate,
+            deadline=deadline,
+        )
+        self.target, self.finished = target, counts.finished
+        self.per_trial = estimate.epochs * estimate.epoch_s if estimate is not None else None
+        self.ends = None if deadline is None else _now() + deadline - time.time()  # on _now()'s clock
+        self._set_due(current=0.0, after=max(0, target - counts.finished))
         self._show_counts(counts)
         self.best_line = render.best_line(best)
         self.live.update(self._render())
@@ -133,8 +178,19 @@ class LiveView(PlainView):
             self.overall_task, total=self.target, completed=min(counts.finished, self.target), detail=detail
         )
 
-    def trial_started(self, *, number: int, params: dict[str, Any]) -> None:
+    def trial_started(self, *, number: int, params: dict[str, Any], predicted_s: float | None) -> None:
         self.current.reset(self.trial_task, description=f"trial {number}", acc="")
+        left = max(0, self.target - self.finished)
+        if predicted_s is not None and left:
+            self._set_due(current=predicted_s, after=left - 1)
+
+    def _set_due(self, *, current: float, after: int) -> None:
+        """The ETA: the current trial's predicted seconds, then `after` trials at the mean seconds
+        per trial (measured in this call once a trial finished, else predicted), within --budget."""
+        if self.per_trial is None:
+            return
+        due = _now() + current + after * self.per_trial
+        self.overall.update(self.overall_task, due=due if self.ends is None else min(due, self.ends))
 
     def progress(self, *, number: int, epoch: int, epochs: int, batch: int, batches: int) -> None:
         self.current.update(
@@ -156,10 +212,9 @@ class LiveView(PlainView):
 
     def trial_finished(self, *, row: Any, counts: Any, best: Any) -> None:
         self.out.print(render.trial_line(row=row, counts=counts, best=best))
-        self.ran += 1
-        left = max(0, self.target - counts.finished)
-        per_trial = (_now() - self.call_start) / self.ran
-        self.overall.update(self.overall_task, due=_now() + per_trial * left)
+        self.ran, self.finished = self.ran + 1, counts.finished
+        self.per_trial = (_now() - self.call_start) / self.ran
+        self._set_due(current=0.0, after=max(0, self.target - counts.finished))
         self._show_counts(counts)
         self.best_line = render.best_line(best)
         self.live.update(self._render())

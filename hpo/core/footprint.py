@@ -1,7 +1,8 @@
 """How much memory a model needs to train, known before it exists: the model is built on PyTorch's
 `meta` device (shapes without storage) and its activations follow from each layer's output shape,
 so a configuration of a hundred gigabytes is sized in milliseconds and refused before anything is
-allocated. (No forward pass on `meta`: that imports torch._dynamo, 0.8 s, which training avoids.)"""
+allocated. The same shapes give its floating-point operations per image, recorded with each trial.
+(No forward pass on `meta`: that imports torch._dynamo, 0.8 s, which training avoids.)"""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ FLOAT_BYTES = 4
 class Footprint:
     parameters: int
     activations_per_image: int  # floats each layer outputs for one image
+    flops_per_image: int = 0  # one forward pass: 2 per multiply-add of the convs and linear layers
 
     def training_bytes(self, batch_size: int) -> int:
         """Bytes to train at `batch_size`: the parameters' copies plus the batch's activations."""
@@ -40,13 +42,30 @@ def footprint(cfg: ModelConfig) -> Footprint:
     with torch.device("meta"):
         model = build_model(cfg)
     shape: tuple[int, ...] = (1, IMAGE_SIZE, IMAGE_SIZE)  # one image: (C, H, W), later (features,)
-    activations = 0
+    activations = flops = 0
     for layer in model.modules():
         if isinstance(layer, nn.Sequential):
             continue
         shape = _output_shape(layer, shape)
         activations += math.prod(shape)
-    return Footprint(parameters=sum(p.numel() for p in model.parameters()), activations_per_image=activations)
+        flops += _flops(layer, shape)
+    return Footprint(
+        parameters=sum(p.numel() for p in model.parameters()),
+        activations_per_image=activations,
+        flops_per_image=flops,
+    )
+
+
+def _flops(layer: nn.Module, out: tuple[int, ...]) -> int:
+    """One image's forward FLOPs in `layer`, given its output shape: 2 per multiply-add. Batch
+    norm, activations and pooling are left out: a few operations per activation, against the
+    hundreds per output of a convolution."""
+    if isinstance(layer, nn.Conv2d):
+        per_output = (layer.in_channels // layer.groups) * layer.kernel_size[0] * layer.kernel_size[1]
+        return 2 * per_output * math.prod(out)
+    if isinstance(layer, nn.Linear):
+        return 2 * layer.in_features * layer.out_features
+    return 0
 
 
 def _output_shape(layer: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:

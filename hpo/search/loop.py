@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import time
 
+import torch
+
+from hpo.core.cost import choose_threads
 from hpo.core.data import TrainValData, load_train_val
 from hpo.core.device import device_label, resolve_device, seed_everything
+from hpo.search.budget import CallEstimate, estimate, is_skip
+from hpo.search.context import SearchObserver, TrialContext
 from hpo.search.parent_run import record_trial
 from hpo.search.session import Session, StopReason, search_study
-from hpo.search.trial import SearchObserver, TrialContext, run_trial
+from hpo.search.trial import run_trial
 from hpo.signals import sigterm_as_interrupt
 from hpo.stores.optuna import StudyHandle
 from hpo.stores.workspace import Workspace
+
+MAX_SKIPS = 3  # trials in a row skipped for their cost end a call with a --budget
 
 
 def run_trials(
@@ -33,6 +40,8 @@ def run_trials(
     device = resolve_device(device_name or cfg.device)
     tags = {**session.tags, "device": device_label(device)} if device_name else session.tags
     seed_everything(seed=cfg.seed, deterministic=False, device=device)
+    if device.type == "cpu":  # the cores other processes leave free, shared with sibling workers
+        torch.set_num_threads(choose_threads(jobs=cfg.jobs))
     data = data if data is not None else load_train_val(session.data_cfg, device=device)
     ws = ws or session.workspace()
     study = study or search_study(ws, cfg)  # its sampler is seeded again at every claim
@@ -59,12 +68,29 @@ def run_trials(
         best=study.best(),
         resumed=done > 0 or session.recovered > 0,
         device=tags["device"],
+        estimate=_estimate(ctx, study=study, left=cfg.trials - done),
+        deadline=session.deadline,
     )
     return _loop(ctx, already_done=done >= cfg.trials)
 
 
+def _estimate(ctx: TrialContext, *, study: StudyHandle, left: int) -> CallEstimate | None:
+    """The call's estimate from probes: the warm starts still queued, and random draws."""
+    if left <= 0:
+        return None
+    warm = study.queued_params()
+    return estimate(
+        space=ctx.space,
+        warm=warm,
+        data=ctx.data,
+        precision=ctx.cfg.precision,
+        trials=left,
+        epochs=ctx.cfg.epochs,
+    )
+
+
 def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, StopReason]:
-    start, ran = time.monotonic(), 0
+    start, ran, skips = time.monotonic(), 0, 0
     try:
         with sigterm_as_interrupt():
             while True:
@@ -81,6 +107,7 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, StopReason]:
                 if row is None:
                     return ran, "already-done" if already_done and not ran else "target"
                 ran += 1
+                skips = skips + 1 if is_skip(row) else 0
                 best = ctx.study.best()
                 record_trial(
                     store=ctx.store,
@@ -90,6 +117,8 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, StopReason]:
                     best=best,
                 )
                 ctx.observer.trial_finished(row=row, counts=ctx.study.counts(), best=best)
+                if skips >= MAX_SKIPS:  # what the sampler proposes, the budget left cannot pay for
+                    return ran, "budget"
     except KeyboardInterrupt:
         return ran, "interrupted"
 

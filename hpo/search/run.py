@@ -14,11 +14,11 @@ from hpo.core.data import load_train_val
 from hpo.core.device import check_precision, resolve_device
 from hpo.core.footprint import Footprint, footprint, free_bytes, gib
 from hpo.errors import ConfigError, HpoError
+from hpo.search.context import SearchObserver
 from hpo.search.loop import run_trials
 from hpo.search.session import SearchOutcome, StopReason, close_session, open_session, search_study
 from hpo.search.space import Space
 from hpo.search.space_extent import largest_models
-from hpo.search.trial import SearchObserver
 from hpo.stores.runs import provenance
 from hpo.stores.workspace import Workspace
 

@@ -11,62 +11,27 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import torch
 
-from hpo.config import DataConfig, ModelConfig, SearchConfig, TrainConfig, as_params
-from hpo.core.data import TrainValData
+from hpo.config import ModelConfig, TrainConfig, as_params
 from hpo.core.engine import EpochMetrics, FitResult, fit_config
 from hpo.core.footprint import footprint, too_large
 from hpo.core.models import build_model
 from hpo.errors import HpoError, first_line
+from hpo.search.budget import TrialCost, calibration, skip_reason, threads_after_slow_epoch, trial_cost
+from hpo.search.context import TrialContext
 from hpo.search.recovery import recover_stale
-from hpo.search.space import Space, TrialConfig, describe, sample
+from hpo.search.space import TrialConfig, describe, sample
 from hpo.search.trial_end import budget_reason, chance_reason, trial_end
 from hpo.signals import deferred
 from hpo.stores import link
 from hpo.stores.link import TrialEnd
-from hpo.stores.mlflow import NOTE, MlflowStore
-from hpo.stores.optuna import Counts, StudyHandle, TrialHandle, TrialRow
+from hpo.stores.mlflow import NOTE
+from hpo.stores.optuna import TrialHandle, TrialRow
 from hpo.stores.owner import host_id, host_seed, process_token
 from hpo.stores.runs import TrackedRun
-
-
-class SearchObserver(Protocol):
-    """What the CLI hears while a search runs."""
-
-    def started(
-        self, *, study: str, target: int, counts: Counts, best: TrialRow | None, resumed: bool, device: str
-    ) -> None: ...
-    def trial_started(self, *, number: int, params: dict[str, Any]) -> None: ...
-    def progress(self, *, number: int, epoch: int, epochs: int, batch: int, batches: int) -> None: ...
-    def epoch(self, *, number: int, metrics: EpochMetrics, max_epochs: int) -> None: ...
-    def trial_finished(self, *, row: TrialRow, counts: Counts, best: TrialRow | None) -> None: ...
-
-
-@dataclass(frozen=True)
-class TrialContext:
-    """What every trial run by one process of a search shares."""
-
-    cfg: SearchConfig
-    data_cfg: DataConfig
-    space: Space
-    data: TrainValData
-    device: torch.device
-    store: MlflowStore
-    study: StudyHandle
-    experiment_id: str
-    parent_run_id: str
-    tags: dict[str, str]  # provenance, on every child run
-    observer: SearchObserver
-    deadline: float | None = None  # time.time() at which --budget stops the trial in flight
-
-    def over_budget(self) -> bool:
-        return self.deadline is not None and time.time() >= self.deadline
 
 
 class TrialRecorder:
@@ -111,6 +76,15 @@ class TrialRecorder:
         self.run.log_params(params)
         self.trial.set_attrs(**{link.SEED: seed})
 
+    def cost(self, cost: TrialCost, *, threads: int) -> None:
+        """Its predicted seconds per epoch (and the threads it trains with) on both records."""
+        self.run.log_metrics(cost.attrs(), step=0)
+        self.trial.set_attrs(**cost.attrs(), **{link.THREADS: threads})
+
+    def threads(self, threads: int) -> None:
+        """The CPU thread count changed mid-trial: the trial records the latest."""
+        self.trial.set_attrs(**{link.THREADS: threads})
+
     def epoch(self, metrics: EpochMetrics) -> bool:
         """One epoch: its metrics on the run (one batch, step = epoch), its validation accuracy to
         the pruner. True when the pruner says stop."""
@@ -146,6 +120,8 @@ class TrialRecorder:
             with contextlib.suppress(HpoError):  # the Optuna record matters more than MLflow's
                 if end.trained:  # the trial's value as one metric: the UI sorts runs by it
                     values = {link.TRIAL_VALUE: end.value, link.BEST_VALUE: end.value}
+                    if end.epoch_seconds > 0:
+                        values[link.MEASURED_EPOCH_S] = end.epoch_seconds
                     self.run.log_metrics(values, step=end.epochs_run)
             with contextlib.suppress(HpoError):
                 self.run.end(end.outcome, tags=tags)
@@ -205,16 +181,45 @@ def _train_config(ctx: TrialContext, chosen: TrialConfig, *, number: int) -> Tra
     )
 
 
+def _before_training(
+    ctx: TrialContext, recorder: TrialRecorder, *, chosen: TrialConfig, train: TrainConfig
+) -> tuple[TrialCost | None, str]:
+    """Record the trial's configuration and predicted cost; (its cost, "") when it may train, or
+    (None or its cost, why not): too large for the device, or more than the --budget left can pay."""
+    size = footprint(chosen.model)
+    params: dict[str, object] = {**as_params(ctx.data_cfg, chosen.model, chosen.optim, train)}
+    params |= {"parameters": size.parameters, link.FLOPS: size.flops_per_image}
+    recorder.start(params=params, seed=train.seed)
+    refused = too_large(size, batch_size=train.batch_size, device=ctx.device)
+    if refused:  # before anything is allocated
+        ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params, predicted_s=None)
+        return None, refused
+    factor = calibration(ctx.study.rows(states=link.FINISHED_STATES), device=ctx.tags["device"])
+    cost = trial_cost(chosen=chosen, data=ctx.data, precision=train.precision, factor=factor)
+    recorder.cost(cost, threads=torch.get_num_threads())
+    predicted = cost.predicted_s * train.epochs
+    ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params, predicted_s=predicted)
+    return cost, skip_reason(cost, deadline=ctx.deadline)
+
+
+def _recheck_threads(ctx: TrialContext, recorder: TrialRecorder, *, seconds: float, cost: TrialCost) -> None:
+    """On the CPU, after an epoch far slower than predicted: train on the cores free now."""
+    if ctx.device.type != "cpu":
+        return
+    threads = threads_after_slow_epoch(
+        seconds=seconds, predicted_s=cost.predicted_s, current=torch.get_num_threads()
+    )
+    if threads is not None:
+        torch.set_num_threads(threads)
+        recorder.threads(threads)
+
+
 def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
     """Sample and train the trial's configuration; its end and its description."""
     chosen = sample(recorder.trial.suggest, ctx.space)
     train = _train_config(ctx, chosen, number=recorder.number)
-    size = footprint(chosen.model)
-    params = as_params(ctx.data_cfg, chosen.model, chosen.optim, train)
-    recorder.start(params={**params, "parameters": size.parameters}, seed=train.seed)
-    ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params)
-    refused = too_large(size, batch_size=train.batch_size, device=ctx.device)
-    if refused:  # before anything is allocated; pruned, so the sampler learns to avoid it
+    cost, refused = _before_training(ctx, recorder, chosen=chosen, train=train)
+    if cost is None or refused:  # pruned before training, so the sampler learns to avoid it
         return TrialEnd(outcome="pruned", reason=refused), describe(chosen)
     torch.manual_seed(train.seed)  # weights and dropout; batch order and augmentation: fit's generator
     model = build_model(chosen.model).to(ctx.device)
@@ -241,6 +246,7 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
             or budget_reason(seconds=seconds, budget=ctx.cfg.trial_timeout)
         )
         budget = budget or ctx.over_budget()
+        _recheck_threads(ctx, recorder, seconds=m.epoch_seconds, cost=cost)
         return stop or bool(guard[-1]) or budget
 
     with recorder.heartbeat():

@@ -4,6 +4,8 @@ epoch, --trial-timeout)."""
 
 from __future__ import annotations
 
+import statistics
+
 from hpo.config import NUM_CLASSES
 from hpo.core.engine import FitResult
 from hpo.stores.link import TrialEnd
@@ -17,6 +19,7 @@ def trial_end(result: FitResult, *, guard: str, budget: bool = False) -> TrialEn
     Stopped by the call's --budget (`budget`), it is complete with its best epoch, said to be cut
     short; with no epoch finished, it is interrupted and runs again on resume."""
     last = result.history[-1].epoch if result.history else 0
+    seconds = statistics.median(m.epoch_seconds for m in result.history) if result.history else 0.0
     if budget and result.outcome != "diverged":
         if result.best_epoch == 0:
             return TrialEnd(
@@ -29,6 +32,7 @@ def trial_end(result: FitResult, *, guard: str, budget: bool = False) -> TrialEn
             epochs_run=last,
             best_epoch=result.best_epoch,
             reason=reason,
+            epoch_seconds=seconds,
         )
     outcome = outcome_of(result)
     reason = f"diverged: non-finite loss at epoch {last}" if outcome == "diverged" else guard
@@ -38,6 +42,7 @@ def trial_end(result: FitResult, *, guard: str, budget: bool = False) -> TrialEn
         epochs_run=last,
         best_epoch=result.best_epoch,
         reason=reason,
+        epoch_seconds=seconds,
     )
 
 

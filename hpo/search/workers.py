@@ -18,9 +18,9 @@ from typing import Any
 import torch
 
 from hpo.errors import HpoError, StudyError
+from hpo.search.context import SearchObserver
 from hpo.search.loop import run_trials
 from hpo.search.session import Session, StopReason, search_study
-from hpo.search.trial import SearchObserver
 
 
 class _QueueObserver:

@@ -43,6 +43,11 @@ OUTCOME = "outcome"  # an OUTCOMES key; also a run tag
 MODEL_URI = "model_uri"  # run tag: the run's MLflow model (models:/m-...), raw pixels -> probabilities
 CHECKPOINT_PATH = "checkpoint"  # artifact folder of a run that holds model.pt + config.json
 OWNER_HOST, OWNER_PID, OWNER_TOKEN = "host", "pid", "pid_token"  # the process running it
+# What a trial costs (seconds per epoch): its probe before training, the probe times the study's
+# calibration (what the budget went by), and the median of its measured epochs; also MLflow
+# metrics of its run. THREADS: the CPU threads it trained with; FLOPS: one image's forward pass.
+PROBE_EPOCH_S, PREDICTED_EPOCH_S, MEASURED_EPOCH_S = "probe_epoch_s", "predicted_epoch_s", "measured_epoch_s"
+THREADS, FLOPS = "threads", "flops"
 # Optuna study user attributes.
 PARENT_RUN_ID = "mlflow_parent_run_id"  # the study's MLflow parent run
 SPEC = "hpo_spec"  # StudySpec.to_attr()
@@ -79,6 +84,7 @@ class TrialEnd:
     epochs_run: int = 0  # the last epoch run (0: it never finished an epoch)
     best_epoch: int = 0
     reason: str = ""  # why it failed or stopped early (a guard, divergence); "" otherwise
+    epoch_seconds: float = 0.0  # median seconds of its finished epochs (0: none finished)
 
     @property
     def state(self) -> TrialState:
@@ -102,6 +108,8 @@ class TrialEnd:
             attrs[PRUNED_AT_EPOCH] = self.epochs_run
         if self.reason:
             attrs[FAIL_REASON] = self.reason
+        if self.epoch_seconds > 0:
+            attrs[MEASURED_EPOCH_S] = round(self.epoch_seconds, 4)
         return attrs
 
     def run_tags(self) -> dict[str, object]:

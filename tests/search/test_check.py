@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hpo.search.trial import TrialContext, TrialRecorder
+from hpo.search.context import TrialContext
+from hpo.search.trial import TrialRecorder
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
 from tests.helpers import hpo, open_study, search

@@ -11,8 +11,9 @@ import time
 
 import pytest
 
+from hpo.search.context import TrialContext
 from hpo.search.recovery import recover_orphans, recover_stale
-from hpo.search.trial import TrialContext, TrialRecorder
+from hpo.search.trial import TrialRecorder
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
 from hpo.stores.optuna import StudyStore

@@ -8,7 +8,8 @@ import pytest
 
 from hpo.core.engine import EpochMetrics, FitResult
 from hpo.errors import TrackingError
-from hpo.search.trial import TrialContext, TrialRecorder
+from hpo.search.context import TrialContext
+from hpo.search.trial import TrialRecorder
 from hpo.search.trial_end import trial_end
 from hpo.stores import link
 from hpo.stores.link import TrialEnd

@@ -28,6 +28,13 @@ def test_trial_and_study_ids(study: optuna.Study) -> None:
     assert private.stale_trial_ids(study._storage, study) == []  # type: ignore[attr-defined]
 
 
+def test_a_queued_trials_params_are_where_optuna_takes_them_from(study: optuna.Study) -> None:
+    study.enqueue_trial({"x": 3})
+    (queued,) = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert private.fixed_params(queued) == {"x": 3}
+    assert study.ask().suggest_int("x", 0, 10) == 3  # the trial takes what the attribute says
+
+
 @pytest.mark.parametrize("name", private.CACHE_CALLS)
 def test_each_cached_storage_call_exists(name: str) -> None:
     assert callable(getattr(optuna.storages.RDBStorage, name, None)), name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from rich.table import Table
 from hpo.cli import render, render_results, views
 from hpo.cli.views import LiveView, PlainView, search_view
 from hpo.core.engine import EpochMetrics
+from hpo.search.budget import CallEstimate
 from hpo.search.session import SearchOutcome
 from hpo.stores import link
 from hpo.stores.optuna import Counts, TrialRow
@@ -147,7 +149,16 @@ def test_plain_view_prints_a_line_per_event() -> None:
     view = search_view(console, quiet=False)
     assert isinstance(view, PlainView) and not isinstance(view, LiveView)  # not a terminal
     with view:
-        view.started(study="s", target=3, counts=Counts(complete=1), best=None, resumed=True, device="cpu")
+        view.started(
+            study="s",
+            target=3,
+            counts=Counts(complete=1),
+            best=None,
+            resumed=True,
+            device="cpu",
+            estimate=None,
+            deadline=None,
+        )
         view.trial_finished(row=row(1, "COMPLETE", 0.9), counts=Counts(complete=2), best=None)
     out = console.file.getvalue()  # type: ignore[attr-defined]
     assert "Resuming study 's': 1/3 trials finished, running 2 more on cpu." in out and "trial    1" in out
@@ -158,8 +169,17 @@ def test_live_view_renders_progress() -> None:
     console = Console(file=buffer, force_terminal=True, width=120)
     done = row(0, "COMPLETE", 0.9812)
     with LiveView(console) as view:
-        view.started(study="s", target=2, counts=Counts(), best=None, resumed=False, device="cpu")
-        view.trial_started(number=0, params=done.params)
+        view.started(
+            study="s",
+            target=2,
+            counts=Counts(),
+            best=None,
+            resumed=False,
+            device="cpu",
+            estimate=None,
+            deadline=None,
+        )
+        view.trial_started(number=0, params=done.params, predicted_s=None)
         view.epoch(number=0, metrics=EpochMetrics(1, 0.5, 0.8, 0.4, 0.9812, 1.0, 0.001), max_epochs=3)
         view.trial_finished(row=done, counts=Counts(complete=1), best=done)
         view.live.refresh()
@@ -175,13 +195,59 @@ def test_the_eta_counts_down_from_this_calls_seconds_per_trial(monkeypatch: pyte
     monkeypatch.setattr(views, "_now", lambda: clock[0])
     done = row(0, "COMPLETE", 0.9812)
     with LiveView(Console(file=io.StringIO(), force_terminal=True, width=160)) as view:
-        view.started(study="s", target=4, counts=Counts(), best=None, resumed=False, device="cpu")
+        view.started(
+            study="s",
+            target=4,
+            counts=Counts(),
+            best=None,
+            resumed=False,
+            device="cpu",
+            estimate=None,
+            deadline=None,
+        )
         assert "ETA -:--:--" in text_of(view.overall)
         clock[0] += 100
         view.trial_finished(row=done, counts=Counts(complete=1), best=done)
         assert "ETA 0:05:00" in text_of(view.overall)
         clock[0] += 60
         assert "ETA 0:04:00" in text_of(view.overall)
+
+
+def test_the_eta_starts_from_the_probes_and_the_budget_caps_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before any trial ends, the ETA is the estimate (4 trials x 10 epochs x 30 s = 20 min); a
+    trial predicted at 60 s then leaves 3 more at 300 s each; a --budget ending sooner caps it."""
+    clock = [1000.0]
+    monkeypatch.setattr(views, "_now", lambda: clock[0])
+    estimate = CallEstimate(trials=4, epochs=10, epoch_s=30.0, probed=5)
+    console = Console(file=io.StringIO(), force_terminal=True, width=200)
+    with LiveView(console) as view:
+        view.started(
+            study="s",
+            target=4,
+            counts=Counts(),
+            best=None,
+            resumed=False,
+            device="cpu",
+            estimate=estimate,
+            deadline=None,
+        )
+        assert "ETA 0:20:00" in text_of(view.overall)
+        view.trial_started(number=0, params=MLP_PARAMS, predicted_s=60.0)
+        assert "ETA 0:16:00" in text_of(view.overall)
+    assert "4 trials x up to 10 epochs ~ 20 m 00 s on cpu" in console.file.getvalue()  # type: ignore[attr-defined]
+    with LiveView(Console(file=io.StringIO(), force_terminal=True, width=200)) as view:
+        deadline = time.time() + 120
+        view.started(
+            study="s",
+            target=4,
+            counts=Counts(),
+            best=None,
+            resumed=False,
+            device="cpu",
+            estimate=estimate,
+            deadline=deadline,
+        )
+        assert "ETA 0:02:00" in text_of(view.overall) or "ETA 0:01:59" in text_of(view.overall)
 
 
 def test_a_resumed_study_shows_its_best_and_counts_from_the_start() -> None:
@@ -194,6 +260,8 @@ def test_a_resumed_study_shows_its_best_and_counts_from_the_start() -> None:
             best=best,
             resumed=True,
             device="cpu",
+            estimate=None,
+            deadline=None,
         )
         assert "pruned 2 failed 1" in text_of(view.overall) and "5/10" in text_of(view.overall)
         assert "best: trial 7 98.20%" in text_of(view.best_line)
@@ -201,8 +269,17 @@ def test_a_resumed_study_shows_its_best_and_counts_from_the_start() -> None:
 
 def test_a_long_epoch_shows_its_batches() -> None:
     with LiveView(Console(file=io.StringIO(), force_terminal=True, width=160)) as view:
-        view.started(study="s", target=2, counts=Counts(), best=None, resumed=False, device="cpu")
-        view.trial_started(number=0, params=MLP_PARAMS)
+        view.started(
+            study="s",
+            target=2,
+            counts=Counts(),
+            best=None,
+            resumed=False,
+            device="cpu",
+            estimate=None,
+            deadline=None,
+        )
+        view.trial_started(number=0, params=MLP_PARAMS, predicted_s=None)
         view.progress(number=0, epoch=2, epochs=3, batch=40, batches=100)
         shown = text_of(view.current)
     assert "trial 0 epoch 2/3" in shown and "batch 40/100" in shown

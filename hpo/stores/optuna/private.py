@@ -21,6 +21,12 @@ def trial_id(trial: optuna.Trial | optuna.trial.FrozenTrial) -> int:
     return int(trial._trial_id)
 
 
+def fixed_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """A queued trial's parameters: `enqueue_trial` keeps them in a system attribute that
+    `Trial` reads when the trial is taken (optuna/study/study.py, optuna/trial/_trial.py)."""
+    return dict(trial.system_attrs.get("fixed_params", {}))
+
+
 def stale_trial_ids(storage: optuna.storages.RDBStorage, study: optuna.Study) -> list[int]:
     """Optuna's own query for "RUNNING, heartbeat older than the grace period"."""
     return list(storage._get_stale_trial_ids(study._study_id))

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from hpo import signals
 from hpo.errors import StudyError, first_line
 from hpo.stores import link
-from hpo.stores.optuna.private import stale_trial_ids, trial_id
+from hpo.stores.optuna.private import fixed_params, stale_trial_ids, trial_id
 from hpo.stores.optuna.storage import make_sampler
 
 
@@ -174,6 +174,11 @@ class StudyHandle:
         """A trial the next `ask` takes first, with these parameters, as an ordinary trial."""
         with writing("queue a trial"):
             self._study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+
+    def queued_params(self) -> list[dict[str, Any]]:
+        """The parameters of the trials queued with `enqueue` and not yet taken, oldest first."""
+        waiting = self._study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        return [fixed_params(t) for t in waiting]
 
     def claim(self, *, target: int, attrs: dict[str, Any], sampler: str, seed: int) -> TrialHandle | None:
         """Start a trial owned by the caller unless finished + running trials already reach

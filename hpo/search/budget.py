@@ -1,0 +1,177 @@
+"""What trials cost, and what a budget lets them do. Before a trial trains, its seconds per epoch
+are predicted: a probe of its own model (`hpo.core.cost`) times this study's calibration on this
+device (the median of measured / probed over its finished trials). A trial whose predicted epoch
+would take more than its share of the call's --budget left is skipped before training (pruned,
+so the sampler learns to avoid it). At the start, probes of the warm starts and of random draws
+from the space give the call's estimate."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hpo.core.cost import choose_threads, probe_epoch_seconds
+from hpo.core.data import TrainValData
+from hpo.search.space import Space, TrialConfig, sample
+from hpo.stores import link
+from hpo.stores.optuna import TrialRow
+
+# A trial may start when one epoch of it is predicted to take at most this share of the budget
+# left: a fresh configuration must be able to show what it is worth before the budget is gone,
+# and leave time for others (one CNN's first epoch ate 73% of a 20-minute budget before).
+BUDGET_SHARE = 0.25
+COST_PREFIX = "cost: "  # how a skipped trial's reason begins
+CALIBRATION_TRIALS = 20  # the latest finished trials on this device that calibrate the probe
+CALIBRATION_RANGE = (0.5, 2.0)  # measured / probed beyond this is taken as noise or load
+ESTIMATE_DRAWS = 6  # random configurations probed at the start, besides the warm starts
+ESTIMATE_S = 3.0  # ... and no more seconds than this on probing them
+
+
+@dataclass(frozen=True)
+class TrialCost:
+    """A trial's predicted seconds per epoch: its probe, and the probe times the calibration."""
+
+    probe_s: float
+    predicted_s: float
+    calibration: float
+
+    def attrs(self) -> dict[str, float]:
+        return {
+            link.PROBE_EPOCH_S: round(self.probe_s, 4),
+            link.PREDICTED_EPOCH_S: round(self.predicted_s, 4),
+        }
+
+
+@dataclass(frozen=True)
+class CallEstimate:
+    """What the trials left of a call should take, before any pruning or budget."""
+
+    trials: int
+    epochs: int
+    epoch_s: float  # mean predicted seconds per epoch of the configurations probed
+    probed: int  # how many configurations
+
+    @property
+    def seconds(self) -> float:
+        return self.trials * self.epochs * self.epoch_s
+
+
+def calibration(rows: list[TrialRow], *, device: str) -> float:
+    """The median of measured / probed seconds per epoch over this study's latest finished trials
+    on `device` (1.0 when none has both), within CALIBRATION_RANGE."""
+    ratios = [
+        float(r.attrs[link.MEASURED_EPOCH_S]) / float(r.attrs[link.PROBE_EPOCH_S])
+        for r in sorted(rows, key=lambda r: r.number)
+        if r.attrs.get(link.DEVICE) == device
+        and float(r.attrs.get(link.PROBE_EPOCH_S) or 0) > 0
+        and float(r.attrs.get(link.MEASURED_EPOCH_S) or 0) > 0
+    ][-CALIBRATION_TRIALS:]
+    if not ratios:
+        return 1.0
+    low, high = CALIBRATION_RANGE
+    return min(high, max(low, statistics.median(ratios)))
+
+
+def trial_cost(*, chosen: TrialConfig, data: TrainValData, precision: str, factor: float) -> TrialCost:
+    probe = probe_epoch_seconds(
+        cfg=chosen.model, batch_size=chosen.batch_size, augment=chosen.augment, precision=precision, data=data
+    )
+    return TrialCost(probe_s=probe, predicted_s=probe * factor, calibration=factor)
+
+
+def skip_reason(cost: TrialCost, *, deadline: float | None, now: float | None = None) -> str:
+    """Why the budget cannot pay for this trial ("" when it can): its first epoch is predicted to
+    take more than BUDGET_SHARE of the time left."""
+    if deadline is None:
+        return ""
+    left = max(0.0, deadline - (time.time() if now is None else now))
+    if cost.predicted_s <= BUDGET_SHARE * left:
+        return ""
+    return (
+        f"{COST_PREFIX}one epoch is predicted to take {cost.predicted_s:.0f} s, more than "
+        f"{BUDGET_SHARE:.0%} of the {left:.0f} s left of --budget; skipped before training"
+    )
+
+
+def is_skip(row: TrialRow) -> bool:
+    return str(row.attrs.get(link.FAIL_REASON, "")).startswith(COST_PREFIX)
+
+
+def estimate(
+    *, space: Space, warm: list[dict[str, Any]], data: TrainValData, precision: str, trials: int, epochs: int
+) -> CallEstimate | None:
+    """Probe the warm starts still queued and a few random draws from the space (ESTIMATE_S at
+    most) for the mean seconds per epoch of this call's trials. None when the space has no draw."""
+    rng = random.Random(0)
+    configs = [sample(_Fixed(params, rng), space) for params in warm]
+    configs += [sample(_Random(rng), space) for _ in range(ESTIMATE_DRAWS)]
+    seconds: list[float] = []
+    stop = time.monotonic() + ESTIMATE_S
+    for cfg in configs:
+        if seconds and time.monotonic() > stop:
+            break
+        seconds.append(trial_cost(chosen=cfg, data=data, precision=precision, factor=1.0).probe_s)
+    if not seconds or trials <= 0:
+        return None
+    return CallEstimate(trials=trials, epochs=epochs, epoch_s=statistics.fmean(seconds), probed=len(seconds))
+
+
+class _Random:
+    """Uniform draws (log-uniform where the space says log), as random search would make."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self.rng.choice(list(choices))
+
+    def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int:
+        if log:
+            return min(high, int(math.exp(self.rng.uniform(math.log(low), math.log(high + 1)))))
+        return self.rng.randint(low, high)
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float:
+        if log:
+            return math.exp(self.rng.uniform(math.log(low), math.log(high)))
+        return self.rng.uniform(low, high)
+
+
+# An epoch this many times slower than predicted on the CPU: the machine's load changed, so the
+# thread count is chosen again from the cores free now.
+SLOW_FACTOR = 2.0
+
+
+def threads_after_slow_epoch(*, seconds: float, predicted_s: float, current: int) -> int | None:
+    """The CPU thread count to train on with after an epoch of `seconds` (None: keep `current`):
+    chosen again from the free cores when the epoch ran SLOW_FACTOR x slower than predicted. This
+    process's own threads are idle between epochs, so its siblings (--jobs) count as load."""
+    if predicted_s <= 0 or seconds <= SLOW_FACTOR * predicted_s:
+        return None
+    threads = choose_threads(jobs=1)
+    return threads if threads != current else None
+
+
+class _Fixed(_Random):
+    """A queued trial's parameters, as `space.sample` asks for them; a parameter it does not fix
+    is drawn at random, as Optuna's sampler would draw it."""
+
+    def __init__(self, params: dict[str, Any], rng: random.Random) -> None:
+        super().__init__(rng)
+        self.params = params
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self.params[name] if name in self.params else super().suggest_categorical(name, choices)
+
+    def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int:
+        if name in self.params:
+            return int(self.params[name])
+        return super().suggest_int(name, low, high, log=log)
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float:
+        if name in self.params:
+            return float(self.params[name])
+        return super().suggest_float(name, low, high, log=log)
