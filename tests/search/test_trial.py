@@ -43,7 +43,9 @@ def fitted(outcome: str, accuracies: list[float]) -> FitResult:
 
 def test_a_completed_fit_ends_complete_with_its_best_epoch() -> None:
     end = trial_end(fitted("completed", [0.5, 0.9, 0.8]), guard="")
-    assert end == TrialEnd(outcome="completed", value=0.9, epochs_run=3, best_epoch=2, reason="")
+    assert end == TrialEnd(
+        outcome="completed", value=0.9, epochs_run=3, best_epoch=2, reason="", epoch_seconds=0.1
+    )
     assert (end.state, end.status, end.trained) == ("COMPLETE", "FINISHED", True)
 
 

@@ -1,0 +1,144 @@
+"""What trials cost: the probe's prediction, the study's calibration, the skip of a trial the
+--budget left cannot pay for (before it trains), the recorded predicted and measured seconds, the
+start estimate, the thread count from the free cores, and rung pruning from the first trial."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from hpo.config import DataConfig, ModelConfig, OptimConfig
+from hpo.core import cost
+from hpo.core.data import TrainValData, load_train_val
+from hpo.core.engine import fit
+from hpo.core.models import build_model
+from hpo.search import budget
+from hpo.search.budget import CallEstimate, TrialCost, calibration, skip_reason
+from hpo.search.space import DEFAULT_SPACE
+from hpo.search.warm_start import points_for
+from hpo.stores import link
+from hpo.stores.mlflow import MlflowStore
+from hpo.stores.optuna import TrialRow, make_pruner
+from hpo.stores.workspace import Workspace
+from tests.helpers import STORE, open_study, search
+from tests.synthetic import VAL_SIZE
+
+
+@pytest.fixture()
+def data(data_dir: Path) -> TrainValData:
+    return load_train_val(DataConfig(data_dir=str(data_dir), val_size=VAL_SIZE), device=torch.device("cpu"))
+
+
+def test_the_probe_predicts_an_epoch(data: TrainValData) -> None:
+    """On the tiny data an epoch is milliseconds, so the bound is loose; on real data the
+    benchmark (benchmarks/bench_cost.py) measures the error."""
+    cfg = ModelConfig(family="cnn", channels=(8, 16), fc_width=32)
+    predicted = cost.probe_epoch_seconds(cfg=cfg, batch_size=32, augment="shift", precision="fp32", data=data)
+    result = fit(model=build_model(cfg), data=data, optim=OptimConfig(), epochs=2, batch_size=32, seed=0)
+    measured = result.history[-1].epoch_seconds
+    assert measured / 3 < predicted < 3 * measured, (predicted, measured)
+
+
+def row(number: int, *, probe: float, measured: float, device: str = "cpu") -> TrialRow:
+    attrs = {link.PROBE_EPOCH_S: probe, link.MEASURED_EPOCH_S: measured, link.DEVICE: device}
+    return TrialRow(
+        number=number, state="COMPLETE", value=0.9, params={}, attrs=attrs, seconds=1.0, started=""
+    )
+
+
+def test_the_calibration_is_the_median_ratio_on_this_device() -> None:
+    rows = [row(0, probe=1.0, measured=1.2), row(1, probe=2.0, measured=3.0), row(2, probe=1.0, measured=1.3)]
+    rows.append(row(3, probe=1.0, measured=9.0, device="cuda (H200)"))  # another device: not counted
+    assert calibration(rows, device="cpu") == pytest.approx(1.3)
+    assert calibration([], device="cpu") == 1.0
+    assert calibration([row(0, probe=1.0, measured=50.0)], device="cpu") == budget.CALIBRATION_RANGE[1]
+
+
+def test_the_budget_left_decides_whether_a_trial_may_start() -> None:
+    trial = TrialCost(probe_s=50.0, predicted_s=60.0, calibration=1.2)
+    assert skip_reason(trial, deadline=None) == ""
+    assert skip_reason(trial, deadline=1000.0 + 240, now=1000.0) == ""  # 60 s <= a quarter of 240 s
+    reason = skip_reason(trial, deadline=1000.0 + 200, now=1000.0)
+    assert reason == (
+        "cost: one epoch is predicted to take 60 s, more than 25% of the 200 s left of --budget; "
+        "skipped before training"
+    )
+
+
+def test_a_trial_the_budget_cannot_pay_for_never_trains(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every configuration is predicted at 1000 s an epoch and the budget is a minute: each trial
+    is pruned before its first epoch with the reason, and three in a row end the call."""
+    monkeypatch.setattr(budget, "probe_epoch_seconds", lambda **_: 1000.0)
+    outcome = search(data_dir, trials=10, budget=60.0, warm_start=False)
+    assert outcome.stopped == "budget" and outcome.ran == 3
+    rows = open_study("s").rows()
+    assert [r.state for r in rows] == ["PRUNED"] * 3
+    for r in rows:
+        assert r.attrs[link.FAIL_REASON].startswith("cost: one epoch is predicted to take 1000 s")
+        assert r.curve == {} and r.attrs[link.PREDICTED_EPOCH_S] == 1000.0  # never trained
+
+
+def test_each_trial_records_its_predicted_and_measured_seconds(workdir: Path, data_dir: Path) -> None:
+    search(data_dir, trials=2, epochs=2, warm_start=False)
+    runs = MlflowStore()
+    for r in open_study("s").rows():
+        assert r.attrs[link.PREDICTED_EPOCH_S] > 0 and r.attrs[link.MEASURED_EPOCH_S] > 0
+        assert r.attrs[link.THREADS] >= 1
+        metrics = runs.run(link.run_id(r)).metrics
+        assert metrics[link.PREDICTED_EPOCH_S] > 0 and metrics[link.MEASURED_EPOCH_S] > 0
+
+
+def test_the_start_estimate_probes_the_warm_starts_and_random_draws(data: TrainValData) -> None:
+    warm = list(points_for(DEFAULT_SPACE, limit=2).values())
+    found = budget.estimate(space=DEFAULT_SPACE, warm=warm, data=data, precision="fp32", trials=50, epochs=10)
+    assert isinstance(found, CallEstimate) and found.probed >= 1 and found.epoch_s > 0
+    assert found.seconds == pytest.approx(50 * 10 * found.epoch_s)
+
+
+@pytest.mark.parametrize(("free", "jobs", "threads"), [(1.9, 1, 2), (1.02, 1, 1), (0.0, 1, 1), (2.0, 2, 1)])
+def test_threads_follow_the_free_cores(free: float, jobs: int, threads: int) -> None:
+    assert cost.choose_threads(jobs=jobs, free=free) == threads
+
+
+def test_a_busy_process_takes_its_core() -> None:
+    usable = len(cost.os.sched_getaffinity(0))
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        free = cost.free_cores(sample_s=0.5)
+    finally:
+        busy.kill()
+    assert free <= usable - 0.5, free
+
+
+def test_an_epoch_far_slower_than_predicted_chooses_the_threads_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(budget, "choose_threads", lambda **_: 1)
+    assert budget.threads_after_slow_epoch(seconds=1.5, predicted_s=1.0, current=2) is None  # not slow
+    assert budget.threads_after_slow_epoch(seconds=3.0, predicted_s=1.0, current=2) == 1
+    assert budget.threads_after_slow_epoch(seconds=3.0, predicted_s=1.0, current=1) is None  # unchanged
+
+
+def test_rungs_prune_from_the_first_trial(workdir: Path) -> None:
+    """`--pruner sha`: rungs at epochs 1, 3, 9; the second trial, worse than the first at epoch 1,
+    stops there (the median pruner waits for 5 finished trials)."""
+    study = Workspace(storage=STORE, create=True).studies.create_or_resume(
+        name="r", sampler=_sampler(), pruner=make_pruner("sha", epochs=9)
+    )
+    first = study.claim(target=5, attrs={}, sampler="random", seed=0)
+    assert first is not None and first.report(0.9, step=1) is False
+    second = study.claim(target=5, attrs={}, sampler="random", seed=0)
+    assert second is not None and second.report(0.5, step=1) is True
+
+
+def _sampler() -> Any:
+    from hpo.stores.optuna import make_sampler
+
+    return make_sampler("random", seed=0)
