@@ -22,7 +22,8 @@ from hpo.core.models import build_model
 
 # Evaluation is a forward pass only: about a third of a training step's work per image.
 TRAIN_PASSES = 3
-PROBE_STEPS = 3  # timed steps, after one untimed (allocations, kernel choice)
+PROBE_STEPS = 3  # timed steps, after one untimed (allocations, kernel choice)...
+PROBE_SHARE = 10  # ...at most one per this many steps of an epoch (a tiny dataset's epoch is a few)
 
 
 def probe_epoch_seconds(
@@ -34,10 +35,11 @@ def probe_epoch_seconds(
     CPU it was 0.5x to 2.2x off between CNNs of the same FLOPs (memory-bound batch norm and pooling
     on narrow layers, fixed costs per layer), where this probe was within 25% (benchmarks/)."""
     x, y = data.train.x, data.train.y
-    step = _step_seconds(cfg, x=x, y=y, batch_size=batch_size, precision=precision)
+    steps = math.ceil(len(data.train) / batch_size)
+    timed = min(PROBE_STEPS, max(1, steps // PROBE_SHARE))
+    step = _step_seconds(cfg, x=x, y=y, batch_size=batch_size, precision=precision, timed=timed)
     per_image = step / min(batch_size, len(x))
     augment_s = _augment_seconds(x, kind=augment) if augment != "none" else 0.0
-    steps = math.ceil(len(data.train) / batch_size)
     return steps * step + len(data.train) * augment_s + len(data.val) * per_image / TRAIN_PASSES
 
 
@@ -45,17 +47,17 @@ def _augment_seconds(x: torch.Tensor, *, kind: str, batch: int = 256) -> float:
     """Seconds per image that augmentation of `kind` adds to training (median of a few batches)."""
     xb, generator = x[:batch], torch.Generator(device=x.device).manual_seed(0)
     times = []
-    for _ in range(PROBE_STEPS + 1):
+    for _ in range(3):
         start = time.perf_counter()
         augment_batch(xb, kind=kind, background=0.0, generator=generator).sum().item()
         times.append(time.perf_counter() - start)
-    return sorted(times[1:])[PROBE_STEPS // 2] / len(xb)
+    return min(times[1:]) / len(xb)
 
 
 def _step_seconds(
-    cfg: ModelConfig, *, x: torch.Tensor, y: torch.Tensor, batch_size: int, precision: str
+    cfg: ModelConfig, *, x: torch.Tensor, y: torch.Tensor, batch_size: int, precision: str, timed: int
 ) -> float:
-    """Median seconds of one training step of `cfg` at `batch_size` (SGD: the optimizer's own cost
+    """Median seconds of `timed` training steps of `cfg` at `batch_size` (SGD: the optimizer's own cost
     is a small part of a step). The global random state is left as it was."""
     with torch.random.fork_rng(devices=[]):
         model = build_model(cfg).to(x.device)
@@ -64,7 +66,7 @@ def _step_seconds(
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
         xb, yb = x[:batch_size], y[:batch_size]
         times = []
-        for step in range(PROBE_STEPS + 1):
+        for step in range(timed + 1):
             start = time.perf_counter()
             with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 logits = model(xb).float()

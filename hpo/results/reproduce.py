@@ -96,7 +96,7 @@ def reproduce_trial(
     seed_everything(seed=seed, deterministic=deterministic, device=dev)
     spec, data = _study_data(handle, data_dir=data_dir, device=dev)
     train = TrainConfig(
-        epochs=spec.epochs,
+        epochs=int(row.attrs.get(link.SCHEDULE_EPOCHS) or spec.epochs),  # a final training's own
         batch_size=config.batch_size,
         seed=seed,
         device=device,
@@ -105,7 +105,7 @@ def reproduce_trial(
         label_smoothing=config.label_smoothing,
         precision=precision,
     )
-    ran = max(row.curve)  # a pruned trial stopped here; its schedule still spanned spec.epochs
+    ran = max(row.curve)  # a pruned trial stopped here; its schedule still spanned train.epochs
     made = provenance(
         device=dev, dataset=spec.dataset, fingerprint=data.fingerprint, seed=seed, command=command
     )

@@ -27,8 +27,9 @@ BUDGET_SHARE = 0.25
 COST_PREFIX = "cost: "  # how a skipped trial's reason begins
 CALIBRATION_TRIALS = 20  # the latest finished trials on this device that calibrate the probe
 CALIBRATION_RANGE = (0.5, 2.0)  # measured / probed beyond this is taken as noise or load
-ESTIMATE_DRAWS = 6  # random configurations probed at the start, besides the warm starts
-ESTIMATE_S = 3.0  # ... and no more seconds than this on probing them
+ESTIMATE_DRAWS = 6  # random configurations probed at the start, besides the warm starts, for
+ESTIMATE_S = 3.0  # no more seconds than this, nor more than ESTIMATE_SHARE of what they predict
+ESTIMATE_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,10 @@ def estimate(
     configs = [sample(_Fixed(params, rng), space) for params in warm]
     configs += [sample(_Random(rng), space) for _ in range(ESTIMATE_DRAWS)]
     seconds: list[float] = []
-    stop = time.monotonic() + ESTIMATE_S
+    start = time.monotonic()
     for cfg in configs:
-        if seconds and time.monotonic() > stop:
+        spent = time.monotonic() - start
+        if seconds and spent > min(ESTIMATE_S, ESTIMATE_SHARE * trials * epochs * statistics.fmean(seconds)):
             break
         seconds.append(trial_cost(chosen=cfg, data=data, precision=precision, factor=1.0).probe_s)
     if not seconds or trials <= 0:
@@ -175,3 +177,39 @@ class _Fixed(_Random):
         if name in self.params:
             return float(self.params[name])
         return super().suggest_float(name, low, high, log=log)
+
+
+# Allocation: with a --budget, the end of the call goes to the best configuration found, trained
+# again for up to FINAL_FACTOR x --epochs (a longer schedule: the last points of accuracy on
+# Fashion-MNIST come from epochs, not configurations). Planned when the time left is at most
+# FINAL_START x what that training is predicted to take; never for fewer epochs than the best
+# trial had.
+FINAL_FACTOR = 3
+FINAL_START = 1.25
+FINAL_MARGIN = 1.1  # predicted seconds x this must fit the time left
+
+
+@dataclass(frozen=True)
+class FinalPlan:
+    """The best trial's configuration, to train again for `epochs` (its parameters, queued)."""
+
+    of: int  # the trial whose configuration it is
+    epochs: int
+    params: dict[str, Any]
+
+
+def plan_final(*, best: TrialRow | None, epochs: int, left_s: float) -> FinalPlan | None:
+    """The final training of `best` once the --budget left (`left_s`) is about what it needs
+    (None: not yet, or it cannot pay for more epochs than the best trial had)."""
+    if best is None or best.attrs.get(link.FINAL_OF) is not None:
+        return None  # the best is a final training already: the plan was carried out
+    epoch_s = float(best.attrs.get(link.MEASURED_EPOCH_S) or 0.0)
+    if epoch_s <= 0:
+        return None
+    want = FINAL_FACTOR * epochs
+    if left_s > FINAL_START * want * epoch_s * FINAL_MARGIN:
+        return None  # time enough to explore first
+    affordable = min(want, int(left_s / (epoch_s * FINAL_MARGIN)))
+    if affordable <= int(best.attrs.get(link.EPOCHS_RUN) or epochs):
+        return None
+    return FinalPlan(of=best.number, epochs=affordable, params=dict(best.params))

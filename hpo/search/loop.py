@@ -11,12 +11,13 @@ import torch
 from hpo.core.cost import choose_threads
 from hpo.core.data import TrainValData, load_train_val
 from hpo.core.device import device_label, resolve_device, seed_everything
-from hpo.search.budget import CallEstimate, estimate, is_skip
+from hpo.search.budget import CallEstimate, estimate, is_skip, plan_final
 from hpo.search.context import SearchObserver, TrialContext
 from hpo.search.parent_run import record_trial
 from hpo.search.session import Session, StopReason, search_study
 from hpo.search.trial import run_trial
 from hpo.signals import sigterm_as_interrupt
+from hpo.stores import link
 from hpo.stores.optuna import StudyHandle
 from hpo.stores.workspace import Workspace
 
@@ -90,7 +91,7 @@ def _estimate(ctx: TrialContext, *, study: StudyHandle, left: int) -> CallEstima
 
 
 def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, StopReason]:
-    start, ran, skips = time.monotonic(), 0, 0
+    start, ran, skips, final = time.monotonic(), 0, 0, False
     try:
         with sigterm_as_interrupt():
             while True:
@@ -98,6 +99,7 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, StopReason]:
                     return ran, "timeout"
                 if ctx.over_budget():
                     return ran, "budget"
+                final = final or _queue_final(ctx)
                 row = run_trial(ctx)
                 if row is None and ctx.study.counts().finished < ctx.cfg.trials:
                     # The last trials run elsewhere: wait for them to end, or to lose their
@@ -121,6 +123,22 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, StopReason]:
                     return ran, "budget"
     except KeyboardInterrupt:
         return ran, "interrupted"
+
+
+def _queue_final(ctx: TrialContext) -> bool:
+    """Queue the --budget's final training of the best configuration when its time has come
+    (`search.budget.plan_final`); True once queued, or when another process queued it."""
+    if ctx.deadline is None:
+        return False
+    pending = ctx.study.rows(states=("WAITING", "RUNNING"))
+    if any(r.attrs.get(link.FINAL_OF) is not None for r in pending):
+        return True
+    plan = plan_final(best=ctx.study.best(), epochs=ctx.cfg.epochs, left_s=ctx.deadline - time.time())
+    if plan is None:
+        return False
+    attrs = {link.FINAL_OF: plan.of, link.SCHEDULE_EPOCHS: plan.epochs}
+    ctx.study.enqueue(plan.params, attrs=attrs, again=True)
+    return True
 
 
 def _poll_seconds(ctx: TrialContext) -> float:

@@ -169,9 +169,9 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
     return recorder.finish(end, description=description)
 
 
-def _train_config(ctx: TrialContext, chosen: TrialConfig, *, number: int) -> TrainConfig:
+def _train_config(ctx: TrialContext, chosen: TrialConfig, *, number: int, epochs: int) -> TrainConfig:
     return TrainConfig(
-        epochs=ctx.cfg.epochs,
+        epochs=epochs,
         batch_size=chosen.batch_size,
         seed=ctx.cfg.seed + number,  # the trial's own seed, whatever ran before it
         device=ctx.cfg.device,
@@ -217,7 +217,9 @@ def _recheck_threads(ctx: TrialContext, recorder: TrialRecorder, *, seconds: flo
 def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
     """Sample and train the trial's configuration; its end and its description."""
     chosen = sample(recorder.trial.suggest, ctx.space)
-    train = _train_config(ctx, chosen, number=recorder.number)
+    final = recorder.trial.attr(link.FINAL_OF) is not None  # the --budget's final training
+    epochs = int(recorder.trial.attr(link.SCHEDULE_EPOCHS) or ctx.cfg.epochs)
+    train = _train_config(ctx, chosen, number=recorder.number, epochs=epochs)
     cost, refused = _before_training(ctx, recorder, chosen=chosen, train=train)
     if cost is None or refused:  # pruned before training, so the sampler learns to avoid it
         return TrialEnd(outcome="pruned", reason=refused), describe(chosen)
@@ -238,8 +240,8 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
 
     def on_epoch(m: EpochMetrics) -> bool:
         nonlocal seconds, budget
-        ctx.observer.epoch(number=recorder.number, metrics=m, max_epochs=ctx.cfg.epochs)
-        stop = recorder.epoch(m)
+        ctx.observer.epoch(number=recorder.number, metrics=m, max_epochs=train.epochs)
+        stop = recorder.epoch(m) and not final  # the best configuration is not pruned again
         seconds += m.epoch_seconds
         guard.append(
             chance_reason(epoch=m.epoch, val_accuracy=m.val_accuracy)
@@ -261,4 +263,6 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
         end = trial_end(result, guard=guard[-1] if guard else "", budget=budget)
         if end.state == "COMPLETE":  # its best epoch's weights: a complete trial can be the best
             recorder.checkpoint(result=result, model_config=chosen.model)
-    return end, describe(chosen)
+    of = recorder.trial.attr(link.FINAL_OF)
+    final_note = f" · final training of trial {of}'s configuration for {train.epochs} epochs" if final else ""
+    return end, describe(chosen) + final_note

@@ -38,7 +38,6 @@ EPOCHS_RUN = "epochs_run"
 SEED = "seed"  # the trial's own seed (weights, dropout, augmentation, batch order)
 WARM_START = "warm_start"  # set on trials enqueued from hpo's known-good configurations
 RETRY_OF = "retry_of"  # on a trial queued again because the trial of this number was interrupted
-RETRY_CARRIES = (WARM_START,)  # what a trial queued again keeps of the trial it repeats
 OUTCOME = "outcome"  # an OUTCOMES key; also a run tag
 MODEL_URI = "model_uri"  # run tag: the run's MLflow model (models:/m-...), raw pixels -> probabilities
 CHECKPOINT_PATH = "checkpoint"  # artifact folder of a run that holds model.pt + config.json
@@ -48,6 +47,14 @@ OWNER_HOST, OWNER_PID, OWNER_TOKEN = "host", "pid", "pid_token"  # the process r
 # metrics of its run. THREADS: the CPU threads it trained with; FLOPS: one image's forward pass.
 PROBE_EPOCH_S, PREDICTED_EPOCH_S, MEASURED_EPOCH_S = "probe_epoch_s", "predicted_epoch_s", "measured_epoch_s"
 THREADS, FLOPS = "threads", "flops"
+# A final training (allocation under --budget): the trial whose configuration it trains again, and
+# the epochs its schedule spans when they are not the study's --epochs (reproduce reads it).
+FINAL_OF, SCHEDULE_EPOCHS = "final_of", "schedule_epochs"
+RETRY_CARRIES = (
+    WARM_START,
+    FINAL_OF,
+    SCHEDULE_EPOCHS,
+)  # what a trial queued again keeps of the one it repeats
 # Optuna study user attributes.
 PARENT_RUN_ID = "mlflow_parent_run_id"  # the study's MLflow parent run
 SPEC = "hpo_spec"  # StudySpec.to_attr()

@@ -142,3 +142,36 @@ def _sampler() -> Any:
     from hpo.stores.optuna import make_sampler
 
     return make_sampler("random", seed=0)
+
+
+def best_row(*, epoch_s: float = 10.0, epochs_run: int = 10, final_of: int | None = None) -> TrialRow:
+    attrs: dict[str, Any] = {link.MEASURED_EPOCH_S: epoch_s, link.EPOCHS_RUN: epochs_run}
+    if final_of is not None:
+        attrs[link.FINAL_OF] = final_of
+    return TrialRow(
+        number=4, state="COMPLETE", value=0.9, params={"x": 1}, attrs=attrs, seconds=1, started=""
+    )
+
+
+def test_the_final_training_waits_for_its_time_and_fits_what_is_left() -> None:
+    """10 s an epoch, --epochs 10: the final training wants 30 epochs (330 s with its margin)."""
+    assert budget.plan_final(best=best_row(), epochs=10, left_s=1000.0) is None  # explore first
+    plan = budget.plan_final(best=best_row(), epochs=10, left_s=400.0)
+    assert plan == budget.FinalPlan(of=4, epochs=30, params={"x": 1})
+    short = budget.plan_final(best=best_row(), epochs=10, left_s=200.0)
+    assert short is not None and short.epochs == 18  # what 200 s pays for
+    assert budget.plan_final(best=best_row(), epochs=10, left_s=100.0) is None  # no more than it had
+    assert budget.plan_final(best=best_row(final_of=2), epochs=10, left_s=400.0) is None  # done
+    assert budget.plan_final(best=None, epochs=10, left_s=400.0) is None
+
+
+def test_a_budget_ends_with_the_best_configuration_trained_longer(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(budget, "FINAL_START", 1e9)  # plan it as soon as there is a best trial
+    search(data_dir, trials=3, epochs=2, budget=120.0, warm_start=False, pruner="sha")
+    rows = open_study("s").rows()
+    (final,) = [r for r in rows if r.attrs.get(link.FINAL_OF) is not None]
+    of = rows[final.attrs[link.FINAL_OF]]
+    assert final.params == of.params and final.attrs[link.SCHEDULE_EPOCHS] == 6
+    assert final.state == "COMPLETE" and sorted(final.curve) == [1, 2, 3, 4, 5, 6]  # never pruned

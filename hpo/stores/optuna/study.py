@@ -170,10 +170,11 @@ class StudyHandle:
     def row(self, number: int) -> TrialRow:
         return _row(self._study.get_trials(deepcopy=False)[number])
 
-    def enqueue(self, params: dict[str, Any], *, attrs: dict[str, Any]) -> None:
-        """A trial the next `ask` takes first, with these parameters, as an ordinary trial."""
+    def enqueue(self, params: dict[str, Any], *, attrs: dict[str, Any], again: bool = False) -> None:
+        """A trial the next `ask` takes first, with these parameters, as an ordinary trial; not
+        when a trial has them already, unless `again` (a configuration trained once more)."""
         with writing("queue a trial"):
-            self._study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
+            self._study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=not again)
 
     def queued_params(self) -> list[dict[str, Any]]:
         """The parameters of the trials queued with `enqueue` and not yet taken, oldest first."""
