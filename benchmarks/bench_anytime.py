@@ -186,7 +186,8 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=20.0)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--methods", nargs="+", default=["optuna-doc", "random-asha", "hpo"], choices=list(METHODS))
+    default = ["optuna-doc", "random-asha", "hpo"]
+    p.add_argument("--methods", nargs="+", default=default, choices=list(METHODS))
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     args.data_dir = str(Path(args.data_dir).resolve())

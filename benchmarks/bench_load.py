@@ -82,9 +82,8 @@ def main() -> None:
             results[load] = measure(args.data_dir, data, args.repeats)
         print(load, results[load], flush=True)
     idle = results[0]
-    print(
-        "\n| busy processes | free cores | threads chosen | hpo, all cores | hpo, chosen threads | notebook loop |"
-    )
+    ways = ("hpo, all cores", "hpo, chosen threads", "notebook loop")
+    print("\n| busy processes | free cores | threads chosen | " + " | ".join(ways) + " |")
     print("|---|---|---|---|---|---|")
     for load, r in results.items():
         cells = [
