@@ -199,9 +199,9 @@ def main() -> None:
         for method in args.methods:  # interleaved, so a drift in the machine's speed hits all
             print(f"{args.dataset} {method} seed {seed}", flush=True)
             results.append(one_run(method=method, seed=seed, args=args))
-            stem = OUT / f"{args.dataset}-{args.minutes:g}min"
-            stem.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    plot(results, dataset=args.dataset, path=stem.with_suffix(".png"))
+            stem = f"{args.dataset}-{args.minutes:g}min"
+            (OUT / f"{stem}.json").write_text(json.dumps(results, indent=1))
+    plot(results, dataset=args.dataset, path=OUT / f"{stem}.png")
     print(rows(results, args=args, command=command))
 
 
