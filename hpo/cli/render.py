@@ -158,14 +158,24 @@ def trials_table(rows: Sequence[TrialRow], *, title: str = "", limit: int = 0) -
         ("val acc", "right"),
         ("epochs", "right"),
         ("time", "right"),
+        ("s/epoch pred→ran", "right"),
         ("params", "left"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for r in ranked[: limit or None]:
         value = pct(r.value) if r.state == "COMPLETE" else _last_value(r)
         epochs = str(r.attrs.get(link.EPOCHS_RUN, max(r.curve) if r.curve else "-"))
-        table.add_row(str(r.number), r.state, value, epochs, seconds_text(r.seconds), config_text(r.params))
+        cells = (value, epochs, seconds_text(r.seconds), epoch_cost_text(r.attrs), config_text(r.params))
+        table.add_row(str(r.number), r.state, *cells)
     return whole(table)
+
+
+def epoch_cost_text(attrs: dict[str, Any]) -> str:
+    """A trial's seconds per epoch, predicted before it trained -> measured ('-' where unknown)."""
+    predicted, measured = attrs.get(link.PREDICTED_EPOCH_S), attrs.get(link.MEASURED_EPOCH_S)
+    if predicted is None and measured is None:
+        return "-"
+    return "→".join("-" if v is None else f"{float(v):.1f}" for v in (predicted, measured))
 
 
 def search_summary(outcome: SearchOutcome, *, storage: str, resume: str) -> RenderableType:

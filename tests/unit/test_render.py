@@ -88,6 +88,11 @@ def test_trials_table_ranks_complete_first_and_shows_reasons() -> None:
     lines = [line for line in text_of(render.trials_table(rows)).splitlines() if line.strip()[:1].isdigit()]
     assert [line.split()[0] for line in lines] == ["2", "1", "0"]
     assert "95.00%" in lines[0] and " 7 " in lines[0] and "60.00%@2" in lines[2]
+    assert " - " in lines[0]  # no cost recorded (a trial from before the cost model)
+    costed = row(4, "COMPLETE", 0.9, **{link.PREDICTED_EPOCH_S: 2.84, link.MEASURED_EPOCH_S: 3.1})
+    assert "2.8→3.1" in text_of(render.trials_table([costed]))
+    skipped = row(5, "PRUNED", None, **{link.PREDICTED_EPOCH_S: 600.0})
+    assert "600.0→-" in text_of(render.trials_table([skipped]))
     failed = row(3, "FAIL", None, **{link.FAIL_REASON: "out of memory on cuda"})
     line = text_of(render.trial_line(row=failed, counts=Counts(complete=2, failed=1), best=rows[2]))
     assert "FAIL" in line and "(out of memory on cuda)" in line and "[2 finished, best 95.00%]" in line
