@@ -215,6 +215,24 @@ def model_config_from_dict(raw: dict[str, Any]) -> ModelConfig:
 
 
 @dataclass(frozen=True)
+class ModelLimits:
+    """What a searched model may be (None: no limit), checked before it trains."""
+
+    max_params: int | None = None
+    max_flops: int | None = None  # one image's forward pass
+    max_latency_ms: float | None = None  # batch 1 on the CPU, median
+
+    def __post_init__(self) -> None:
+        for flag, value in (
+            ("--max-params", self.max_params),
+            ("--max-flops", self.max_flops),
+            ("--max-latency-ms", self.max_latency_ms),
+        ):
+            if value is not None and not value > 0:
+                raise ConfigError(f"{flag} must be a positive number; got {value}")
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """How a search runs. `trials` is the study's target total of finished (complete + pruned)
     trials, not a count per call; `epochs` is the maximum per trial."""
@@ -236,6 +254,7 @@ class SearchConfig:
     model: str = "any"  # the family searched: mlp, cnn or any (the space's choices)
     devices: tuple[str, ...] = ()  # --jobs workers' devices, round-robin; () = every visible GPU
     precision: str = "fp32"  # every trial's TrainConfig.precision
+    limits: ModelLimits = ModelLimits()
 
     def __post_init__(self) -> None:
         if self.trials < 1:

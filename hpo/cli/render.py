@@ -159,15 +159,27 @@ def trials_table(rows: Sequence[TrialRow], *, title: str = "", limit: int = 0) -
         ("epochs", "right"),
         ("time", "right"),
         ("s/epoch pred→ran", "right"),
+        ("size · cpu", "right"),
         ("params", "left"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for r in ranked[: limit or None]:
         value = pct(r.value) if r.state == "COMPLETE" else _last_value(r)
         epochs = str(r.attrs.get(link.EPOCHS_RUN, max(r.curve) if r.curve else "-"))
-        cells = (value, epochs, seconds_text(r.seconds), epoch_cost_text(r.attrs), config_text(r.params))
+        cost, size = epoch_cost_text(r.attrs), size_text(r.attrs)
+        cells = (value, epochs, seconds_text(r.seconds), cost, size, config_text(r.params))
         table.add_row(str(r.number), r.state, *cells)
     return whole(table)
+
+
+def size_text(attrs: dict[str, Any]) -> str:
+    """A model's parameters and its CPU latency at batch 1, e.g. '7.1k · 0.21 ms' ('-': unknown)."""
+    parameters, ms = attrs.get(link.PARAMETERS), attrs.get(link.CPU_LATENCY_MS)
+    if parameters is None:
+        return "-"
+    n = int(parameters)
+    count = f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
+    return count if ms is None else f"{count} · {float(ms):.2f} ms"
 
 
 def epoch_cost_text(attrs: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ import typer
 
 from hpo.cli import options, render
 from hpo.cli.views import search_view
-from hpo.config import DataConfig, SearchConfig
+from hpo.config import DataConfig, ModelLimits, SearchConfig
 
 
 def search(
@@ -33,6 +33,15 @@ def search(
     ),
     trial_timeout: float | None = typer.Option(
         None, "--trial-timeout", help="Stop a trial after the epoch that passes SECONDS of training (pruned)."
+    ),
+    max_params: int | None = typer.Option(
+        None, "--max-params", help="Only models of at most N parameters train (checked before training)."
+    ),
+    max_flops: int | None = typer.Option(
+        None, "--max-flops", help="Only models of at most N FLOPs per image train (one forward pass)."
+    ),
+    max_latency_ms: float | None = typer.Option(
+        None, "--max-latency-ms", help="Only models answering within X ms at batch 1 on the CPU train."
     ),
     jobs: int = typer.Option(1, "--jobs", help="Worker processes running trials concurrently."),
     warm_start: bool = typer.Option(
@@ -75,6 +84,7 @@ def search(
         model=model,
         precision=precision,
         devices=tuple(d.strip() for d in devices.split(",") if d.strip()),
+        limits=ModelLimits(max_params=max_params, max_flops=max_flops, max_latency_ms=max_latency_ms),
     )
     chosen = load_space_file(space) if space else None  # None: the study's own space, or the default
     from hpo.search.run import run_search  # torch, MLflow, Optuna: ~3 s, after the input is checked

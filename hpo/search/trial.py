@@ -21,6 +21,7 @@ from hpo.core.footprint import footprint, too_large
 from hpo.core.models import build_model
 from hpo.errors import HpoError, first_line
 from hpo.search.budget import TrialCost, calibration, skip_reason, threads_after_slow_epoch, trial_cost
+from hpo.search.constraints import Figures, measure, violation_reason, violations
 from hpo.search.context import TrialContext
 from hpo.search.recovery import recover_stale
 from hpo.search.space import TrialConfig, describe, sample
@@ -80,6 +81,14 @@ class TrialRecorder:
         """Its predicted seconds per epoch (and the threads it trains with) on both records."""
         self.run.log_metrics(cost.attrs(), step=0)
         self.trial.set_attrs(**cost.attrs(), **{link.THREADS: threads})
+
+    def figures(self, figures: Figures, *, violations: dict[str, float]) -> None:
+        """Its size and CPU latency on both records, and how far over each limit it is (Optuna's
+        constraints, which its samplers read)."""
+        self.run.log_metrics(figures.attrs(), step=0)
+        self.trial.set_attrs(**figures.attrs())
+        if violations:
+            self.trial.set_constraints(violations)
 
     def threads(self, threads: int) -> None:
         """The CPU thread count changed mid-trial: the trial records the latest."""
@@ -188,10 +197,14 @@ def _before_training(
     (None or its cost, why not): too large for the device, or more than the --budget left can pay."""
     size = footprint(chosen.model)
     params: dict[str, object] = {**as_params(ctx.data_cfg, chosen.model, chosen.optim, train)}
-    params |= {"parameters": size.parameters, link.FLOPS: size.flops_per_image}
+    params |= {link.PARAMETERS: size.parameters, link.FLOPS: size.flops_per_image}
     recorder.start(params=params, seed=train.seed)
     refused = too_large(size, batch_size=train.batch_size, device=ctx.device)
-    if refused:  # before anything is allocated
+    if not refused:  # its figures from a built copy: only once it is known to fit in memory
+        figures = measure(chosen.model, size=size)
+        recorder.figures(figures, violations=violations(ctx.cfg.limits, figures))
+        refused = violation_reason(ctx.cfg.limits, figures)
+    if refused:  # before it trains
         ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params, predicted_s=None)
         return None, refused
     factor = calibration(ctx.study.rows(states=link.FINISHED_STATES), device=ctx.tags["device"])

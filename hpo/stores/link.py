@@ -47,6 +47,9 @@ OWNER_HOST, OWNER_PID, OWNER_TOKEN = "host", "pid", "pid_token"  # the process r
 # metrics of its run. THREADS: the CPU threads it trained with; FLOPS: one image's forward pass.
 PROBE_EPOCH_S, PREDICTED_EPOCH_S, MEASURED_EPOCH_S = "probe_epoch_s", "predicted_epoch_s", "measured_epoch_s"
 THREADS, FLOPS = "threads", "flops"
+# What a model is, known before it trains (search.constraints): its parameters, and its CPU
+# latency in ms at batch 1 and at the serving batch (64); also MLflow metrics of its run.
+PARAMETERS, CPU_LATENCY_MS, CPU_SERVING_MS = "parameters", "cpu_latency_ms", "cpu_latency_ms_batch64"
 # A final training (allocation under --budget): the trial whose configuration it trains again, and
 # the epochs its schedule spans when they are not the study's --epochs (reproduce reads it).
 FINAL_OF, SCHEDULE_EPOCHS = "final_of", "schedule_epochs"

@@ -175,3 +175,52 @@ def test_a_budget_ends_with_the_best_configuration_trained_longer(
     of = rows[final.attrs[link.FINAL_OF]]
     assert final.params == of.params and final.attrs[link.SCHEDULE_EPOCHS] == 6
     assert final.state == "COMPLETE" and sorted(final.curve) == [1, 2, 3, 4, 5, 6]  # never pruned
+
+
+def test_latency_is_measured_on_a_copy_at_batch_1_and_the_serving_batch() -> None:
+    from hpo.core.latency import latency
+
+    model = build_model(ModelConfig(hidden=(32,)))
+    model.train()
+    found = latency(model, device=torch.device("cpu"))
+    assert 0 < found.batch1_ms < found.serving_ms and found.threads == torch.get_num_threads()
+    assert model.training  # the model itself is left as it was
+
+
+def test_a_model_over_a_limit_never_trains(workdir: Path, data_dir: Path) -> None:
+    """--max-params below every model of the space: each trial is pruned untrained with its
+    figure, and Optuna holds its constraint (how far over, as a fraction of the limit)."""
+    from hpo.config import ModelLimits
+
+    outcome = search(data_dir, trials=2, warm_start=False, limits=ModelLimits(max_params=1000))
+    assert outcome.counts.pruned == 2 and outcome.best is None
+    for r in open_study("s").rows():
+        assert r.curve == {} and r.attrs[link.PARAMETERS] > 1000 and r.attrs[link.CPU_LATENCY_MS] > 0
+        assert r.attrs[link.FAIL_REASON].startswith("constraint: ")
+        assert "parameters, over --max-params 1,000; never trained" in r.attrs[link.FAIL_REASON]
+    trial = open_study("s").rows()[0]
+    assert link.PREDICTED_EPOCH_S not in trial.attrs  # refused before its cost was probed
+
+
+def test_a_model_within_its_limits_trains_and_records_its_figures(workdir: Path, data_dir: Path) -> None:
+    import optuna  # the constraints are read as Optuna's samplers read them
+
+    from hpo.config import ModelLimits
+
+    limits = ModelLimits(max_params=10_000_000, max_flops=10**12, max_latency_ms=1000.0)
+    search(data_dir, trials=1, warm_start=False, limits=limits)
+    (r,) = open_study("s").rows()
+    assert r.state == "COMPLETE" and r.attrs[link.FLOPS] > 0
+    frozen = optuna.load_study(study_name="s", storage=STORE).trials[0]
+    assert set(frozen.constraints) == {"params", "flops", "latency"} and max(frozen.constraints.values()) < 0
+    metrics = MlflowStore().run(link.run_id(r)).metrics
+    assert metrics[link.CPU_LATENCY_MS] > 0 and metrics[link.PARAMETERS] == r.attrs[link.PARAMETERS]
+
+
+@pytest.mark.parametrize("flag", ["--max-params", "--max-flops", "--max-latency-ms"])
+def test_a_limit_must_be_positive(workdir: Path, data_dir: Path, flag: str) -> None:
+    from tests.helpers import assert_one_line_error, hpo
+
+    assert_one_line_error(
+        *hpo("search", "--data-dir", data_dir, flag, "0"), f"{flag} must be a positive number"
+    )

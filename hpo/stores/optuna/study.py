@@ -103,6 +103,12 @@ class TrialHandle:
             for key, value in attrs.items():
                 self._trial.set_user_attr(key, value)
 
+    def set_constraints(self, values: dict[str, float]) -> None:
+        """Optuna's constraint values (feasible when each is <= 0), which its samplers read."""
+        with writing("record the trial's constraints"):
+            for key, value in values.items():
+                self._trial.set_constraint(key, value)
+
     def report(self, value: float, *, step: int) -> bool:
         """Record the epoch's validation accuracy; True when the pruner says stop."""
         with writing("report an epoch"):

@@ -1,0 +1,53 @@
+"""How long a model takes to answer on the CPU, measured the honest way: eval mode under
+`inference_mode`, a few warm-up calls (allocations, oneDNN's kernel choice), then the median of
+repeated calls, at batch 1 (one request) and at a serving batch; the thread count is part of the
+figure. Known before training: an untrained model answers as fast as the trained one."""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hpo.config import IMAGE_SIZE
+
+SERVING_BATCH = 64  # images per call of a batch-serving endpoint
+WARMUP = 3
+REPEATS = {1: 30, SERVING_BATCH: 7}  # calls timed per batch size (a batch-64 call costs ~60x more)
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Median milliseconds per call, at batch 1 and at SERVING_BATCH."""
+
+    batch1_ms: float
+    serving_ms: float
+    threads: int
+
+
+def latency(model: nn.Module, *, device: torch.device) -> Latency:
+    """Measure a copy of `model` on `device` with this process's CPU threads (the model itself
+    stays where and as it was)."""
+    copied = copy.deepcopy(model).to(device).eval()
+    figures = {
+        batch: _median_ms(copied, batch=batch, repeats=n, device=device) for batch, n in REPEATS.items()
+    }
+    return Latency(batch1_ms=figures[1], serving_ms=figures[SERVING_BATCH], threads=torch.get_num_threads())
+
+
+@torch.inference_mode()
+def _median_ms(model: nn.Module, *, batch: int, repeats: int, device: torch.device) -> float:
+    x = torch.randn(batch, 1, IMAGE_SIZE, IMAGE_SIZE, device=device)  # values do not change the time
+    times = []
+    for i in range(WARMUP + repeats):
+        start = time.perf_counter()
+        model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the call is timed to its answer, not to its launch
+        if i >= WARMUP:
+            times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
