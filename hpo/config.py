@@ -20,6 +20,9 @@ AUGMENTS = ("none", "shift", "affine")  # see hpo/core/augment.py
 PRECISIONS = ("fp32", "bf16")
 SAMPLERS = ("tpe", "random", "gp", "cmaes")
 PRUNERS = ("median", "hyperband", "sha", "none")
+# What a search optimizes: validation accuracy alone, or also (minimized) the model's parameters,
+# its batch-1 CPU latency or its FLOPs per image; each known before training.
+OBJECTIVES = ("accuracy", "accuracy,params", "accuracy,latency", "accuracy,flops")
 PADDINGS = ("same", "valid")
 KERNEL_SIZES = (3, 5)
 HEADS = ("flatten", "gap")  # a CNN's features: flattened, or global-average-pooled per channel
@@ -255,6 +258,12 @@ class SearchConfig:
     devices: tuple[str, ...] = ()  # --jobs workers' devices, round-robin; () = every visible GPU
     precision: str = "fp32"  # every trial's TrainConfig.precision
     limits: ModelLimits = ModelLimits()
+    objective: str = "accuracy"  # OBJECTIVES
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """("accuracy",) or ("accuracy", "params" | "latency" | "flops")."""
+        return tuple(self.objective.split(","))
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -275,6 +284,12 @@ class SearchConfig:
         _choice("pruner", self.pruner, PRUNERS)
         _choice("model", self.model, (*FAMILIES, "any"))
         _choice("precision", self.precision, PRECISIONS)
+        _choice("objective", self.objective, OBJECTIVES)
+        if self.objective != "accuracy" and self.sampler == "cmaes":
+            fix = "use --sampler tpe or random"
+            raise ConfigError(
+                f"--sampler cmaes optimizes one objective: with --objective {self.objective}, {fix}"
+            )
         if self.devices and self.jobs == 1:
             raise ConfigError("--devices spreads --jobs workers over devices: add --jobs N, or use --device")
         if not self.study or any(c in self.study for c in "/\\\n"):

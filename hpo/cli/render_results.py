@@ -10,7 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from hpo.cli.render import config_text, pct, seconds_text, whole
+from hpo.cli.render import config_text, pct, seconds_text, size_text, whole
 from hpo.stores import link
 
 if TYPE_CHECKING:  # annotations only: importing these would load torch and optuna
@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # annotations only: importing these would load torch and optu
     from hpo.results.predict import Prediction, Predictions
     from hpo.results.registry import Registered
     from hpo.results.reproduce import Reproduction
+    from hpo.stores.optuna import TrialRow
     from hpo.stores.workspace import Baseline, BestInfo
 
 
@@ -28,6 +29,29 @@ def _split_text(spec: Any) -> str:
     return f"{spec.dataset} / val {spec.val_size}, seed {spec.split_seed}, fingerprint {spec.fingerprint}"
 
 
+def front_table(front: Sequence[TrialRow], *, objective: str) -> RenderableType:
+    """A multi-objective study's Pareto front, smallest first: each point's figures."""
+    table = Table(title=f"Pareto front ({objective}), by validation", header_style="bold", show_edge=False)
+    for name in ("trial", "val acc", "parameters", "FLOPs", "CPU ms (1)", "CPU ms (64)", "epochs", "params"):
+        table.add_column(name, justify="left" if name == "params" else "right")
+    for r in front:
+        a = r.attrs
+        ms = [a.get(k) for k in (link.CPU_LATENCY_MS, link.CPU_SERVING_MS)]
+        table.add_row(
+            str(r.number),
+            pct(r.value),
+            f"{int(a.get(link.PARAMETERS, 0)):,}",
+            f"{int(a.get(link.FLOPS, 0)):,}",
+            *["-" if v is None else f"{float(v):.3f}" for v in ms],
+            str(a.get(link.EPOCHS_RUN, "-")),
+            config_text(r.params),
+        )
+    if not front:
+        return Text("Pareto front: no complete trial yet", style="dim")
+    hint = "take the one test look for a point: hpo best --evaluate-test --pick TRIAL (or --max-params N)"
+    return Group(whole(table), Text(hint, style="dim"))
+
+
 def best_view(info: BestInfo) -> RenderableType:
     t = info.trial
     table = Table.grid(padding=(0, 2))
@@ -35,7 +59,7 @@ def best_view(info: BestInfo) -> RenderableType:
     table.add_column()
     rows = [
         ("study", info.study),
-        ("best trial", str(t.number)),
+        ("chosen trial" if info.picked else "best trial", str(t.number)),
         ("validation accuracy", pct(t.value)),
         ("best epoch", str(t.attrs.get(link.BEST_EPOCH, "-"))),
         ("duration", seconds_text(t.seconds)),
@@ -43,6 +67,7 @@ def best_view(info: BestInfo) -> RenderableType:
         ("MLflow run", info.run_id or "-"),
         ("checkpoint", info.checkpoint_uri or "-"),
         ("parameters", config_text(t.params)),
+        ("size · CPU latency", size_text(t.attrs)),
         ("dataset / split", _split_text(info.spec)),
     ]
     for key, value in rows:

@@ -4,10 +4,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from hpo.cli import options, render_results
+from hpo.errors import ConfigError, StudyError
+
+if TYPE_CHECKING:
+    from hpo.stores.workspace import Workspace
 
 
 def best(
@@ -19,6 +24,12 @@ def best(
     force: bool = typer.Option(False, "--force", help="Evaluate the test set again although it was used."),
     ensemble: int = typer.Option(
         1, "--ensemble", help="Also evaluate the mean of the top-K trials' softmax (chosen on validation)."
+    ),
+    pick: int | None = typer.Option(
+        None, "--pick", metavar="TRIAL", help="Use this complete trial (e.g. a point of the front) instead."
+    ),
+    max_params: int | None = typer.Option(
+        None, "--max-params", help="Use the most accurate complete trial of at most N parameters."
     ),
     data_dir: str = options.DATA_DIR,
     device: str = options.DEVICE,
@@ -36,8 +47,14 @@ def best(
 
     ws = Workspace(storage=storage, tracking_uri=tracking_uri)
     console = options.console()
-    info = ws.best(study)
+    chosen = _chosen(ws, study=study, pick=pick, max_params=max_params)
+    info = ws.best(study, pick=chosen)
     console.print(render_results.best_view(info))
+    if info.spec is not None and info.spec.objective != "accuracy":
+        from hpo.search.pareto import front
+
+        rows = ws.study(info.study).rows()
+        console.print(render_results.front_table(front(rows), objective=info.spec.objective))
     if evaluate_test:
         from hpo.results.lockbox import evaluate_test as evaluate  # torch: only for the test look
 
@@ -49,12 +66,31 @@ def best(
             force=force,
             out_dir=out or Path("reports") / info.study,
             ensemble=ensemble,
+            pick=chosen,
         )
         console.print(render_results.test_view(result))
     if register:  # after the test look, so the registered version records its result
         from hpo.results.registry import register_best
 
-        console.print(render_results.registered_line(register_best(ws, study=info.study, name=register)))
+        registered = register_best(ws, study=info.study, name=register, pick=chosen)
+        console.print(render_results.registered_line(registered))
+
+
+def _chosen(ws: Workspace, *, study: str | None, pick: int | None, max_params: int | None) -> int | None:
+    """The trial `hpo best` works on: --pick, the most accurate within --max-params, else the best."""
+    if pick is not None and max_params is not None:
+        raise ConfigError("--pick and --max-params both choose the trial: give one of them")
+    if max_params is None:
+        return pick
+    from hpo.search.pareto import most_accurate_within
+
+    found = most_accurate_within(ws.study(study).rows(), max_params=max_params)
+    if found is None:
+        raise StudyError(
+            f"no complete trial has at most {max_params:,} parameters: raise --max-params, or search "
+            "with --max-params or --objective accuracy,params"
+        )
+    return found.number
 
 
 def reproduce(

@@ -34,6 +34,11 @@ def search(
     trial_timeout: float | None = typer.Option(
         None, "--trial-timeout", help="Stop a trial after the epoch that passes SECONDS of training (pruned)."
     ),
+    objective: str = typer.Option(
+        "accuracy",
+        "--objective",
+        help="accuracy, or accuracy,params / accuracy,latency / accuracy,flops: a Pareto front.",
+    ),
     max_params: int | None = typer.Option(
         None, "--max-params", help="Only models of at most N parameters train (checked before training)."
     ),
@@ -85,6 +90,7 @@ def search(
         precision=precision,
         devices=tuple(d.strip() for d in devices.split(",") if d.strip()),
         limits=ModelLimits(max_params=max_params, max_flops=max_flops, max_latency_ms=max_latency_ms),
+        objective=objective,
     )
     chosen = load_space_file(space) if space else None  # None: the study's own space, or the default
     from hpo.search.run import run_search  # torch, MLflow, Optuna: ~3 s, after the input is checked

@@ -230,3 +230,21 @@ def curves_png(rows: Sequence[Any], *, path: Path) -> Path:
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title("Validation curves (blue: complete, orange: pruned, red: failed)")
     return _save(fig, path)
+
+
+def front_png(rows: Sequence[Any], front: Sequence[Any], *, size_label: str, path: Path) -> Path:
+    """A multi-objective study: every complete trial's size (log scale) against its validation
+    accuracy, the Pareto front joined and labelled with trial numbers."""
+    fig, ax = _figure(figsize=(7, 4.5))
+    done = [r for r in rows if r.state == "COMPLETE" and len(r.values) >= 2]
+    ax.scatter([r.values[1] for r in done], [100 * r.values[0] for r in done], s=14, color="C0", alpha=0.5)
+    xs, ys = [r.values[1] for r in front], [100 * r.values[0] for r in front]
+    ax.step(xs, ys, where="post", color="C3", lw=1.5)
+    ax.scatter(xs, ys, s=30, color="C3", zorder=3)
+    for r, x, y in zip(front, xs, ys, strict=True):
+        ax.annotate(str(r.number), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel(size_label)
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("Pareto front (red) of the complete trials (blue)")
+    return _save(fig, path)

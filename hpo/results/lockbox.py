@@ -21,7 +21,7 @@ from hpo.core.checkpoint import LoadedModel
 from hpo.core.data import Split, TrainValData, class_names, load_test, load_test_images, load_train_val
 from hpo.core.device import resolve_device
 from hpo.core.engine import predict_logits
-from hpo.errors import CheckpointError, LockboxError, StudyError
+from hpo.errors import CheckpointError, ConfigError, LockboxError, StudyError
 from hpo.results.ensemble import Members, load_members, mean_probabilities, scores, top_trials
 from hpo.stores import link
 from hpo.stores.optuna import StudyHandle
@@ -250,11 +250,18 @@ def evaluate_test(
     force: bool,
     out_dir: Path,
     ensemble: int = 1,
+    pick: int | None = None,
 ) -> TestReport:
-    """Evaluate the best trial (and with `ensemble` K > 1 also the mean of the top-K trials) once
-    on the official test split, and record that it was done."""
+    """Evaluate the best trial (or the complete trial `pick`, chosen on validation; with
+    `ensemble` K > 1 also the mean of the top-K trials) once on the official test split, and
+    record that it was done."""
     handle = ws.study(study)
-    rows = top_trials(handle, ensemble) if ensemble > 1 else [ws.best_trial(handle)]
+    if ensemble > 1 and (handle.multi or pick is not None):
+        raise ConfigError(
+            "--ensemble averages the most accurate trials, whatever their size: on a multi-objective "
+            "study, or with --pick/--max-params, take the look for one trial (without --ensemble)"
+        )
+    rows = top_trials(handle, ensemble) if ensemble > 1 else [ws.best_trial(handle, pick=pick)]
     best = rows[0]
     if not force:  # fail fast, before loading anything; the looks are checked again atomically
         _refuse_unfinished(handle)

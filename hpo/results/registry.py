@@ -73,11 +73,11 @@ def _provenance(info: BestInfo) -> tuple[dict[str, object], str]:
     return tags, text
 
 
-def register_best(ws: Workspace, *, study: str | None, name: str) -> Registered:
-    """Register the study's best trial's model as a new version of `name`."""
+def register_best(ws: Workspace, *, study: str | None, name: str, pick: int | None = None) -> Registered:
+    """Register the study's best trial's model (or trial `pick`'s) as a new version of `name`."""
     if not _NAME.match(name):
         raise ConfigError(f"--register {name!r}: use letters, digits, '.', '_' or '-' (e.g. mnist-best)")
-    info = ws.best(study)
+    info = ws.best(study, pick=pick)
     if not info.run_id:
         raise CheckpointError("the best trial has no MLflow run, so it has no model to register")
     uri = ws.served_model_uri(info.run_id)

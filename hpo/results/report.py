@@ -16,6 +16,7 @@ from pathlib import Path
 from hpo import __version__
 from hpo.errors import TrackingError
 from hpo.results import figures
+from hpo.search.pareto import front
 from hpo.search.space import config_from_params, describe
 from hpo.search.space_extent import drawable
 from hpo.stores import link
@@ -35,6 +36,16 @@ class StudyReport:
     html: Path | None = None
 
 
+FIGURE_TITLES = {
+    "pareto_front": "Pareto front",
+    "optimization_history": "Optimization history",
+    "param_importances": "Hyperparameter importances",
+    "parallel_coordinates": "Parallel coordinates",
+    "validation_curves": "Validation curves",
+}
+SIZE_LABELS = {"params": "parameters", "latency": "CPU latency at batch 1 (ms)", "flops": "FLOPs per image"}
+
+
 def write_report(
     *, ws: Workspace, study: str | None, out_dir: Path | None, html_page: bool = False
 ) -> StudyReport:
@@ -51,6 +62,12 @@ def write_report(
         figures.parallel_png(rows, path=folder / "parallel_coordinates.png"),
         figures.curves_png(rows, path=folder / "validation_curves.png"),
     ]
+    spec = link.read_spec(handle)
+    if handle.multi and spec is not None:  # the front, where a user looks first
+        size = SIZE_LABELS[spec.objective.split(",")[1]]
+        files.insert(
+            0, figures.front_png(rows, front(rows), size_label=size, path=folder / "pareto_front.png")
+        )
     page = None
     if html_page:
         page = folder / "report.html"
@@ -210,15 +227,9 @@ def _baselines(baselines: list[Baseline]) -> str:
 def _page(
     *, ws: Workspace, handle: StudyHandle, rows: list[TrialRow], pngs: list[Path], baselines: list[Baseline]
 ) -> str:
-    names = (
-        "Optimization history",
-        "Hyperparameter importances",
-        "Parallel coordinates",
-        "Validation curves",
-    )
     sections = [
         ("Summary", _summary(handle, rows)),
-        ("Figures", "".join(_img(p, alt=n) for p, n in zip(pngs, names, strict=True))),
+        ("Figures", "".join(_img(p, alt=FIGURE_TITLES.get(p.stem, p.stem)) for p in pngs)),
         (f"Top {TOP} trials", _top(rows)),
         ("Test set (lockbox)", _test(ws, handle)),
         ("Classical baselines (same split)", _baselines(baselines)),

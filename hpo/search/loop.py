@@ -13,7 +13,8 @@ from hpo.core.data import TrainValData, load_train_val
 from hpo.core.device import device_label, resolve_device, seed_everything
 from hpo.search.budget import CallEstimate, estimate, is_skip, plan_final
 from hpo.search.context import SearchObserver, TrialContext
-from hpo.search.parent_run import record_trial
+from hpo.search.parent_run import record_front, record_trial
+from hpo.search.pareto import front
 from hpo.search.session import Session, StopReason, search_study
 from hpo.search.trial import run_trial
 from hpo.signals import sigterm_as_interrupt
@@ -118,6 +119,9 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, StopReason]:
                     row=row,
                     best=best,
                 )
+                if ctx.study.multi and row.state == "COMPLETE":
+                    found = front(ctx.study.rows(states=("COMPLETE",)))
+                    record_front(store=ctx.store, parent_run_id=ctx.parent_run_id, front=found)
                 ctx.observer.trial_finished(row=row, counts=ctx.study.counts(), best=best)
                 if skips >= MAX_SKIPS:  # what the sampler proposes, the budget left cannot pay for
                     return ran, "budget"

@@ -10,6 +10,8 @@ from hpo.stores.mlflow import NOTE, MlflowStore, run_url
 from hpo.stores.optuna import StudyHandle, TrialRow
 
 BEST = "best"  # run tag: "true" on the study's best trial, "false" once overtaken
+PARETO_FRONT = "pareto_front"  # parent run tag: a multi-objective study's front, trial numbers
+FRONT_FIGURES = (link.PARAMETERS, link.FLOPS, link.CPU_LATENCY_MS, link.CPU_SERVING_MS)
 
 
 def open_parent_run(
@@ -54,3 +56,14 @@ def record_trial(
     url = run_url(base="", experiment_id=experiment_id, run_id=run_id)
     note = f"Best so far: [trial {row.number}]({url}), validation accuracy {100 * (row.value or 0):.2f}%"
     store.set_tags(parent_run_id, {link.BEST_TRIAL: row.number, link.BEST_RUN_ID: run_id, NOTE: note})
+
+
+def record_front(*, store: MlflowStore, parent_run_id: str, front: list[TrialRow]) -> None:
+    """A multi-objective study's Pareto front on its parent run: `pareto_front.json` (each point's
+    trial, validation accuracy and figures) and the tag `pareto_front` (its trial numbers)."""
+    points = [
+        {"trial": r.number, "val_accuracy": r.value, **{k: r.attrs.get(k) for k in FRONT_FIGURES}}
+        for r in front
+    ]
+    store.log_dict(parent_run_id, {"front": points}, "pareto_front.json")
+    store.set_tags(parent_run_id, {PARETO_FRONT: ",".join(str(r.number) for r in front)})

@@ -68,6 +68,7 @@ def search_study(ws: Workspace, cfg: SearchConfig) -> StudyHandle:
         name=cfg.study,
         sampler=make_sampler(cfg.sampler, seed=cfg.seed),
         pruner=make_pruner(cfg.pruner, epochs=cfg.epochs),
+        minimized=tuple(link.SIZE_ATTRS[name] for name in cfg.objectives[1:]),
     )
 
 
@@ -127,7 +128,11 @@ def open_session(
             for name, params in points_for(space, limit=cfg.trials).items():
                 study.enqueue(params, attrs={link.WARM_START: name})
         spec = link.StudySpec.new(
-            data_cfg=data_cfg, fingerprint=fingerprint, epochs=cfg.epochs, space=space_json
+            data_cfg=data_cfg,
+            fingerprint=fingerprint,
+            epochs=cfg.epochs,
+            space=space_json,
+            objective=cfg.objective,
         )
         _check_spec(study, spec)
         study.set_attr(link.TARGET, cfg.trials)

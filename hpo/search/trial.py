@@ -15,16 +15,16 @@ from collections.abc import Iterator
 
 import torch
 
-from hpo.config import ModelConfig, TrainConfig, as_params
+from hpo.config import ModelConfig, TrainConfig
 from hpo.core.engine import EpochMetrics, FitResult, fit_config
-from hpo.core.footprint import footprint, too_large
 from hpo.core.models import build_model
 from hpo.errors import HpoError, first_line
-from hpo.search.budget import TrialCost, calibration, skip_reason, threads_after_slow_epoch, trial_cost
-from hpo.search.constraints import Figures, measure, violation_reason, violations
+from hpo.search.budget import TrialCost
+from hpo.search.constraints import Figures
 from hpo.search.context import TrialContext
 from hpo.search.recovery import recover_stale
 from hpo.search.space import TrialConfig, describe, sample
+from hpo.search.trial_checks import before_training, recheck_threads, rung
 from hpo.search.trial_end import budget_reason, chance_reason, trial_end
 from hpo.signals import deferred
 from hpo.stores import link
@@ -41,6 +41,7 @@ class TrialRecorder:
     def __init__(self, *, ctx: TrialContext, trial: TrialHandle, run: TrackedRun) -> None:
         self.ctx, self.trial, self.run = ctx, trial, run
         self.number = trial.number
+        self.minimized: tuple[float, ...] = ()  # a multi-objective study's size objective(s)
 
     @classmethod
     def claim(cls, ctx: TrialContext) -> TrialRecorder | None:
@@ -87,6 +88,7 @@ class TrialRecorder:
         constraints, which its samplers read)."""
         self.run.log_metrics(figures.attrs(), step=0)
         self.trial.set_attrs(**figures.attrs())
+        self.minimized = tuple(figures.attrs()[link.SIZE_ATTRS[o]] for o in self.ctx.cfg.objectives[1:])
         if violations:
             self.trial.set_constraints(violations)
 
@@ -135,7 +137,7 @@ class TrialRecorder:
             with contextlib.suppress(HpoError):
                 self.run.end(end.outcome, tags=tags)
             self.trial.set_attrs(**end.trial_attrs())
-            self.trial.tell(end.state, end.value)
+            self.trial.tell(end.state, end.value, minimized=self.minimized)
             if end.outcome == "interrupted":  # its configuration runs again on resume, warm start or not
                 attrs = {link.RETRY_OF: self.number}
                 self.ctx.study.requeue(self.number, attrs=attrs, carry=link.RETRY_CARRIES)
@@ -190,50 +192,13 @@ def _train_config(ctx: TrialContext, chosen: TrialConfig, *, number: int, epochs
     )
 
 
-def _before_training(
-    ctx: TrialContext, recorder: TrialRecorder, *, chosen: TrialConfig, train: TrainConfig
-) -> tuple[TrialCost | None, str]:
-    """Record the trial's configuration and predicted cost; (its cost, "") when it may train, or
-    (None or its cost, why not): too large for the device, or more than the --budget left can pay."""
-    size = footprint(chosen.model)
-    params: dict[str, object] = {**as_params(ctx.data_cfg, chosen.model, chosen.optim, train)}
-    params |= {link.PARAMETERS: size.parameters, link.FLOPS: size.flops_per_image}
-    recorder.start(params=params, seed=train.seed)
-    refused = too_large(size, batch_size=train.batch_size, device=ctx.device)
-    if not refused:  # its figures from a built copy: only once it is known to fit in memory
-        figures = measure(chosen.model, size=size)
-        recorder.figures(figures, violations=violations(ctx.cfg.limits, figures))
-        refused = violation_reason(ctx.cfg.limits, figures)
-    if refused:  # before it trains
-        ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params, predicted_s=None)
-        return None, refused
-    factor = calibration(ctx.study.rows(states=link.FINISHED_STATES), device=ctx.tags["device"])
-    cost = trial_cost(chosen=chosen, data=ctx.data, precision=train.precision, factor=factor)
-    recorder.cost(cost, threads=torch.get_num_threads())
-    predicted = cost.predicted_s * train.epochs
-    ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params, predicted_s=predicted)
-    return cost, skip_reason(cost, deadline=ctx.deadline)
-
-
-def _recheck_threads(ctx: TrialContext, recorder: TrialRecorder, *, seconds: float, cost: TrialCost) -> None:
-    """On the CPU, after an epoch far slower than predicted: train on the cores free now."""
-    if ctx.device.type != "cpu":
-        return
-    threads = threads_after_slow_epoch(
-        seconds=seconds, predicted_s=cost.predicted_s, current=torch.get_num_threads()
-    )
-    if threads is not None:
-        torch.set_num_threads(threads)
-        recorder.threads(threads)
-
-
 def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
     """Sample and train the trial's configuration; its end and its description."""
     chosen = sample(recorder.trial.suggest, ctx.space)
     final = recorder.trial.attr(link.FINAL_OF) is not None  # the --budget's final training
     epochs = int(recorder.trial.attr(link.SCHEDULE_EPOCHS) or ctx.cfg.epochs)
     train = _train_config(ctx, chosen, number=recorder.number, epochs=epochs)
-    cost, refused = _before_training(ctx, recorder, chosen=chosen, train=train)
+    cost, refused = before_training(ctx, recorder, chosen=chosen, train=train)
     if cost is None or refused:  # pruned before training, so the sampler learns to avoid it
         return TrialEnd(outcome="pruned", reason=refused), describe(chosen)
     torch.manual_seed(train.seed)  # weights and dropout; batch order and augmentation: fit's generator
@@ -259,9 +224,10 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
         guard.append(
             chance_reason(epoch=m.epoch, val_accuracy=m.val_accuracy)
             or budget_reason(seconds=seconds, budget=ctx.cfg.trial_timeout)
+            or ("" if final else rung(ctx, recorder, m))
         )
         budget = budget or ctx.over_budget()
-        _recheck_threads(ctx, recorder, seconds=m.epoch_seconds, cost=cost)
+        recheck_threads(ctx, recorder, seconds=m.epoch_seconds, cost=cost)
         return stop or bool(guard[-1]) or budget
 
     with recorder.heartbeat():

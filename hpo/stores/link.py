@@ -50,6 +50,11 @@ THREADS, FLOPS = "threads", "flops"
 # What a model is, known before it trains (search.constraints): its parameters, and its CPU
 # latency in ms at batch 1 and at the serving batch (64); also MLflow metrics of its run.
 PARAMETERS, CPU_LATENCY_MS, CPU_SERVING_MS = "parameters", "cpu_latency_ms", "cpu_latency_ms_batch64"
+# A multi-objective study's second objective (config.OBJECTIVES) -> the trial attribute holding it.
+SIZE_ATTRS = {"params": PARAMETERS, "latency": CPU_LATENCY_MS, "flops": FLOPS}
+# Per-epoch validation accuracy of a multi-objective trial ({"1": 0.91, ...}): Optuna keeps no
+# intermediate values there (its `report` refuses multi-objective trials).
+CURVE = "curve"
 # A final training (allocation under --budget): the trial whose configuration it trains again, and
 # the epochs its schedule spans when they are not the study's --epochs (reproduce reads it).
 FINAL_OF, SCHEDULE_EPOCHS = "final_of", "schedule_epochs"
@@ -183,11 +188,20 @@ class StudySpec:
     space: dict[str, Any]
     hpo_version: str = __version__
     created: str = ""  # local time, ISO 8601
+    objective: str = "accuracy"  # config.OBJECTIVES (a study made before objectives: accuracy)
 
-    COMPARABLE = ("dataset", "val_size", "split_seed", "fingerprint", "epochs", "space")
+    COMPARABLE = ("dataset", "val_size", "split_seed", "fingerprint", "epochs", "space", "objective")
 
     @classmethod
-    def new(cls, *, data_cfg: DataConfig, fingerprint: str, epochs: int, space: dict[str, Any]) -> StudySpec:
+    def new(
+        cls,
+        *,
+        data_cfg: DataConfig,
+        fingerprint: str,
+        epochs: int,
+        space: dict[str, Any],
+        objective: str = "accuracy",
+    ) -> StudySpec:
         return cls(
             dataset=data_cfg.dataset,
             val_size=data_cfg.val_size,
@@ -196,6 +210,7 @@ class StudySpec:
             epochs=epochs,
             space=space,
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            objective=objective,
         )
 
     def to_attr(self) -> dict[str, Any]:

@@ -49,6 +49,7 @@ class BestInfo:
     evaluations: list[dict[str, Any]]  # lockbox records, oldest first
     baseline: Baseline | None = None  # the best classical baseline on the same split, if fitted
     split_looks: int = 0  # test looks at this split by every study of the store
+    picked: bool = False  # the trial was chosen (--pick, --max-params), not the most accurate
 
 
 def _fingerprint(study: StudyHandle) -> str:
@@ -134,7 +135,17 @@ class Workspace:
                 found += [(name, record) for record in link.lockbox_records(handle)]
         return found
 
-    def best_trial(self, study: StudyHandle) -> TrialRow:
+    def best_trial(self, study: StudyHandle, *, pick: int | None = None) -> TrialRow:
+        """The study's most accurate complete trial, or the complete trial numbered `pick`."""
+        if pick is not None:
+            row = next((r for r in study.rows() if r.number == pick), None)
+            if row is None or row.state != "COMPLETE":
+                why = "no such trial" if row is None else f"it is {row.state}"
+                raise StudyError(
+                    f"--pick {pick}: study {study.name!r} has no complete trial {pick} ({why}); "
+                    "`hpo trials` lists them, `hpo best` shows a multi-objective study's front"
+                )
+            return row
         best = study.best()
         if best is None:
             raise StudyError(
@@ -142,10 +153,11 @@ class Workspace:
             )
         return best
 
-    def best(self, name: str | None) -> BestInfo:
-        """The best trial of a study, where its checkpoint is, and the study's lockbox records."""
+    def best(self, name: str | None, *, pick: int | None = None) -> BestInfo:
+        """The best trial of a study (or trial `pick`), where its checkpoint is, and the study's
+        lockbox records."""
         handle = self.study(name)
-        best = self.best_trial(handle)
+        best = self.best_trial(handle, pick=pick)
         run_id = link.run_id(best)
         uri = f"{self.mlflow.run(run_id).artifact_uri}/{link.CHECKPOINT_PATH}" if run_id else ""
         return BestInfo(
@@ -157,6 +169,7 @@ class Workspace:
             evaluations=link.lockbox_records(handle),
             baseline=self.best_baseline(handle.name),
             split_looks=len(self.split_looks(_fingerprint(handle))),
+            picked=pick is not None,
         )
 
     def baselines(self, study: str) -> list[Baseline]:

@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Iterator
 
 import optuna
+from optuna.study import StudyDirection
 
 from hpo.errors import StudyError
 from hpo.stores.locks import store_lock
@@ -48,20 +49,26 @@ class StudyStore:
         return self._handle(optuna.load_study(study_name=name, storage=self._storage))
 
     def create_or_resume(
-        self, *, name: str, sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner
+        self,
+        *,
+        name: str,
+        sampler: optuna.samplers.BaseSampler,
+        pruner: optuna.pruners.BasePruner,
+        minimized: tuple[str, ...] = (),
     ) -> StudyHandle:
-        """The study `name`, created (maximizing METRIC) if this store has none."""
+        """The study `name`, created if this store has none: maximizing METRIC, then minimizing
+        each of `minimized` (attribute names, e.g. link.PARAMETERS) when given."""
         study = optuna.create_study(
             storage=self._storage,
             study_name=name,
-            direction="maximize",
+            directions=[StudyDirection.MAXIMIZE, *[StudyDirection.MINIMIZE] * len(minimized)],
             sampler=sampler,
             pruner=pruner,
             load_if_exists=True,
         )
         if study.metric_names is None:  # so optuna-dashboard shows "val_accuracy", not "Objective 0"
-            with writing("name the objective"):
-                study.set_metric_names([METRIC])
+            with writing("name the objectives"):
+                study.set_metric_names([METRIC, *minimized][: len(study.directions)])
         return self._handle(study)
 
     def _handle(self, study: optuna.Study) -> StudyHandle:

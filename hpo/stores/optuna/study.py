@@ -24,12 +24,13 @@ from hpo.stores.optuna.storage import make_sampler
 class TrialRow:
     number: int
     state: link.TrialState
-    value: float | None
+    value: float | None  # the validation accuracy (a multi-objective study's first value)
     params: dict[str, Any]
     attrs: dict[str, Any]
     seconds: float | None
     started: str  # ISO time or ""
     curve: dict[int, float] = field(default_factory=dict)  # epoch -> val accuracy
+    values: tuple[float, ...] = ()  # every objective's value (complete trials)
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,15 @@ def _row(t: optuna.trial.FrozenTrial) -> TrialRow:
     return TrialRow(
         number=t.number,
         state=cast(link.TrialState, t.state.name),
-        value=t.value if t.values else None,
+        value=t.values[0] if t.values else None,
         params=dict(t.params),
         attrs=dict(t.user_attrs),
         seconds=seconds,
         started=t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else "",
-        curve={int(k): float(v) for k, v in t.intermediate_values.items()},
+        curve={
+            int(k): float(v) for k, v in (t.intermediate_values or t.user_attrs.get(link.CURVE) or {}).items()
+        },
+        values=tuple(t.values or ()),
     )
 
 
@@ -88,6 +92,7 @@ class TrialHandle:
     def __init__(self, study: optuna.Study, trial: optuna.Trial) -> None:
         self._study, self._trial, self.number = study, trial, trial.number
         self.trial_id = trial_id(trial)  # the storage key, for heartbeats
+        self.multi = len(study.directions) > 1  # Optuna prunes no multi-objective trial
 
     @property
     def suggest(self) -> optuna.Trial:
@@ -110,19 +115,26 @@ class TrialHandle:
                 self._trial.set_constraint(key, value)
 
     def report(self, value: float, *, step: int) -> bool:
-        """Record the epoch's validation accuracy; True when the pruner says stop."""
+        """Record the epoch's validation accuracy; True when the pruner says stop. A
+        multi-objective trial keeps it in a user attribute (Optuna's `report` refuses those
+        trials): never stopped here, hpo's own rule decides (`search.pareto`)."""
         with writing("report an epoch"):
+            if self.multi:
+                curve = dict(self._trial.user_attrs.get(link.CURVE) or {})
+                self._trial.set_user_attr(link.CURVE, {**curve, str(step): value})
+                return False
             self._trial.report(value, step)
         return bool(self._trial.should_prune())
 
     def attr(self, key: str) -> Any:
         return self._trial.user_attrs.get(key)
 
-    def tell(self, state: link.TrialState, value: float = 0.0) -> None:
-        """End the trial: COMPLETE (with `value`), PRUNED or FAIL."""
+    def tell(self, state: link.TrialState, value: float = 0.0, *, minimized: tuple[float, ...] = ()) -> None:
+        """End the trial: COMPLETE (with `value`, and a multi-objective study's `minimized`
+        values), PRUNED or FAIL."""
         with writing("end a trial"):
             if state == "COMPLETE":
-                self._study.tell(self._trial, value)
+                self._study.tell(self._trial, [value, *minimized] if self.multi else value)
             else:
                 self._study.tell(self._trial, state=TrialState[state])
 
@@ -137,6 +149,11 @@ class StudyHandle:
         self._study, self._storage, self._lock = study, storage, lock
         self.name: str = study.study_name
         self.id: int = storage.get_study_id_from_name(self.name)  # optuna-dashboard's URL uses it
+
+    @property
+    def multi(self) -> bool:
+        """A multi-objective study (accuracy and a size): its best is a front, not one trial."""
+        return len(self._study.directions) > 1
 
     @property
     def heartbeat_interval(self) -> int:
@@ -304,6 +321,7 @@ def param_importances(handle: StudyHandle) -> dict[str, float]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return dict(optuna.importance.get_param_importances(handle._study))
+            target = (lambda t: t.values[0]) if handle.multi else None  # accuracy on a front
+            return dict(optuna.importance.get_param_importances(handle._study, target=target))
     except (RuntimeError, ValueError):
         return {}

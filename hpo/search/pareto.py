@@ -1,0 +1,78 @@
+"""Multi-objective studies (`--objective accuracy,params|latency|flops`): the Pareto front, the
+choice of one point on it, and the rung rule that prunes their trials, which Optuna cannot (its
+`Trial.report` refuses multi-objective trials, optuna/optuna#3450).
+
+The rung rule: at epochs 1, 3 and 9 (a reduction factor of 3, as in ASHA), a trial goes on only
+when its validation accuracy is in the top third of the trials of its size class that reached
+that epoch, itself included (with fewer than three, it must be the best of them). A size class
+is a half-decade of the size objective (e.g. 1,000-3,161 parameters, 3,162-9,999, ...). A trial's
+size is fixed before it trains, so within its class accuracy is the one objective still open: a
+small model is judged against small models, and the front's small end is not pruned away by the
+accuracy of large ones."""
+
+from __future__ import annotations
+
+import math
+
+from hpo.stores import link
+from hpo.stores.optuna import TrialRow
+
+RUNGS = (1, 3, 9)  # epochs at which a trial is judged
+REDUCTION = 3  # the top 1/REDUCTION of a rung goes on
+CLASSES_PER_DECADE = 2
+
+
+def size_class(value: float) -> int:
+    return math.floor(CLASSES_PER_DECADE * math.log10(max(value, 1e-12)))
+
+
+def rung_reason(
+    *, epoch: int, accuracy: float, size: float, number: int, rows: list[TrialRow], attr: str
+) -> str:
+    """Why trial `number` (its `size` under attribute `attr`) stops after `epoch` ("" to go on)."""
+    if epoch not in RUNGS:
+        return ""
+    group = size_class(size)
+    peers = [
+        r.curve[epoch]
+        for r in rows
+        if r.number != number
+        and epoch in r.curve
+        and r.attrs.get(attr) is not None
+        and size_class(float(r.attrs[attr])) == group
+    ]
+    ranked = sorted([*peers, accuracy], reverse=True)
+    keep = max(1, len(ranked) // REDUCTION)
+    if accuracy >= ranked[keep - 1]:
+        return ""
+    return (
+        f"rung {epoch}: {100 * accuracy:.2f}% validation accuracy is not in the top {keep} of the "
+        f"{len(ranked)} trials of its size class at epoch {epoch}"
+    )
+
+
+def front(rows: list[TrialRow]) -> list[TrialRow]:
+    """The complete trials that no other beats on every objective (higher accuracy, lower size),
+    smallest first. Of trials with equal values, the first one stands for them."""
+    complete = [r for r in rows if r.state == "COMPLETE" and len(r.values) >= 2]
+
+    def beats(b: TrialRow, a: TrialRow) -> bool:
+        at_least = b.values[0] >= a.values[0] and all(
+            x <= y for x, y in zip(b.values[1:], a.values[1:], strict=True)
+        )
+        return at_least and (b.values != a.values or b.number < a.number)
+
+    kept = [a for a in complete if not any(beats(b, a) for b in complete if b is not a)]
+    return sorted(kept, key=lambda r: (r.values[1], -r.values[0]))
+
+
+def most_accurate_within(rows: list[TrialRow], *, max_params: int) -> TrialRow | None:
+    """The complete trial of highest validation accuracy with at most `max_params` parameters."""
+    fitting = [
+        r
+        for r in rows
+        if r.state == "COMPLETE"
+        and r.attrs.get(link.PARAMETERS) is not None
+        and int(r.attrs[link.PARAMETERS]) <= max_params
+    ]
+    return max(fitting, key=lambda r: (r.value or 0.0, -r.number)) if fitting else None

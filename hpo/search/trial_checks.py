@@ -1,0 +1,86 @@
+"""What is decided about a trial outside its training loop: before it trains (its figures and
+limits, its predicted cost and the --budget), between epochs (the CPU threads after a slow
+epoch, a multi-objective study's rung rule). `search.trial` calls these with its recorder, the
+only writer of the trial's records."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from hpo.config import TrainConfig, as_params
+from hpo.core.engine import EpochMetrics
+from hpo.core.footprint import footprint, too_large
+from hpo.search.budget import TrialCost, calibration, skip_reason, threads_after_slow_epoch, trial_cost
+from hpo.search.constraints import Figures, measure, violation_reason, violations
+from hpo.search.context import TrialContext
+from hpo.search.pareto import RUNGS, rung_reason
+from hpo.search.space import TrialConfig
+from hpo.stores import link
+from hpo.stores.optuna import TrialHandle
+
+
+class TrialWrites(Protocol):
+    """What these checks write through: `search.trial.TrialRecorder` (which imports this module)."""
+
+    number: int
+    trial: TrialHandle
+    minimized: tuple[float, ...]
+
+    def start(self, *, params: dict[str, object], seed: int) -> None: ...
+    def figures(self, figures: Figures, *, violations: dict[str, float]) -> None: ...
+    def cost(self, cost: TrialCost, *, threads: int) -> None: ...
+    def threads(self, threads: int) -> None: ...
+
+
+def before_training(
+    ctx: TrialContext, recorder: TrialWrites, *, chosen: TrialConfig, train: TrainConfig
+) -> tuple[TrialCost | None, str]:
+    """Record the trial's configuration and predicted cost; (its cost, "") when it may train, or
+    (None or its cost, why not): too large for the device, or more than the --budget left can pay."""
+    size = footprint(chosen.model)
+    params: dict[str, object] = {**as_params(ctx.data_cfg, chosen.model, chosen.optim, train)}
+    params |= {link.PARAMETERS: size.parameters, link.FLOPS: size.flops_per_image}
+    recorder.start(params=params, seed=train.seed)
+    refused = too_large(size, batch_size=train.batch_size, device=ctx.device)
+    if not refused:  # its figures from a built copy: only once it is known to fit in memory
+        figures = measure(chosen.model, size=size)
+        recorder.figures(figures, violations=violations(ctx.cfg.limits, figures))
+        refused = violation_reason(ctx.cfg.limits, figures)
+    if refused:  # before it trains
+        ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params, predicted_s=None)
+        return None, refused
+    factor = calibration(ctx.study.rows(states=link.FINISHED_STATES), device=ctx.tags["device"])
+    cost = trial_cost(chosen=chosen, data=ctx.data, precision=train.precision, factor=factor)
+    recorder.cost(cost, threads=torch.get_num_threads())
+    predicted = cost.predicted_s * train.epochs
+    ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params, predicted_s=predicted)
+    return cost, skip_reason(cost, deadline=ctx.deadline)
+
+
+def recheck_threads(ctx: TrialContext, recorder: TrialWrites, *, seconds: float, cost: TrialCost) -> None:
+    """On the CPU, after an epoch far slower than predicted: train on the cores free now."""
+    if ctx.device.type != "cpu":
+        return
+    threads = threads_after_slow_epoch(
+        seconds=seconds, predicted_s=cost.predicted_s, current=torch.get_num_threads()
+    )
+    if threads is not None:
+        torch.set_num_threads(threads)
+        recorder.threads(threads)
+
+
+def rung(ctx: TrialContext, recorder: TrialWrites, m: EpochMetrics) -> str:
+    """A multi-objective trial's rung rule (`search.pareto`); "" in a single-objective study,
+    whose pruner Optuna runs."""
+    if not recorder.minimized or m.epoch not in RUNGS:
+        return ""
+    return rung_reason(
+        epoch=m.epoch,
+        accuracy=m.val_accuracy,
+        size=recorder.minimized[0],
+        number=recorder.number,
+        rows=ctx.study.rows(states=("COMPLETE", "PRUNED", "RUNNING")),
+        attr=link.SIZE_ATTRS[ctx.cfg.objectives[1]],
+    )
