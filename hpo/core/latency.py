@@ -16,8 +16,10 @@ from torch import nn
 from hpo.config import IMAGE_SIZE
 
 SERVING_BATCH = 64  # images per call of a batch-serving endpoint
-WARMUP = 3
-REPEATS = {1: 30, SERVING_BATCH: 7}  # calls timed per batch size (a batch-64 call costs ~60x more)
+WARMUP = 2  # untimed calls first: allocations, oneDNN's kernel choice
+# Calls timed per batch size: every trial is measured, so a large CNN's batch-64 calls (~60 ms
+# each on a 2-core CPU) are kept few.
+REPEATS = {1: 20, SERVING_BATCH: 3}
 
 
 @dataclass(frozen=True)
