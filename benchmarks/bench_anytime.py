@@ -16,10 +16,10 @@ accuracy against minutes), and prints the table rows for benchmarks/QUALITY.md."
 
 from __future__ import annotations
 
-import _thread
 import argparse
 import json
 import os
+import signal
 import tempfile
 import threading
 import time
@@ -90,7 +90,8 @@ def one_run(*, method: str, seed: int, args: argparse.Namespace) -> dict[str, An
             **METHODS[method],
         )
         curve = Curve()
-        timer = threading.Timer(CAP * seconds, _thread.interrupt_main)  # as a Ctrl-C would
+        # A real SIGINT, as a Ctrl-C would send (`_thread.interrupt_main` did not stop a run here).
+        timer = threading.Timer(CAP * seconds, os.kill, args=(os.getpid(), signal.SIGINT))
         timer.start()
         try:
             outcome = run_search(
@@ -215,6 +216,9 @@ def main() -> None:
     args.data_dir = str(Path(args.data_dir).resolve())
     command = "python " + shlex.join(["benchmarks/bench_anytime.py", *sys.argv[1:]])
     configure()
+    # Started in the background (nohup ... &), a process inherits SIGINT ignored, and Python then
+    # leaves it so: the cap's SIGINT (and a Ctrl-C) would do nothing. Take Python's own handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     OUT.mkdir(exist_ok=True)
     results = []
     for seed in args.seeds:
