@@ -248,7 +248,7 @@ class SearchConfig:
     budget: float | None = None  # seconds for the whole call: the trial in flight and the end included
     trial_timeout: float | None = None  # seconds of training after which a trial stops (pruned)
     sampler: str = "tpe"
-    pruner: str = "median"
+    pruner: str = "sha"  # rungs at epochs 1, 3, 9 from the first trial (benchmarks/QUALITY.md)
     seed: int = 0
     device: str = "auto"
     jobs: int = 1

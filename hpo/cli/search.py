@@ -24,7 +24,11 @@ def search(
     study: str | None = typer.Option(None, "--study", help="Study name (default: DATASET-MODEL)."),
     storage: str = options.STORAGE,
     sampler: str = typer.Option("tpe", "--sampler", help="tpe, random, gp or cmaes."),
-    pruner: str = typer.Option("median", "--pruner", help="median, hyperband, sha or none."),
+    pruner: str = typer.Option(
+        "sha",
+        "--pruner",
+        help="sha (rungs at epochs 1, 3, 9 from the first trial), median, hyperband or none.",
+    ),
     timeout: float | None = typer.Option(None, "--timeout", help="Stop starting trials after SECONDS."),
     budget: str | None = typer.Option(
         None,

@@ -52,7 +52,9 @@ def test_a_trial_is_judged_against_its_size_class_at_each_rung() -> None:
         "rung 1: 88.00% validation accuracy is not in the top 1 of the 3 trials of its size class at epoch 1"
     )
     assert rung_reason(epoch=2, accuracy=0.10, **judge) == ""  # not a rung
-    assert rung_reason(epoch=1, accuracy=0.96, **{**judge, "size": 400_000.0}) == ""  # vs the large one
+    large = {**judge, "size": 400_000.0}  # judged against the large trial only
+    assert rung_reason(epoch=1, accuracy=0.98, **large) == ""
+    assert "top 1 of the 2 trials" in rung_reason(epoch=1, accuracy=0.96, **large)
 
 
 @pytest.mark.slow

@@ -95,10 +95,10 @@ def test_the_end_is_written_to_mlflow_first_then_to_optuna(
     seen_at_tell: list[str] = []
     real_tell = recorder.trial.tell
 
-    def tell(state: link.TrialState, value: float = 0.0) -> None:
+    def tell(state: link.TrialState, value: float = 0.0, *, minimized: tuple[float, ...] = ()) -> None:
         run = MlflowStore().run(recorder.run.run_id)
         seen_at_tell.append(run.status)
-        real_tell(state, value)
+        real_tell(state, value, minimized=minimized)
 
     monkeypatch.setattr(recorder.trial, "tell", tell)
     end = TrialEnd(outcome="pruned", value=0.4, epochs_run=1, best_epoch=1, reason="chance level")
