@@ -158,8 +158,8 @@ def trials_table(rows: Sequence[TrialRow], *, title: str = "", limit: int = 0) -
         ("val acc", "right"),
         ("epochs", "right"),
         ("time", "right"),
-        ("s/epoch pred→ran", "right"),
-        ("size · cpu", "right"),
+        ("s/epoch", "right"),
+        ("size", "right"),
         ("params", "left"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -173,13 +173,13 @@ def trials_table(rows: Sequence[TrialRow], *, title: str = "", limit: int = 0) -
 
 
 def size_text(attrs: dict[str, Any]) -> str:
-    """A model's parameters and its CPU latency at batch 1, e.g. '7.1k · 0.21 ms' ('-': unknown)."""
+    """A model's parameters and its CPU latency at batch 1, e.g. '7.1k 0.21ms' ('-': unknown)."""
     parameters, ms = attrs.get(link.PARAMETERS), attrs.get(link.CPU_LATENCY_MS)
     if parameters is None:
         return "-"
     n = int(parameters)
     count = f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
-    return count if ms is None else f"{count} · {float(ms):.2f} ms"
+    return count if ms is None else f"{count} {float(ms):.2f}ms"
 
 
 def epoch_cost_text(attrs: dict[str, Any]) -> str:

@@ -67,7 +67,7 @@ def best_view(info: BestInfo) -> RenderableType:
         ("MLflow run", info.run_id or "-"),
         ("checkpoint", info.checkpoint_uri or "-"),
         ("parameters", config_text(t.params)),
-        ("size · CPU latency", size_text(t.attrs)),
+        ("size, CPU latency", size_text(t.attrs)),
         ("dataset / split", _split_text(info.spec)),
     ]
     for key, value in rows:
