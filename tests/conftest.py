@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +43,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from hpo.stores.runtime import configure
 
     configure()
+    # A suite started in the background (`cmd &` without job control) inherits SIGINT ignored,
+    # and Python then installs no handler: every Ctrl-C test would see nothing happen. Take
+    # Python's own handler back; the `hpo` processes the tests start then inherit the default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
