@@ -115,7 +115,7 @@ def reproduce_trial(
     with TrackedRun(store=store, experiment_id=experiment, name=f"reproduce-{number:04d}", tags=tags) as run:
         model = build_model(config.model).to(dev)  # after seeding: the same weights as the trial
         params = as_params(spec.data_config(data_dir=data_dir), config.model, config.optim, train)
-        run.log_params({**params, "parameters": count_parameters(model)})
+        run.log_params({**params, link.PARAMETERS: count_parameters(model)})
         result = run.fit(
             model=model, data=data, optim=config.optim, train=train, on_epoch=lambda m: m.epoch >= ran
         )

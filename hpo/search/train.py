@@ -11,6 +11,7 @@ from hpo.core.data import load_train_val
 from hpo.core.device import check_precision, device_label, resolve_device, seed_everything
 from hpo.core.engine import EpochMetrics, FitResult
 from hpo.core.models import build_model, count_parameters
+from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
 from hpo.stores.runs import TrackedRun, outcome_of, provenance
 
@@ -53,7 +54,7 @@ def train_one(
     parameters = count_parameters(model)
     name = f"{model_cfg.family}-{data_cfg.dataset}"
     with TrackedRun(store=store, experiment_id=store.experiment(experiment), name=name, tags=tags) as run:
-        run.log_params({**as_params(data_cfg, model_cfg, optim_cfg, train_cfg), "parameters": parameters})
+        run.log_params({**as_params(data_cfg, model_cfg, optim_cfg, train_cfg), link.PARAMETERS: parameters})
 
         def observe(metrics: EpochMetrics) -> bool:
             if on_epoch is not None:
