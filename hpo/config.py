@@ -26,6 +26,9 @@ OBJECTIVES = ("accuracy", "accuracy,params", "accuracy,latency", "accuracy,flops
 PADDINGS = ("same", "valid")
 KERNEL_SIZES = (3, 5)
 HEADS = ("flatten", "gap")  # a CNN's features: flattened, or global-average-pooled per channel
+# A CNN's convolutions: full k x k, or depthwise-separable (a k x k conv per channel, then a 1x1
+# conv across channels: about k*k times fewer weights and FLOPs when the channels are many).
+CONVS = ("full", "separable")
 ADAPTIVE_OPTIMIZERS = ("adam", "adamw", "rmsprop")  # they take far smaller learning rates than sgd
 
 IMAGE_SIZE = 28  # pixels per side of every supported dataset
@@ -100,6 +103,7 @@ class ModelConfig:
     fc_width: int = 128
     convs_per_block: int = 1
     head: str = "flatten"
+    conv: str = "full"  # CONVS; the first conv of a network (one input channel) is always full
     activation: str = "relu"
     dropout: float = 0.0
     batch_norm: bool = False
@@ -110,6 +114,7 @@ class ModelConfig:
         _choice("padding", self.padding, PADDINGS)
         _choice("kernel size", self.kernel_size, KERNEL_SIZES)
         _choice("head", self.head, HEADS)
+        _choice("conv", self.conv, CONVS)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1); got {self.dropout}")
         if self.fc_width < 0:
@@ -310,6 +315,7 @@ SPELLINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "fc_width": ("--fc-width", ("cnn_fc_width",)),
     "convs_per_block": ("--convs-per-block", ("cnn_convs",)),
     "head": ("--head", ("cnn_head",)),
+    "conv": ("--conv", ("cnn_conv",)),
     "activation": ("--activation", ("activation",)),
     "dropout": ("--dropout", ("dropout",)),
     "batch_norm": ("--batch-norm", ("batch_norm",)),

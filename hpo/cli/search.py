@@ -72,6 +72,7 @@ def search(
 ) -> None:
     """Search hyperparameters with Optuna; resumable, pruned, every trial tracked in MLflow."""
     started = options.process_started()  # --budget counts from the launch, as the user sees it
+    from hpo.search.space import default_space
     from hpo.search.space_file import load_space_file
 
     data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
@@ -96,7 +97,8 @@ def search(
         limits=ModelLimits(max_params=max_params, max_flops=max_flops, max_latency_ms=max_latency_ms),
         objective=objective,
     )
-    chosen = load_space_file(space) if space else None  # None: the study's own space, or the default
+    base = default_space(objective=objective, limits=cfg.limits)
+    chosen = load_space_file(space, base=base) if space else None  # None: the study's own, or the default
     from hpo.search.run import run_search  # torch, MLflow, Optuna: ~3 s, after the input is checked
 
     out = options.console()

@@ -21,6 +21,9 @@ def train(
     fc_width: int = typer.Option(128, "--fc-width", help="CNN hidden fully connected width (0: none)."),
     convs_per_block: int = typer.Option(1, "--convs-per-block", help="CNN convs before each 2x2 pool: 1-3."),
     head: str = typer.Option("flatten", "--head", help="CNN features: flatten, or gap (global avg pool)."),
+    conv: str = typer.Option(
+        "full", "--conv", help="CNN convs: full, or separable (depthwise k x k, then 1x1)."
+    ),
     activation: str = typer.Option(
         "relu", "--activation", help="relu, leaky_relu, elu, gelu, silu, tanh or sigmoid."
     ),
@@ -60,6 +63,7 @@ def train(
         fc_width=fc_width,
         convs_per_block=convs_per_block,
         head=head,
+        conv=conv,
         activation=activation,
         dropout=dropout,
         batch_norm=batch_norm,

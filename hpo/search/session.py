@@ -17,7 +17,7 @@ from hpo.config import DataConfig, SearchConfig
 from hpo.errors import HpoError, StudyError
 from hpo.search.parent_run import open_parent_run
 from hpo.search.recovery import recover_orphans
-from hpo.search.space import DEFAULT_SPACE, Space, restrict_family, space_from_json, space_to_json
+from hpo.search.space import Space, default_space, restrict_family, space_from_json, space_to_json
 from hpo.search.warm_start import points_for
 from hpo.signals import shielded
 from hpo.stores import link
@@ -72,13 +72,15 @@ def search_study(ws: Workspace, cfg: SearchConfig) -> StudyHandle:
     )
 
 
-def _resolve_space(study: StudyHandle, *, given: Space | None, model: str) -> tuple[Space, dict[str, Any]]:
+def _resolve_space(
+    study: StudyHandle, *, given: Space | None, cfg: SearchConfig
+) -> tuple[Space, dict[str, Any]]:
     """The space this call samples and its JSON form for the spec. Without a space file, a study
     goes on with the space it was made with (so a newer hpo's default never locks it out); a new
-    study takes the default. `model` then fixes the family."""
-    recorded = link.read_spec(study)
+    study takes the default for its objective and limits. `cfg.model` then fixes the family."""
+    recorded, model = link.read_spec(study), cfg.model
     if given is not None or recorded is None:
-        space = restrict_family(given or DEFAULT_SPACE, model)
+        space = restrict_family(given or default_space(objective=cfg.objective, limits=cfg.limits), model)
         return space, space_to_json(space)
     base = space_from_json(recorded.space)
     space = restrict_family(base, model)
@@ -123,7 +125,7 @@ def open_session(
     with ws.studies.lock():  # several processes may start on a fresh store at once
         store = ws.mlflow
         study = study or search_study(ws, cfg)
-        space, space_json = _resolve_space(study, given=space, model=cfg.model)
+        space, space_json = _resolve_space(study, given=space, cfg=cfg)
         if cfg.warm_start and not study.rows():
             for name, params in points_for(space, limit=cfg.trials).items():
                 study.enqueue(params, attrs={link.WARM_START: name})

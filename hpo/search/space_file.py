@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from hpo.config import ACTIVATIONS, AUGMENTS, FAMILIES, HEADS, KERNEL_SIZES, OPTIMIZERS, SCHEDULES
+from hpo.config import ACTIVATIONS, AUGMENTS, CONVS, FAMILIES, HEADS, KERNEL_SIZES, OPTIMIZERS, SCHEDULES
 from hpo.errors import ConfigError
 from hpo.search.space import DEFAULT_SPACE, Choice, Range, Space, Spec
 
@@ -46,6 +46,7 @@ _ALLOWED: dict[str, tuple[Any, ...]] = {
     "schedule": SCHEDULES,
     "cnn_kernel": KERNEL_SIZES,
     "cnn_head": HEADS,
+    "cnn_conv": CONVS,
     "batch_norm": (False, True),
     "augment": AUGMENTS,
 }
@@ -101,7 +102,7 @@ def _parse_table(name: str, raw: dict[str, Any], default: Spec) -> Spec:
 
 
 def parse_space(raw: dict[str, Any], *, base: Space | None = None) -> Space:
-    """Overlay a parsed TOML mapping onto the default space, validating every entry."""
+    """Overlay a parsed TOML mapping onto `base` (the default space), validating every entry."""
     space = dict(base or DEFAULT_SPACE)
     if "lr" in raw:  # one range for every optimizer
         raw = {"lr_sgd": raw["lr"], "lr_adaptive": raw["lr"], **{k: v for k, v in raw.items() if k != "lr"}}
@@ -113,7 +114,8 @@ def parse_space(raw: dict[str, Any], *, base: Space | None = None) -> Space:
     return space
 
 
-def load_space_file(path: Path) -> Space:
+def load_space_file(path: Path, *, base: Space) -> Space:
+    """A space file overlaid on `base`: the search's default space (`space.default_space`)."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
@@ -126,4 +128,4 @@ def load_space_file(path: Path) -> Space:
         raise ConfigError(f"cannot read space file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"space file {path} is not valid TOML: {exc}") from None
-    return parse_space(raw)
+    return parse_space(raw, base=base)

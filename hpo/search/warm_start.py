@@ -31,6 +31,23 @@ POINTS: dict[str, dict[str, Any]] = {
         "cnn_fc_width": 128, **_SGD_COSINE,
         "lr_sgd": 0.05, "weight_decay": 5e-4, "augment": "affine", "label_smoothing": 0.1,
     },
+    # For small-model searches (space.COMPACT_SPACE). 7,154 parameters: two 3x3 convs per block
+    # at 8, 12 and 16 channels, batch norm and a global-average-pool head, the shape of MNIST's
+    # hand-designed ~7k nets (99.4% with augmentation).
+    "tiny-cnn-gap": {
+        "family": "cnn", "activation": "relu", "dropout": 0.0, "batch_norm": True, "cnn_blocks": 3,
+        "cnn_convs": 2, "cnn_channels_0": 8, "cnn_channels_1": 12, "cnn_channels_2": 16, "cnn_kernel": 3,
+        "cnn_head": "gap", "cnn_fc_width": 0, "cnn_conv": "full", **_SGD_COSINE,
+        "lr_sgd": 0.05, "weight_decay": 1e-4, "augment": "affine", "label_smoothing": 0.0,
+    },
+    # 3,306 parameters: depthwise-separable convs at 16, 32 and 48 channels (MNIST's separable
+    # 5k hand design reached 98.4%).
+    "separable-cnn-gap": {
+        "family": "cnn", "activation": "relu", "dropout": 0.0, "batch_norm": True, "cnn_blocks": 3,
+        "cnn_convs": 1, "cnn_channels_0": 16, "cnn_channels_1": 32, "cnn_channels_2": 48, "cnn_kernel": 3,
+        "cnn_head": "gap", "cnn_fc_width": 0, "cnn_conv": "separable", **_SGD_COSINE,
+        "lr_sgd": 0.05, "weight_decay": 1e-4, "augment": "affine", "label_smoothing": 0.0,
+    },
 }  # fmt: skip
 
 

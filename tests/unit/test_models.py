@@ -117,3 +117,28 @@ def test_the_served_model_takes_either_pixel_scale_per_image() -> None:
     with torch.inference_mode():
         assert torch.allclose(served(mixed), served(raw), atol=1e-5)
         assert torch.allclose(served(rounded), served(rounded * 255), atol=1e-5)
+
+
+def test_separable_convs_have_fewer_weights_and_the_footprint_counts_them() -> None:
+    """16 -> 32 channels at 3x3: a depthwise 3x3 (16 x 9 weights) and a 1x1 (16 x 32 + 32 biases)
+    instead of 32 x (16 x 9 + 1); the network's first conv (one input channel) stays full."""
+    from hpo.core.footprint import footprint
+
+    cfg = ModelConfig(family="cnn", channels=(16, 32), conv="separable", head="gap", fc_width=0)
+    model = build_model(cfg)
+    assert model(X).shape == (4, 10)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.groups) for c in convs] == [
+        (1, 16, 3, 1),
+        (16, 16, 3, 16),
+        (16, 32, 1, 1),
+    ]
+    assert count_parameters(model) == (16 * 9 + 16) + 16 * 9 + (16 * 32 + 32) + (32 * 10 + 10)
+    full = build_model(ModelConfig(family="cnn", channels=(16, 32), head="gap", fc_width=0))
+    assert count_parameters(full) == (16 * 9 + 16) + (32 * 16 * 9 + 32) + (32 * 10 + 10)
+    size = footprint(cfg)
+    assert size.parameters == count_parameters(model)
+    # 2 FLOPs a multiply-add: 28x28 first conv, 14x14 after the pool for the depthwise and the 1x1
+    assert size.flops_per_image == 2 * (9 * 16 * 784 + 9 * 16 * 196 + 16 * 32 * 196 + 32 * 10)
+    with pytest.raises(ConfigError, match="unknown conv"):
+        ModelConfig(family="cnn", conv="dilated")

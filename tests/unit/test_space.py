@@ -6,13 +6,15 @@ from typing import Any
 
 import pytest
 
-from hpo.config import OPTIMIZERS
+from hpo.config import OPTIMIZERS, ModelLimits
 from hpo.errors import ConfigError
 from hpo.search.space import (
+    COMPACT_SPACE,
     DEFAULT_SPACE,
     Choice,
     Range,
     config_from_params,
+    default_space,
     restrict_family,
     sample,
     space_from_json,
@@ -118,3 +120,42 @@ def test_a_recorded_space_lists_only_what_it_can_draw() -> None:
     assert "mlp_width" in mlp and not any(name.startswith("cnn_") for name in mlp)
     assert set(drawable(space_to_json(DEFAULT_SPACE))) == set(DEFAULT_SPACE)  # the default draws all
     assert plain_params({"lr_adaptive": 0.001, "optimizer": "adam"}) == {"lr": 0.001, "optimizer": "adam"}
+
+
+class LowTrial(FakeTrial):
+    """Answers with the first choice and the low end of every range: the smallest model."""
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        self.asked[name] = choices[0]
+        return choices[0]
+
+    def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int:
+        self.asked[name] = low
+        return low
+
+
+def test_a_search_for_small_models_draws_from_the_compact_space() -> None:
+    from hpo.core.footprint import footprint
+    from hpo.search.warm_start import points_for
+
+    assert default_space(objective="accuracy", limits=ModelLimits()) is DEFAULT_SPACE
+    assert default_space(objective="accuracy,params", limits=ModelLimits()) is COMPACT_SPACE
+    assert default_space(objective="accuracy", limits=ModelLimits(max_params=8_000)) is COMPACT_SPACE
+    assert set(COMPACT_SPACE) == set(DEFAULT_SPACE)  # the same keys: a recorded one replays
+    smallest = sample(LowTrial(), restrict_family(COMPACT_SPACE, "cnn")).model
+    assert (smallest.channels, smallest.head, smallest.conv) == ((4, 4), "gap", "full")
+    assert footprint(smallest).parameters == 238  # (36 + 4) + (144 + 4) + (40 + 10)
+    assert footprint(sample(LowTrial(), restrict_family(COMPACT_SPACE, "mlp")).model).parameters == 6_370
+    assert sample(FakeTrial(), COMPACT_SPACE).model.conv == "separable"  # the last choice
+    assert sample(FakeTrial(), DEFAULT_SPACE).model.conv == "full"  # the default never draws it
+    # Each space's warm starts are its own: the compact nets, 7,154 and 3,306 parameters.
+    compact = points_for(COMPACT_SPACE, limit=10)
+    assert list(compact) == ["tiny-cnn-gap", "separable-cnn-gap"]
+    sizes = [footprint(config_from_params(p).model).parameters for p in compact.values()]  # type: ignore[union-attr]
+    assert sizes == [7_154, 3_306]
+    assert list(points_for(DEFAULT_SPACE, limit=10)) == ["textbook-mlp", "wide-mlp-shift", "small-cnn-affine"]
+    narrowed = parse_space({"cnn_conv": ["separable"]}, base=COMPACT_SPACE)
+    assert narrowed["cnn_conv"] == Choice(("separable",))
+    assert narrowed["cnn_channels"] == COMPACT_SPACE["cnn_channels"]  # the rest: the base's
+    with pytest.raises(ConfigError, match="cnn_conv cannot be 'dilated'"):
+        parse_space({"cnn_conv": ["dilated"]})
