@@ -1,6 +1,7 @@
 """What a model costs to train here, known before it trains: `probe_epoch_seconds` times a few
 training steps of the configuration itself and scales them to an epoch. And how many CPU threads
-to train with: as many as there are cores that other processes leave free.
+to train with: as many as there are cores that other processes leave free, or one for a model that
+trains faster on one.
 
 Why free cores: PyTorch starts one compute thread per core, and every step waits for the slowest.
 With one core busy elsewhere, two threads on a 2-core CPU made a batch-64 MLP epoch 4.3x slower,
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -106,6 +108,39 @@ def _cpu_times() -> tuple[float, float, float]:
     with open("/proc/self/stat") as f:
         own = f.read().rsplit(")", 1)[1].split()
     return sum(fields) - idle, sum(fields), float(own[11]) + float(own[12])  # utime, stime
+
+
+# A trial trains with fewer threads than the cores free when its probe says so: this much faster.
+FEWER_THREADS_GAIN = 0.9
+
+
+@dataclass
+class CpuThreads:
+    """The CPU threads one search process may use (the free cores at its start, chosen again after
+    an epoch far slower than predicted); each trial trains with these or fewer (`fastest_threads`)."""
+
+    available: int
+
+
+def fastest_threads(
+    *, cfg: ModelConfig, batch_size: int, precision: str, data: TrainValData, available: int
+) -> int:
+    """The threads `cfg` trains fastest with on this CPU: `available`, or one when a few timed steps
+    on one take less than FEWER_THREADS_GAIN x those on `available`. Small convolutions gain nothing from a
+    second thread and lose its synchronisation: a 7k-parameter CNN's MNIST epoch on 2 cores took
+    9.5 s on one thread and 13.7 s on two (benchmarks/QUALITY.md)."""
+    if available <= 1 or data.train.x.device.type != "cpu":
+        return max(1, available)
+    x, y = data.train.x, data.train.y
+    timed = min(PROBE_STEPS, max(1, math.ceil(len(data.train) / batch_size) // PROBE_SHARE))
+    seconds = {}
+    for threads in (available, 1):
+        torch.set_num_threads(threads)
+        seconds[threads] = _step_seconds(
+            cfg, x=x, y=y, batch_size=batch_size, precision=precision, timed=timed
+        )
+    torch.set_num_threads(available)
+    return 1 if seconds[1] < FEWER_THREADS_GAIN * seconds[available] else available
 
 
 def choose_threads(*, jobs: int = 1, free: float | None = None) -> int:

@@ -3,7 +3,8 @@ forward pass) and `--max-latency-ms` (batch 1 on the CPU). Parameters and FLOPs 
 configuration's shapes (`hpo.core.footprint`); latency is measured on a freshly built copy (an
 untrained model answers as fast as a trained one). Every trial records its figures, on the trial
 and its run, so a study on a GPU still knows its models' CPU latency; a trial over a limit never
-trains: it is pruned with the figure as its reason, so the sampler learns to avoid it."""
+trains: it is pruned with the figure as its reason, so the sampler learns to avoid it. A trial on a
+GPU also records its latency there."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 
 from hpo.config import ModelConfig, ModelLimits
 from hpo.core.footprint import Footprint
-from hpo.core.latency import latency
+from hpo.core.latency import Latency, latency
 from hpo.core.models import build_model
 from hpo.stores import link
 
@@ -29,19 +30,24 @@ class Figures:
     cpu_ms: float  # batch 1 on the CPU, median
     cpu_serving_ms: float  # hpo.core.latency.SERVING_BATCH images on the CPU, median
     cpu_threads: int
+    on_device: Latency | None = None  # the same on the trial's device, when that is not the CPU
 
     def attrs(self) -> dict[str, float]:
-        return {
+        found = {
             link.PARAMETERS: self.parameters,
             link.FLOPS: self.flops,
             link.CPU_LATENCY_MS: round(self.cpu_ms, 4),
             link.CPU_SERVING_MS: round(self.cpu_serving_ms, 4),
         }
+        if self.on_device is not None:
+            found[link.DEVICE_LATENCY_MS] = round(self.on_device.batch1_ms, 4)
+            found[link.DEVICE_SERVING_MS] = round(self.on_device.serving_ms, 4)
+        return found
 
 
-def measure(cfg: ModelConfig, *, size: Footprint) -> Figures:
-    """Parameters and FLOPs from the footprint; CPU latency from a built copy (the global random
-    state is left as it was)."""
+def measure(cfg: ModelConfig, *, size: Footprint, device: torch.device) -> Figures:
+    """Parameters and FLOPs from the footprint; latency from a built copy, on the CPU and on the
+    trial's `device` when that is another (the global random state is left as it was)."""
     with torch.random.fork_rng(devices=[]):
         model = build_model(cfg)
     cpu = latency(model, device=torch.device("cpu"))
@@ -51,6 +57,7 @@ def measure(cfg: ModelConfig, *, size: Footprint) -> Figures:
         cpu_ms=cpu.batch1_ms,
         cpu_serving_ms=cpu.serving_ms,
         cpu_threads=cpu.threads,
+        on_device=latency(model, device=device) if device.type != "cpu" else None,
     )
 
 

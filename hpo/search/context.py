@@ -4,12 +4,13 @@ search runs (`SearchObserver`)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 
 from hpo.config import DataConfig, SearchConfig
+from hpo.core.cost import CpuThreads
 from hpo.core.data import TrainValData
 from hpo.core.engine import EpochMetrics
 from hpo.search.budget import CallEstimate
@@ -55,6 +56,7 @@ class TrialContext:
     tags: dict[str, str]  # provenance, on every child run
     observer: SearchObserver
     deadline: float | None = None  # time.time() at which --budget stops the trial in flight
+    threads: CpuThreads = field(default_factory=lambda: CpuThreads(available=torch.get_num_threads()))
 
     def over_budget(self) -> bool:
         return self.deadline is not None and time.time() >= self.deadline

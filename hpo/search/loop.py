@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from hpo.core.cost import choose_threads
+from hpo.core.cost import CpuThreads, choose_threads
 from hpo.core.data import TrainValData, load_train_val
 from hpo.core.device import device_label, resolve_device, seed_everything
 from hpo.search.budget import CallEstimate, estimate, is_skip, plan_final
@@ -44,6 +44,7 @@ def run_trials(
     seed_everything(seed=cfg.seed, deterministic=False, device=device)
     if device.type == "cpu":  # the cores other processes leave free, shared with sibling workers
         torch.set_num_threads(choose_threads(jobs=cfg.jobs))
+    threads = CpuThreads(available=torch.get_num_threads())
     data = data if data is not None else load_train_val(session.data_cfg, device=device)
     ws = ws or session.workspace()
     study = study or search_study(ws, cfg)  # its sampler is seeded again at every claim
@@ -60,6 +61,7 @@ def run_trials(
         tags=tags,
         observer=observer,
         deadline=session.deadline,
+        threads=threads,
     )
     counts = study.counts()
     done = counts.finished

@@ -76,3 +76,17 @@ def most_accurate_within(rows: list[TrialRow], *, max_params: int) -> TrialRow |
         and int(r.attrs[link.PARAMETERS]) <= max_params
     ]
     return max(fitting, key=lambda r: (r.value or 0.0, -r.number)) if fitting else None
+
+
+def hypervolume(points: list[tuple[float, float]], *, reference: tuple[float, float]) -> float:
+    """The area that (accuracy, size) `points` dominate above and left of `reference`, with size in
+    decades (log10): accuracy is maximized, size minimized, and a model ten times smaller counts
+    the same at any size. Points beyond the reference add nothing. One number to compare two fronts
+    of the same objectives under the same reference: the larger, the better."""
+    ref_accuracy, ref_size = reference[0], math.log10(reference[1])
+    area, best = 0.0, ref_accuracy
+    for accuracy, size in sorted(points, key=lambda p: (p[1], -p[0])):  # smallest first
+        if accuracy > best and math.log10(size) < ref_size:
+            area += (ref_size - math.log10(size)) * (accuracy - best)  # the strip it adds
+            best = accuracy
+    return area

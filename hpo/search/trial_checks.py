@@ -10,6 +10,7 @@ from typing import Protocol
 import torch
 
 from hpo.config import TrainConfig, as_params
+from hpo.core.cost import fastest_threads
 from hpo.core.engine import EpochMetrics
 from hpo.core.footprint import footprint, too_large
 from hpo.search.budget import TrialCost, calibration, skip_reason, threads_after_slow_epoch, trial_cost
@@ -45,12 +46,22 @@ def before_training(
     recorder.start(params=params, seed=train.seed)
     refused = too_large(size, batch_size=train.batch_size, device=ctx.device)
     if not refused:  # its figures from a built copy: only once it is known to fit in memory
-        figures = measure(chosen.model, size=size)
+        figures = measure(chosen.model, size=size, device=ctx.device)
         recorder.figures(figures, violations=violations(ctx.cfg.limits, figures))
         refused = violation_reason(ctx.cfg.limits, figures)
     if refused:  # before it trains
         ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params, predicted_s=None)
         return None, refused
+    if ctx.device.type == "cpu":  # the cores free, or one when this model trains faster on one
+        torch.set_num_threads(
+            fastest_threads(
+                cfg=chosen.model,
+                batch_size=train.batch_size,
+                precision=train.precision,
+                data=ctx.data,
+                available=ctx.threads.available,
+            )
+        )
     factor = calibration(ctx.study.rows(states=link.FINISHED_STATES), device=ctx.tags["device"])
     cost = trial_cost(chosen=chosen, data=ctx.data, precision=train.precision, factor=factor)
     recorder.cost(cost, threads=torch.get_num_threads())
@@ -60,21 +71,25 @@ def before_training(
 
 
 def recheck_threads(ctx: TrialContext, recorder: TrialWrites, *, seconds: float, cost: TrialCost) -> None:
-    """On the CPU, after an epoch far slower than predicted: train on the cores free now."""
+    """On the CPU, after an epoch far slower than predicted: the cores free now are what the
+    process may use; this trial goes on with no more threads than those (nor more than it chose)."""
     if ctx.device.type != "cpu":
         return
-    threads = threads_after_slow_epoch(
-        seconds=seconds, predicted_s=cost.predicted_s, current=torch.get_num_threads()
+    free = threads_after_slow_epoch(
+        seconds=seconds, predicted_s=cost.predicted_s, current=ctx.threads.available
     )
-    if threads is not None:
-        torch.set_num_threads(threads)
-        recorder.threads(threads)
+    if free is None:
+        return
+    ctx.threads.available = free
+    if free < torch.get_num_threads():
+        torch.set_num_threads(free)
+        recorder.threads(free)
 
 
 def rung(ctx: TrialContext, recorder: TrialWrites, m: EpochMetrics) -> str:
-    """A multi-objective trial's rung rule (`search.pareto`); "" in a single-objective study,
-    whose pruner Optuna runs."""
-    if not recorder.minimized or m.epoch not in RUNGS:
+    """A multi-objective trial's rung rule (`search.pareto`), unless --pruner none; "" in a
+    single-objective study, whose pruner Optuna runs."""
+    if not recorder.minimized or m.epoch not in RUNGS or ctx.cfg.pruner == "none":
         return ""
     return rung_reason(
         epoch=m.epoch,

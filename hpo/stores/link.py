@@ -48,8 +48,10 @@ OWNER_HOST, OWNER_PID, OWNER_TOKEN = "host", "pid", "pid_token"  # the process r
 PROBE_EPOCH_S, PREDICTED_EPOCH_S, MEASURED_EPOCH_S = "probe_epoch_s", "predicted_epoch_s", "measured_epoch_s"
 THREADS, FLOPS = "threads", "flops"
 # What a model is, known before it trains (search.constraints): its parameters, and its CPU
-# latency in ms at batch 1 and at the serving batch (64); also MLflow metrics of its run.
+# latency in ms at batch 1 and at the serving batch (64), and the same on the trial's device when
+# that is not the CPU (a GPU); also MLflow metrics of its run.
 PARAMETERS, CPU_LATENCY_MS, CPU_SERVING_MS = "parameters", "cpu_latency_ms", "cpu_latency_ms_batch64"
+DEVICE_LATENCY_MS, DEVICE_SERVING_MS = "device_latency_ms", "device_latency_ms_batch64"
 # A multi-objective study's second objective (config.OBJECTIVES) -> the trial attribute holding it.
 SIZE_ATTRS = {"params": PARAMETERS, "latency": CPU_LATENCY_MS, "flops": FLOPS}
 # Per-epoch validation accuracy of a multi-objective trial ({"1": 0.91, ...}): Optuna keeps no

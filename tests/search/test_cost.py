@@ -15,6 +15,7 @@ import torch
 from hpo.config import DataConfig, ModelConfig, OptimConfig
 from hpo.core import cost
 from hpo.core.data import TrainValData, load_train_val
+from hpo.core.device import resolve_device
 from hpo.core.engine import fit
 from hpo.core.models import build_model
 from hpo.search import budget
@@ -126,6 +127,22 @@ def test_an_epoch_far_slower_than_predicted_chooses_the_threads_again(
     assert budget.threads_after_slow_epoch(seconds=3.0, predicted_s=1.0, current=1) is None  # unchanged
 
 
+def test_a_model_that_trains_faster_on_one_thread_gets_one(
+    data: TrainValData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The threads in force when each step is timed decide: one thread 30% faster -> 1; 5% -> all."""
+    cfg, before = ModelConfig(hidden=(16,)), torch.get_num_threads()
+    args: dict[str, Any] = {"cfg": cfg, "batch_size": 64, "precision": "fp32", "data": data}
+    for one_thread_s, expected in ((0.7, 1), (0.95, 2)):
+        monkeypatch.setattr(
+            cost, "_step_seconds", lambda *a, s=one_thread_s, **k: s if torch.get_num_threads() == 1 else 1.0
+        )
+        assert cost.fastest_threads(**args, available=2) == expected
+        assert torch.get_num_threads() == 2  # left at what the process may use; the caller sets it
+    assert cost.fastest_threads(**args, available=1) == 1  # nothing to choose: no probe
+    torch.set_num_threads(before)
+
+
 def test_rungs_prune_from_the_first_trial(workdir: Path) -> None:
     """`--pruner sha`: rungs at epochs 1, 3, 9; the second trial, worse than the first at epoch 1,
     stops there (the median pruner waits for 5 finished trials)."""
@@ -185,6 +202,21 @@ def test_latency_is_measured_on_a_copy_at_batch_1_and_the_serving_batch() -> Non
     found = latency(model, device=torch.device("cpu"))
     assert 0 < found.batch1_ms < found.serving_ms and found.threads == torch.get_num_threads()
     assert model.training  # the model itself is left as it was
+
+
+def test_figures_hold_the_latency_on_the_trials_device_too(device: str) -> None:
+    """On the CPU one figure a batch size; on a GPU (`pytest --device cuda`) its own as well."""
+    from hpo.core.footprint import footprint
+    from hpo.search.constraints import measure
+
+    cfg = ModelConfig(family="cnn", channels=(8, 16), head="gap", fc_width=0)
+    figures = measure(cfg, size=footprint(cfg), device=resolve_device(device))
+    attrs = figures.attrs()
+    assert attrs[link.CPU_LATENCY_MS] > 0 and attrs[link.PARAMETERS] == footprint(cfg).parameters
+    if resolve_device(device).type == "cpu":
+        assert figures.on_device is None and link.DEVICE_LATENCY_MS not in attrs
+    else:
+        assert attrs[link.DEVICE_LATENCY_MS] > 0 and attrs[link.DEVICE_SERVING_MS] > 0
 
 
 def test_a_model_over_a_limit_never_trains(workdir: Path, data_dir: Path) -> None:

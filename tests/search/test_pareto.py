@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hpo.search.pareto import front, most_accurate_within, rung_reason, size_class
+from hpo.search.pareto import front, hypervolume, most_accurate_within, rung_reason, size_class
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
 from hpo.stores.optuna import TrialRow
@@ -38,6 +38,16 @@ def test_the_front_keeps_what_nothing_beats_smallest_first() -> None:
     assert [r.number for r in front(rows)] == [3, 1, 0]
     assert most_accurate_within(rows, max_params=9_000) == rows[1]
     assert most_accurate_within(rows, max_params=1_000) is None
+
+
+def test_the_hypervolume_counts_what_the_front_dominates_in_decades_of_size() -> None:
+    reference = (0.9, 1e6)
+    assert hypervolume([], reference=reference) == 0.0
+    assert hypervolume([(0.99, 1e4)], reference=reference) == pytest.approx(2 * 0.09)
+    # A second point that is beaten (larger and less accurate) adds nothing; a smaller one adds a strip.
+    two = [(0.99, 1e4), (0.95, 1e5), (0.95, 1e3)]
+    assert hypervolume(two, reference=reference) == pytest.approx(2 * 0.09 + 3 * 0.05 - 2 * 0.05)
+    assert hypervolume([(0.85, 1e3), (0.99, 2e6)], reference=reference) == 0.0  # beyond the reference
 
 
 def test_a_trial_is_judged_against_its_size_class_at_each_rung() -> None:
@@ -101,3 +111,17 @@ def test_pick_and_max_params_choose_a_complete_trial(searched: Path) -> None:
     code, out, err = hpo("best", "--max-params", "100000000")  # every trial fits: the best one
     found = re.search(r"chosen trial\s+(\d+)", out)
     assert code == 0 and found is not None and found.group(1) == str(best.number), out + err
+
+
+def test_a_multi_objective_study_draws_small_models_from_its_first_trial(
+    workdir: Path, data_dir: Path
+) -> None:
+    """Without a space file, the compact space and its warm starts (7,154 and 3,306 parameters)."""
+    search(data_dir, trials=2, epochs=1, space="study", model="cnn", objective="accuracy,params")
+    study = open_study("s")
+    spec = link.read_spec(study)
+    assert spec is not None and spec.space["cnn_conv"] == {"choices": ["full", "separable"]}
+    rows = sorted(study.rows(), key=lambda r: r.number)
+    assert [r.attrs.get(link.WARM_START) for r in rows] == ["tiny-cnn-gap", "separable-cnn-gap"]
+    assert [int(r.attrs[link.PARAMETERS]) for r in rows] == [7_154, 3_306]
+    assert rows[1].params["cnn_conv"] == "separable"
