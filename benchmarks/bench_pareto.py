@@ -194,7 +194,7 @@ def plot(results: list[dict[str, Any]], *, args: argparse.Namespace, path: Path)
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
-def rows(results: list[dict[str, Any]], *, args: argparse.Namespace, command: str) -> str:
+def rows(results: list[dict[str, Any]], *, args: argparse.Namespace) -> str:
     size = args.objective.split(",")[1]
     lines = []
     for r in results:
@@ -208,10 +208,10 @@ def rows(results: list[dict[str, Any]], *, args: argparse.Namespace, command: st
         tested += f" (interrupted at {CAP:g}x the budget)" if r["interrupted"] else ""
         hv = r["history"][-1][2] if r["history"] else 0.0
         lines.append(
-            f"| {time.strftime('%Y-%m-%d')} | {machine_label()} | {args.dataset} | {args.objective} | "
+            f"| {time.strftime('%Y-%m-%d')} | {r['machine']} | {args.dataset} | {args.objective} | "
             f"{r['method']} | {args.minutes:g} min | {r['wall_min']:.1f} min | "
             f"{r['finished']} ({r['complete']}/{r['pruned']}) | {r['epochs']} | {hv:.4f} | {front_text} | "
-            f"{tested} | `{command}` |"
+            f"{tested} | `{r['command']}` |"
         )
     return "\n".join(lines)
 
@@ -231,21 +231,35 @@ def main() -> None:
     p.add_argument("--looks", type=int, nargs="*", default=[8_000, 5_000], help="parameter limits")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--merge", nargs="+", type=Path, help="plot and tabulate these runs' JSON files together (ways run "
+        "side by side in separate processes, e.g. each pinned to one core with taskset), run nothing",
+    )  # fmt: skip
     args = p.parse_args()
     args.data_dir = str(Path(args.data_dir).resolve())
-    command = "python " + shlex.join(["benchmarks/bench_pareto.py", *sys.argv[1:]])
-    configure()
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # see bench_anytime: a background start
     OUT.mkdir(exist_ok=True)
     stem = f"{args.dataset}-{args.objective.replace(',', '-')}-{args.minutes:g}min"
+    if args.merge:
+        results = [r for path in args.merge for r in json.loads(path.read_text())]
+    else:
+        results = run_all(args, command="python " + shlex.join(["benchmarks/bench_pareto.py", *sys.argv[1:]]))
+        stem += "-" + "-".join(args.methods)
+        (OUT / f"{stem}.json").write_text(json.dumps(results, indent=1))
+    plot(results, args=args, path=OUT / f"{stem}.png")
+    print(rows(results, args=args))
+    print(savings(results))
+
+
+def run_all(args: argparse.Namespace, *, command: str) -> list[dict[str, Any]]:
+    configure()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # see bench_anytime: a background start
+    cores = len(os.sched_getaffinity(0))  # a taskset pin shows here
+    machine = f"{machine_label().rsplit(',', 1)[0]}, {cores} of {os.cpu_count()} cores"
     results = []
     for method in args.methods:
         print(f"{args.dataset} {args.objective} {method}", flush=True)
-        results.append(one_run(method=method, args=args))
-        (OUT / f"{stem}.json").write_text(json.dumps(results, indent=1))
-    plot(results, args=args, path=OUT / f"{stem}.png")
-    print(rows(results, args=args, command=command))
-    print(savings(results))
+        results.append({**one_run(method=method, args=args), "command": command, "machine": machine})
+    return results
 
 
 if __name__ == "__main__":
