@@ -21,6 +21,7 @@ benchmarks/QUALITY.md."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -109,7 +110,10 @@ def one_run(*, method: str, args: argparse.Namespace) -> dict[str, Any]:
     limit = {"timeout": seconds} if method == "optuna-tutorial" else {"budget": seconds}
     size = args.objective.split(",")[1]
     reference = (REFERENCE_ACCURACY[args.dataset], REFERENCE_SIZE[size])
-    with tempfile.TemporaryDirectory(prefix="hpo-pareto-") as tmp:
+    keep = args.keep / method if args.keep else None  # the project stays there, for hpo report
+    if keep is not None:
+        keep.mkdir(parents=True)  # a fresh folder: refuses one that holds an earlier run
+    with contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory(prefix="hpo-") as tmp:
         os.chdir(tmp)
         cfg = SearchConfig(
             study="pareto", storage="sqlite:///studies/hpo.db", trials=10_000, epochs=args.epochs,
@@ -231,12 +235,14 @@ def main() -> None:
     p.add_argument("--looks", type=int, nargs="*", default=[8_000, 5_000], help="parameter limits")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--device", default="cpu")
+    p.add_argument("--keep", type=Path, help="run each way in DIR/WAY and keep its project (for hpo report)")
     p.add_argument(
         "--merge", nargs="+", type=Path, help="plot and tabulate these runs' JSON files together (ways run "
         "side by side in separate processes, e.g. each pinned to one core with taskset), run nothing",
     )  # fmt: skip
     args = p.parse_args()
     args.data_dir = str(Path(args.data_dir).resolve())
+    args.keep = args.keep.resolve() if args.keep else None
     OUT.mkdir(exist_ok=True)
     stem = f"{args.dataset}-{args.objective.replace(',', '-')}-{args.minutes:g}min"
     if args.merge:
