@@ -243,7 +243,10 @@ def front_png(rows: Sequence[Any], front: Sequence[Any], *, size_label: str, pat
     ax.scatter(xs, ys, s=30, color="C3", zorder=3)
     for r, x, y in zip(front, xs, ys, strict=True):
         ax.annotate(str(r.number), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
-    ax.set_xscale("log")
+    if not done:  # nothing to scale: every trial so far was pruned, failed or is running
+        ax.text(0.5, 0.5, "no complete trial yet", ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.set_xscale("log")
     ax.set_xlabel(size_label)
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title("Pareto front (red) of the complete trials (blue)")

@@ -125,3 +125,13 @@ def test_a_multi_objective_study_draws_small_models_from_its_first_trial(
     assert [r.attrs.get(link.WARM_START) for r in rows] == ["tiny-cnn-gap", "separable-cnn-gap"]
     assert [int(r.attrs[link.PARAMETERS]) for r in rows] == [7_154, 3_306]
     assert rows[1].params["cnn_conv"] == "separable"
+
+
+def test_the_report_of_a_front_with_no_complete_trial_says_so(workdir: Path, data_dir: Path) -> None:
+    """Every trial over --max-params, so pruned untrained: the front's figure is drawn all the same."""
+    from hpo.config import ModelLimits
+
+    limits = ModelLimits(max_params=1)
+    search(data_dir, trials=2, warm_start=False, objective="accuracy,params", limits=limits)
+    code, out, err = hpo("report", "--out", "r")
+    assert code == 0 and Path("r/pareto_front.png").stat().st_size > 0, out + err
