@@ -2,13 +2,15 @@
 choice of one point on it, and the rung rule that prunes their trials, which Optuna cannot (its
 `Trial.report` refuses multi-objective trials, optuna/optuna#3450).
 
-The rung rule: at epochs 1, 3 and 9 (a reduction factor of 3, as in ASHA), a trial goes on only
-when its validation accuracy is in the top third of the trials of its size class that reached
-that epoch, itself included (with fewer than three, it must be the best of them). A size class
-is a half-decade of the size objective (e.g. 1,000-3,161 parameters, 3,162-9,999, ...). A trial's
-size is fixed before it trains, so within its class accuracy is the one objective still open: a
-small model is judged against small models, and the front's small end is not pruned away by the
-accuracy of large ones."""
+The rung rule: at epochs 1, 3 and 9 (a reduction factor of 3, as in ASHA), a trial stops when its
+validation accuracy is not in the top third of the trials of its size class that reached that
+epoch, itself included (with fewer than three, it must be the best of them), and one of them, no
+larger, was more accurate there (it is dominated at that rung). A size class is a half-decade of
+the size objective (e.g. 1,000-3,161 parameters, 3,162-9,999, ...). A trial's size is fixed before
+it trains, so within its class accuracy is the one objective still open: a small model is judged
+against small models, and one smaller than every more accurate peer goes on, so the front's small
+end is not pruned away by the accuracy of larger ones (a 3,306-parameter warm start was stopped
+at epoch 1 by a 7,154-parameter one of its class before that second condition)."""
 
 from __future__ import annotations
 
@@ -32,22 +34,24 @@ def rung_reason(
     """Why trial `number` (its `size` under attribute `attr`) stops after `epoch` ("" to go on)."""
     if epoch not in RUNGS:
         return ""
-    group = size_class(size)
     peers = [
-        r.curve[epoch]
+        (float(r.attrs[attr]), r.curve[epoch], r.number)
         for r in rows
-        if r.number != number
-        and epoch in r.curve
-        and r.attrs.get(attr) is not None
-        and size_class(float(r.attrs[attr])) == group
+        if r.number != number and epoch in r.curve and r.attrs.get(attr) is not None
     ]
-    ranked = sorted([*peers, accuracy], reverse=True)
+    ranked = sorted(
+        [acc for s, acc, _ in peers if size_class(s) == size_class(size)] + [accuracy], reverse=True
+    )
     keep = max(1, len(ranked) // REDUCTION)
     if accuracy >= ranked[keep - 1]:
         return ""
+    better = [n for s, acc, n in peers if s <= size and acc > accuracy]  # no larger and more accurate
+    if not better:  # the smallest of its accuracy so far: a point the front may need
+        return ""
     return (
         f"rung {epoch}: {100 * accuracy:.2f}% validation accuracy is not in the top {keep} of the "
-        f"{len(ranked)} trials of its size class at epoch {epoch}"
+        f"{len(ranked)} trials of its size class at epoch {epoch}, and trial {min(better)}, no larger, "
+        "was more accurate there"
     )
 
 

@@ -59,10 +59,13 @@ def test_a_trial_is_judged_against_its_size_class_at_each_rung() -> None:
     assert rung_reason(epoch=1, accuracy=0.91, **judge) == ""  # the best of its class
     reason = rung_reason(epoch=1, accuracy=0.88, **judge)
     assert reason == (
-        "rung 1: 88.00% validation accuracy is not in the top 1 of the 3 trials of its size class at epoch 1"
+        "rung 1: 88.00% validation accuracy is not in the top 1 of the 3 trials of its size class at "
+        "epoch 1, and trial 0, no larger, was more accurate there"
     )
     assert rung_reason(epoch=2, accuracy=0.10, **judge) == ""  # not a rung
-    large = {**judge, "size": 400_000.0}  # judged against the large trial only
+    # Smaller than every more accurate peer: not dominated, so it goes on whatever its rank.
+    assert rung_reason(epoch=1, accuracy=0.88, **{**judge, "size": 4_000.0}) == ""
+    large = {**judge, "size": 600_000.0}  # ranked against the large trial only
     assert rung_reason(epoch=1, accuracy=0.98, **large) == ""
     assert "top 1 of the 2 trials" in rung_reason(epoch=1, accuracy=0.96, **large)
 
