@@ -226,6 +226,8 @@ def main() -> None:
             print(f"{args.dataset} {method} seed {seed}", flush=True)
             results.append(one_run(method=method, seed=seed, args=args))
             stem = f"{args.dataset}-{args.minutes:g}min"
+            if args.methods != default:  # ways run side by side in separate processes keep apart
+                stem += "-" + "-".join(args.methods)
             (OUT / f"{stem}.json").write_text(json.dumps(results, indent=1))
     plot(results, dataset=args.dataset, path=OUT / f"{stem}.png")
     print(rows(results, args=args, command=command))
