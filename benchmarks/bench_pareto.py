@@ -191,7 +191,7 @@ def plot(results: list[dict[str, Any]], *, args: argparse.Namespace, path: Path)
     left.set_title(f"{args.dataset}: the fronts after {args.minutes:g} min")
     right.set_xlabel("wall-clock minutes")
     right.set_ylabel("hypervolume of the front so far")
-    right.set_title(machine_label())
+    right.set_title(results[0]["machine"] if results else "")
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend()
