@@ -98,7 +98,13 @@ def _looks_text(info: BestInfo) -> Text:
     )
     if info.split_looks > len(info.evaluations):
         text.append(f" ({info.split_looks} looks at this split across studies)")
-    if last.get("trial") != info.trial.number:
+    mine = [e for e in info.evaluations if e.get("trial") == info.trial.number and "accuracy" in e]
+    if last.get("trial") != info.trial.number and mine:  # e.g. two points of a front, each looked at
+        text.append(
+            f"\ntrial {info.trial.number} was looked at too: {mine[-1]['time']}, test accuracy "
+            f"{pct(mine[-1]['accuracy'])}"
+        )
+    elif last.get("trial") != info.trial.number:
         text.append(
             f"\nstale: that was trial {last['trial']}; the best trial is now {info.trial.number}, "
             "never tested",

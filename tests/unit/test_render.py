@@ -126,6 +126,10 @@ def test_studies_table_and_best_view() -> None:
     )
     assert "stale: that was trial 2; the best trial is now 4, never tested" in " ".join(text.split())
     assert "(2 looks at this split across studies)" in " ".join(text.split())
+    both = {"evaluations": [used, older]}  # the shown trial was looked at, then another one
+    text = " ".join(text_of(render_results.best_view(BestInfo(**{**info.__dict__, **both}))).split())
+    assert "stale" not in text
+    assert "trial 4 was looked at too: 2026-01-01 10:00:00, test accuracy 96.50%" in text
     other = text_of(render_results.best_view(BestInfo(**{**info.__dict__, "split_looks": 1})))
     assert "never by this study, but 1 time(s) by another study on the same split" in " ".join(other.split())
 
