@@ -299,35 +299,3 @@ class SearchConfig:
             raise ConfigError("--devices spreads --jobs workers over devices: add --jobs N, or use --device")
         if not self.study or any(c in self.study for c in "/\\\n"):
             raise ConfigError(f"--study must be a plain name like mnist-mlp; got {self.study!r}")
-
-
-# One name per hyperparameter. The name is the config field above, the MLflow param of every run
-# (`as_params`) and the column of `hpo trials`; `hpo train` takes it as the flag given here, and a
-# search space samples it under the key(s) given here (space.py; per-layer keys get a suffix _0,
-# _1...). tests/unit/test_config.py checks that every flag and space key exists.
-SPELLINGS: dict[str, tuple[str, tuple[str, ...]]] = {
-    # name: (hpo train flag, search-space keys)
-    "family": ("--model", ("family",)),
-    "hidden": ("--hidden", ("mlp_layers", "mlp_width")),
-    "channels": ("--channels", ("cnn_blocks", "cnn_channels")),
-    "kernel_size": ("--kernel-size", ("cnn_kernel",)),
-    "padding": ("--padding", ()),  # searched CNNs always use "same"
-    "fc_width": ("--fc-width", ("cnn_fc_width",)),
-    "convs_per_block": ("--convs-per-block", ("cnn_convs",)),
-    "head": ("--head", ("cnn_head",)),
-    "conv": ("--conv", ("cnn_conv",)),
-    "activation": ("--activation", ("activation",)),
-    "dropout": ("--dropout", ("dropout",)),
-    "batch_norm": ("--batch-norm", ("batch_norm",)),
-    "optimizer": ("--optimizer", ("optimizer",)),
-    "lr": ("--lr", ("lr_sgd", "lr_adaptive")),  # sgd, and adam/adamw/rmsprop
-    "momentum": ("--momentum", ("momentum",)),
-    "nesterov": ("--nesterov", ()),
-    "weight_decay": ("--weight-decay", ("weight_decay",)),
-    "schedule": ("--schedule", ("schedule",)),
-    "gamma": ("--gamma", ("gamma",)),
-    "batch_size": ("--batch-size", ("batch_size",)),
-    "epochs": ("--epochs", ()),  # a search's --epochs is the study's maximum per trial
-    "augment": ("--augment", ("augment",)),
-    "label_smoothing": ("--label-smoothing", ("label_smoothing",)),
-}

@@ -7,8 +7,9 @@ from dataclasses import fields
 import typer.main
 
 from hpo.cli import app
-from hpo.config import SPELLINGS, DataConfig, ModelConfig, OptimConfig, TrainConfig, as_params
+from hpo.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, as_params
 from hpo.search.space import DEFAULT_SPACE
+from hpo.spellings import SPELLINGS
 
 
 def train_flags() -> set[str]:
