@@ -97,8 +97,9 @@ def search(
         limits=ModelLimits(max_params=max_params, max_flops=max_flops, max_latency_ms=max_latency_ms),
         objective=objective,
     )
-    base = default_space(objective=objective, limits=cfg.limits)
-    chosen = load_space_file(space, base=base) if space else None  # None: the study's own, or the default
+    chosen = None  # the study's own space, or the default for its objective and limits
+    if space:
+        chosen = load_space_file(space, base=default_space(objective=objective, limits=cfg.limits))
     from hpo.search.run import run_search  # torch, MLflow, Optuna: ~3 s, after the input is checked
 
     out = options.console()

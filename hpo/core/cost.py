@@ -38,11 +38,15 @@ def probe_epoch_seconds(
     on narrow layers, fixed costs per layer), where this probe was within 25% (benchmarks/)."""
     x, y = data.train.x, data.train.y
     steps = math.ceil(len(data.train) / batch_size)
-    timed = min(PROBE_STEPS, max(1, steps // PROBE_SHARE))
-    step = _step_seconds(cfg, x=x, y=y, batch_size=batch_size, precision=precision, timed=timed)
+    step = _step_seconds(cfg, x=x, y=y, batch_size=batch_size, precision=precision, timed=_timed(steps))
     per_image = step / min(batch_size, len(x))
     augment_s = _augment_seconds(x, kind=augment) if augment != "none" else 0.0
     return steps * step + len(data.train) * augment_s + len(data.val) * per_image / TRAIN_PASSES
+
+
+def _timed(steps: int) -> int:
+    """How many of an epoch's `steps` a probe times: PROBE_STEPS, at most one per PROBE_SHARE."""
+    return min(PROBE_STEPS, max(1, steps // PROBE_SHARE))
 
 
 def _augment_seconds(x: torch.Tensor, *, kind: str, batch: int = 256) -> float:
@@ -125,14 +129,14 @@ class CpuThreads:
 def fastest_threads(
     *, cfg: ModelConfig, batch_size: int, precision: str, data: TrainValData, available: int
 ) -> int:
-    """The threads `cfg` trains fastest with on this CPU: `available`, or one when a few timed steps
-    on one take less than FEWER_THREADS_GAIN x those on `available`. Small convolutions gain nothing from a
-    second thread and lose its synchronisation: a 7k-parameter CNN's MNIST epoch on 2 cores took
-    9.5 s on one thread and 13.7 s on two (benchmarks/QUALITY.md)."""
+    """The threads `cfg` trains fastest with on this CPU: `available`, or one when a few timed
+    steps on one take less than FEWER_THREADS_GAIN x those on `available`. Small convolutions gain
+    nothing from a second thread and lose its synchronisation: a 7k-parameter CNN's MNIST epoch
+    took 9.5 s on one thread and 13.7 s on two (benchmarks/RESULTS.md, threads per model)."""
     if available <= 1 or data.train.x.device.type != "cpu":
         return max(1, available)
     x, y = data.train.x, data.train.y
-    timed = min(PROBE_STEPS, max(1, math.ceil(len(data.train) / batch_size) // PROBE_SHARE))
+    timed = _timed(math.ceil(len(data.train) / batch_size))
     seconds = {}
     for threads in (available, 1):
         torch.set_num_threads(threads)

@@ -10,6 +10,12 @@ from typing import Any
 from hpo.search.space import Choice, Space
 
 _SGD_COSINE = {"optimizer": "sgd", "momentum": 0.9, "schedule": "cosine", "batch_size": 128}
+# The compact warm starts' common part: three blocks with batch norm, a GAP head, affine shifts.
+_GAP_CNN = {
+    "family": "cnn", "activation": "relu", "dropout": 0.0, "batch_norm": True, "cnn_blocks": 3,
+    "cnn_kernel": 3, "cnn_head": "gap", "cnn_fc_width": 0, **_SGD_COSINE,
+    "lr_sgd": 0.05, "weight_decay": 1e-4, "augment": "affine", "label_smoothing": 0.0,
+}  # fmt: skip
 
 POINTS: dict[str, dict[str, Any]] = {
     # The course's MLP, 784-300-100-10 (LeNet-300-100), trained with today's SGD recipe.
@@ -35,18 +41,14 @@ POINTS: dict[str, dict[str, Any]] = {
     # at 8, 12 and 16 channels, batch norm and a global-average-pool head, the shape of MNIST's
     # hand-designed ~7k nets (99.4% with augmentation).
     "tiny-cnn-gap": {
-        "family": "cnn", "activation": "relu", "dropout": 0.0, "batch_norm": True, "cnn_blocks": 3,
-        "cnn_convs": 2, "cnn_channels_0": 8, "cnn_channels_1": 12, "cnn_channels_2": 16, "cnn_kernel": 3,
-        "cnn_head": "gap", "cnn_fc_width": 0, "cnn_conv": "full", **_SGD_COSINE,
-        "lr_sgd": 0.05, "weight_decay": 1e-4, "augment": "affine", "label_smoothing": 0.0,
+        **_GAP_CNN, "cnn_convs": 2, "cnn_channels_0": 8, "cnn_channels_1": 12, "cnn_channels_2": 16,
+        "cnn_conv": "full",
     },
     # 3,306 parameters: depthwise-separable convs at 16, 32 and 48 channels (MNIST's separable
     # 5k hand design reached 98.4%).
     "separable-cnn-gap": {
-        "family": "cnn", "activation": "relu", "dropout": 0.0, "batch_norm": True, "cnn_blocks": 3,
-        "cnn_convs": 1, "cnn_channels_0": 16, "cnn_channels_1": 32, "cnn_channels_2": 48, "cnn_kernel": 3,
-        "cnn_head": "gap", "cnn_fc_width": 0, "cnn_conv": "separable", **_SGD_COSINE,
-        "lr_sgd": 0.05, "weight_decay": 1e-4, "augment": "affine", "label_smoothing": 0.0,
+        **_GAP_CNN, "cnn_convs": 1, "cnn_channels_0": 16, "cnn_channels_1": 32, "cnn_channels_2": 48,
+        "cnn_conv": "separable",
     },
 }  # fmt: skip
 
