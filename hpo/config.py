@@ -5,24 +5,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Literal, get_args
 
 from hpo.errors import ConfigError
+from hpo.families import FAMILIES, FAMILY_NAMES
 
-DATASETS = ("mnist", "fashion-mnist")
-FAMILIES = ("mlp", "cnn")
+# The typed vocabularies: a Literal type each, its values as a tuple for checks and CLI choices.
+DatasetName = Literal["mnist", "fashion-mnist"]  # the registered datasets (hpo/core/datasets.py)
+DATASETS: tuple[DatasetName, ...] = get_args(DatasetName)
+Sampler = Literal["tpe", "random", "gp", "cmaes"]
+SAMPLERS: tuple[Sampler, ...] = get_args(Sampler)
+Pruner = Literal["median", "hyperband", "sha", "none"]
+PRUNERS: tuple[Pruner, ...] = get_args(Pruner)
+# What a search optimizes: validation accuracy alone, or also (minimized) the model's parameters,
+# its batch-1 CPU latency or its FLOPs per image; each known before training.
+Objective = Literal["accuracy", "accuracy,params", "accuracy,latency", "accuracy,flops"]
+OBJECTIVES: tuple[Objective, ...] = get_args(Objective)
+# How training computes: fp32, or bf16 mixed precision (bfloat16 matmuls and convolutions under
+# autocast, float32 weights, loss and evaluation); see engine._autocast.
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("none", "cosine", "onecycle", "exponential")
 AUGMENTS = ("none", "shift", "affine")  # see hpo/core/augment.py
-# How training computes: fp32, or bf16 mixed precision (bfloat16 matmuls and convolutions under
-# autocast, float32 weights, loss and evaluation); see engine._autocast.
-PRECISIONS = ("fp32", "bf16")
-SAMPLERS = ("tpe", "random", "gp", "cmaes")
-PRUNERS = ("median", "hyperband", "sha", "none")
-# What a search optimizes: validation accuracy alone, or also (minimized) the model's parameters,
-# its batch-1 CPU latency or its FLOPs per image; each known before training.
-OBJECTIVES = ("accuracy", "accuracy,params", "accuracy,latency", "accuracy,flops")
 PADDINGS = ("same", "valid")
 KERNEL_SIZES = (3, 5)
 HEADS = ("flatten", "gap")  # a CNN's features: flattened, or global-average-pooled per channel
@@ -30,10 +36,7 @@ HEADS = ("flatten", "gap")  # a CNN's features: flattened, or global-average-poo
 # conv across channels: about k*k times fewer weights and FLOPs when the channels are many).
 CONVS = ("full", "separable")
 ADAPTIVE_OPTIMIZERS = ("adam", "adamw", "rmsprop")  # they take far smaller learning rates than sgd
-
-IMAGE_SIZE = 28  # pixels per side of every supported dataset
-NUM_CLASSES = 10
-TRAIN_SET_SIZE = 60_000  # images in the official training split of both datasets
+MNIST_SHAPE = (1, 28, 28)  # (channels, height, width) of MNIST and Fashion-MNIST
 
 
 def _choice(name: str, value: object, allowed: tuple[object, ...]) -> None:
@@ -63,53 +66,58 @@ def parse_int_list(text: str, *, option: str) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which dataset, where its files live, and how the validation split is carved."""
+    """Which dataset, where its files live, and how the validation split is carved. `path` is a
+    user's own data (a folder of class folders, or an .npz file) named `dataset`; without it,
+    `dataset` is a registered one read from `data_dir`."""
 
     dataset: str = "mnist"
     data_dir: str = "data"
-    val_size: int = 10_000  # images held out of the official training split
+    val_size: int | None = None  # images held out of the training split; None: a sixth of it
     split_seed: int = 0
+    path: str | None = None
+    image_size: tuple[int, int] | None = None  # (height, width) a user's images are resized to
 
     def __post_init__(self) -> None:
-        _choice("dataset", self.dataset, DATASETS)
-        if not 0 < self.val_size < TRAIN_SET_SIZE:
-            raise ConfigError(
-                f"--val-size must be between 1 and {TRAIN_SET_SIZE - 1} "
-                f"(the training split has {TRAIN_SET_SIZE} images); got {self.val_size}"
-            )
+        if self.path is None:
+            _choice("dataset", self.dataset, DATASETS)
+        if self.val_size is not None and self.val_size < 1:
+            raise ConfigError(f"--val-size must be at least 1; got {self.val_size}")
+        if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):
+            raise ConfigError(f"--image-size must be positive, like 32 or 64x48; got {self.image_size}")
 
-
-def cnn_output_side(*, blocks: int, kernel_size: int, padding: str, convs_per_block: int = 1) -> int:
-    """Spatial side (pixels) after `blocks` blocks of `convs_per_block` convs and a 2x2 pool on a
-    28x28 input."""
-    side = IMAGE_SIZE
-    for _ in range(blocks):
-        side = side if padding == "same" else side - convs_per_block * (kernel_size - 1)
-        side //= 2
-    return side
+    def val_images(self, n: int) -> int:
+        """Validation images out of a training split of `n`: --val-size, or a sixth (MNIST's
+        10,000 of 60,000)."""
+        return self.val_size if self.val_size is not None else max(1, n // 6)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of an MLP or a small CNN. A CNN block is `convs_per_block` convs then a 2x2
-    max-pool; `head` flattens the last block's maps or averages each channel (gap); `fc_width=0`
-    means those features go straight to the 10-way output (seed 001's conv 1->10->20, fc 320->10)."""
+    """Architecture of a model of one family (`hpo.families`): the fields every family reads, then
+    each family's section. A CNN block is `convs_per_block` convs then a 2x2 max-pool; `head`
+    flattens the last block's maps or averages each channel (gap); `fc_width=0` means those features
+    go straight to the output (seed 001's conv 1->10->20, fc 320->10). A ResNet's `channels` are
+    its stages' widths, each stage `res_blocks` residual blocks. `in_shape` and `classes` come
+    from the data: (C, H, W) in, `classes` logits out."""
 
     family: str = "mlp"
     hidden: tuple[int, ...] = (300, 100)  # MLP hidden widths
-    channels: tuple[int, ...] = (32, 64)  # CNN output channels per conv block
+    channels: tuple[int, ...] = (32, 64)  # CNN output channels per conv block; ResNet per stage
     kernel_size: int = 3
     padding: str = "same"
     fc_width: int = 128
     convs_per_block: int = 1
     head: str = "flatten"
     conv: str = "full"  # CONVS; the first conv of a network (one input channel) is always full
+    res_blocks: int = 1  # ResNet: residual blocks per stage
     activation: str = "relu"
     dropout: float = 0.0
     batch_norm: bool = False
+    in_shape: tuple[int, int, int] = MNIST_SHAPE  # (channels, height, width) of one image
+    classes: int = 10
 
     def __post_init__(self) -> None:
-        _choice("model", self.family, FAMILIES)
+        _choice("model", self.family, FAMILY_NAMES)
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("padding", self.padding, PADDINGS)
         _choice("kernel size", self.kernel_size, KERNEL_SIZES)
@@ -119,29 +127,9 @@ class ModelConfig:
             raise ConfigError(f"--dropout must be in [0, 1); got {self.dropout}")
         if self.fc_width < 0:
             raise ConfigError(f"--fc-width must be 0 (none) or positive; got {self.fc_width}")
-        if self.family == "mlp" and not 1 <= len(self.hidden) <= 6:
-            raise ConfigError(f"an MLP has 1 to 6 hidden layers; --hidden gave {len(self.hidden)}")
-        if self.family == "cnn":
-            self._check_cnn()
-
-    def _check_cnn(self) -> None:
-        if not 1 <= len(self.channels) <= 4:
-            raise ConfigError(f"a CNN has 1 to 4 conv blocks; --channels gave {len(self.channels)}")
-        if not 1 <= self.convs_per_block <= 3:
-            raise ConfigError(f"--convs-per-block must be 1, 2 or 3; got {self.convs_per_block}")
-        side = cnn_output_side(
-            blocks=len(self.channels),
-            kernel_size=self.kernel_size,
-            padding=self.padding,
-            convs_per_block=self.convs_per_block,
-        )
-        if side < 1:
-            raise ConfigError(
-                f"{len(self.channels)} blocks of {self.convs_per_block} conv(s) with kernel "
-                f"{self.kernel_size} and "
-                f"{self.padding} padding shrink a 28x28 image to nothing: "
-                "use fewer blocks or --padding same"
-            )
+        if len(self.in_shape) != 3 or min(self.in_shape) < 1 or self.classes < 2:
+            raise ConfigError(f"a model takes (C, H, W) images into 2 or more classes; got {self.in_shape}")
+        FAMILIES[self.family].check(self)
 
 
 @dataclass(frozen=True)
@@ -181,7 +169,7 @@ class TrainConfig:
     deterministic: bool = False
     augment: str = "none"  # training batches only, on the device
     label_smoothing: float = 0.0  # of the training loss; validation loss stays plain
-    precision: str = "fp32"  # PRECISIONS
+    precision: Precision = "fp32"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -218,6 +206,7 @@ def model_config_from_dict(raw: dict[str, Any]) -> ModelConfig:
     unknown = set(raw) - known
     if unknown:
         raise ConfigError(f"unknown model settings {sorted(unknown)} in checkpoint config")
+    # A checkpoint made before other datasets records no input: it was MNIST's, ModelConfig's default.
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     return ModelConfig(**values)
 
@@ -252,8 +241,8 @@ class SearchConfig:
     timeout: float | None = None  # seconds after which no new trial starts
     budget: float | None = None  # seconds for the whole call: the trial in flight and the end included
     trial_timeout: float | None = None  # seconds of training after which a trial stops (pruned)
-    sampler: str = "tpe"
-    pruner: str = "sha"  # rungs at epochs 1, 3, 9 from the first trial (benchmarks/QUALITY.md)
+    sampler: Sampler = "tpe"
+    pruner: Pruner = "sha"  # rungs at epochs 1, 3, 9 from the first trial (benchmarks/QUALITY.md)
     seed: int = 0
     device: str = "auto"
     jobs: int = 1
@@ -261,9 +250,9 @@ class SearchConfig:
     warm_start: bool = True  # a new study first tries hpo's known-good configurations
     model: str = "any"  # the family searched: mlp, cnn or any (the space's choices)
     devices: tuple[str, ...] = ()  # --jobs workers' devices, round-robin; () = every visible GPU
-    precision: str = "fp32"  # every trial's TrainConfig.precision
+    precision: Precision = "fp32"  # every trial's TrainConfig.precision
     limits: ModelLimits = ModelLimits()
-    objective: str = "accuracy"  # OBJECTIVES
+    objective: Objective = "accuracy"
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -287,7 +276,7 @@ class SearchConfig:
             raise ConfigError(f"--jobs must be between 1 and 64; got {self.jobs}")
         _choice("sampler", self.sampler, SAMPLERS)
         _choice("pruner", self.pruner, PRUNERS)
-        _choice("model", self.model, (*FAMILIES, "any"))
+        _choice("model", self.model, (*FAMILY_NAMES, "any"))
         _choice("precision", self.precision, PRECISIONS)
         _choice("objective", self.objective, OBJECTIVES)
         if self.objective != "accuracy" and self.sampler == "cmaes":

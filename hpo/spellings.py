@@ -9,13 +9,14 @@ SPELLINGS: dict[str, tuple[str, tuple[str, ...]]] = {
     # name: (hpo train flag, search-space keys)
     "family": ("--model", ("family",)),
     "hidden": ("--hidden", ("mlp_layers", "mlp_width")),
-    "channels": ("--channels", ("cnn_blocks", "cnn_channels")),
+    "channels": ("--channels", ("cnn_blocks", "cnn_channels", "res_stages", "res_width")),  # CNN, ResNet
     "kernel_size": ("--kernel-size", ("cnn_kernel",)),
     "padding": ("--padding", ()),  # searched CNNs always use "same"
     "fc_width": ("--fc-width", ("cnn_fc_width",)),
     "convs_per_block": ("--convs-per-block", ("cnn_convs",)),
     "head": ("--head", ("cnn_head",)),
     "conv": ("--conv", ("cnn_conv",)),
+    "res_blocks": ("--res-blocks", ("res_blocks",)),
     "activation": ("--activation", ("activation",)),
     "dropout": ("--dropout", ("dropout",)),
     "batch_norm": ("--batch-norm", ("batch_norm",)),

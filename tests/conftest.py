@@ -138,13 +138,7 @@ def trial_context(workdir: Path, data_dir: Path) -> TrialContext:
     study = search_study(ws, cfg)
     tags = {"device": "cpu", "command": "test"}
     session = open_session(
-        cfg=cfg,
-        data_cfg=data_cfg,
-        space=DEFAULT_SPACE,
-        fingerprint=data.fingerprint,
-        device_tags=tags,
-        ws=ws,
-        study=study,
+        cfg=cfg, data_cfg=data_cfg, space=DEFAULT_SPACE, data=data, device_tags=tags, ws=ws, study=study
     )
     return TrialContext(
         cfg=cfg,

@@ -8,11 +8,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO, cast
 
 import typer
 from rich.console import Console
 
+from hpo.config import DataConfig
 from hpo.errors import ConfigError, redact
 
 EXIT_INTERRUPTED = 130  # what a shell reports for a process ended by Ctrl-C
@@ -52,6 +54,43 @@ def duration(text: str | None, *, option: str) -> float | None:
     return sum(float(v) * unit for v, unit in zip(parts.groups(), _UNITS.values(), strict=True) if v)
 
 
+def image_size(text: str | None) -> tuple[int, int] | None:
+    """'32' -> (32, 32), '64x48' -> (64, 48) (height x width); None when not given."""
+    if text is None:
+        return None
+    parts = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", text)
+    if parts is None:
+        raise ConfigError(f"--image-size takes a size like 32 or 64x48 (height x width); got {text!r}")
+    height = int(parts.group(1))
+    return height, int(parts.group(2) or height)
+
+
+def data_config(
+    *,
+    dataset: str | None,
+    data: str | None,
+    size: str | None,
+    data_dir: str,
+    val_size: int | None,
+    split_seed: int,
+) -> DataConfig:
+    """The data a command reads: a registered `--dataset`, or a user's own `--data` PATH (named
+    after its folder or file), never both."""
+    if dataset is not None and data is not None:
+        raise ConfigError(f"--dataset {dataset} and --data {data} name two datasets: give one")
+    if size is not None and data is None:
+        raise ConfigError("--image-size resizes the images of --data PATH; the registered datasets are 28x28")
+    name = Path(data).stem or "data" if data is not None else dataset or "mnist"
+    return DataConfig(
+        dataset=name,
+        data_dir=data_dir,
+        val_size=val_size,
+        split_seed=split_seed,
+        path=data,
+        image_size=image_size(size),
+    )
+
+
 def invocation(ctx: typer.Context) -> Invocation:
     root = ctx.find_root()
     return root.obj if isinstance(root.obj, Invocation) else Invocation(command="hpo")
@@ -63,8 +102,18 @@ DATA_DIR = typer.Option(
     envvar="HPO_DATA_DIR",
     help="Folder with MNIST/ and FashionMNIST/ in torchvision's layout.",
 )
-DATASET = typer.Option("mnist", "--dataset", help="mnist or fashion-mnist.")
-VAL_SIZE = typer.Option(10_000, "--val-size", help="Validation images carved from the training split.")
+DATASET = typer.Option(None, "--dataset", help="A registered dataset: mnist (the default) or fashion-mnist.")
+DATA = typer.Option(
+    None,
+    "--data",
+    help="Your own images: a folder of class folders (PNG/JPEG), or an .npz with x, y [, x_test, y_test].",
+)
+IMAGE_SIZE = typer.Option(
+    None, "--image-size", help="Resize a --data folder's images to this size: 32, or HxW like 64x48."
+)
+VAL_SIZE = typer.Option(
+    None, "--val-size", help="Validation images carved from the training split (default: a sixth of it)."
+)
 SPLIT_SEED = typer.Option(0, "--split-seed", help="Seed of the train/validation permutation.")
 PRECISION = typer.Option(
     "fp32",

@@ -127,23 +127,31 @@ def baselines(
         help="Study whose split and experiment to use (default: the only study, else DATASET-baselines).",
     ),
     only: str = typer.Option("logistic,knn,sklearn-mlp", "--only", help="Comma-separated baselines to fit."),
-    dataset: str = options.DATASET,
+    dataset: str | None = options.DATASET,
+    data: str | None = options.DATA,
+    image_size: str | None = options.IMAGE_SIZE,
     data_dir: str = options.DATA_DIR,
-    val_size: int = options.VAL_SIZE,
+    val_size: int | None = options.VAL_SIZE,
     split_seed: int = options.SPLIT_SEED,
     seed: int = options.BASELINE_SEED,
     storage: str = options.STORAGE,
     tracking_uri: str | None = options.TRACKING_URI,
 ) -> None:
     """Fit classical baselines (logistic regression, k-NN, scikit-learn MLP) on a study's split."""
-    from hpo.config import DataConfig
     from hpo.results.baselines import run_baselines
     from hpo.stores import link
     from hpo.stores.workspace import Workspace
 
     ws = Workspace(storage=storage, tracking_uri=tracking_uri, create_tracking=True)  # baselines are runs
-    data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
-    experiment = study or f"{dataset}-baselines"
+    data_cfg = options.data_config(
+        dataset=dataset,
+        data=data,
+        size=image_size,
+        data_dir=data_dir,
+        val_size=val_size,
+        split_seed=split_seed,
+    )
+    experiment = study or f"{data_cfg.dataset}-baselines"
     if study or (ws.has_study_store() and ws.study_names()):  # a study's split wins over the data flags
         handle = ws.study(study)
         spec = link.read_spec(handle)

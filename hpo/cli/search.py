@@ -3,31 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from hpo.cli import options, render
 from hpo.cli.views import search_view
-from hpo.config import DataConfig, ModelLimits, SearchConfig
+from hpo.config import ModelLimits, Objective, Precision, Pruner, Sampler, SearchConfig
+from hpo.families import FamilyName
 
 
 def search(
     ctx: typer.Context,
     trials: int = typer.Option(100, "--trials", help="Target total of finished trials in the study."),
     epochs: int = typer.Option(10, "--epochs", help="Maximum epochs per trial."),
-    dataset: str = options.DATASET,
+    dataset: str | None = options.DATASET,
+    data: str | None = options.DATA,
+    image_size: str | None = options.IMAGE_SIZE,
     data_dir: str = options.DATA_DIR,
-    model: str = typer.Option("any", "--model", help="Model family to search: mlp, cnn or any."),
+    model: Literal[FamilyName, "any"] = typer.Option(
+        "any", "--model", help="Model family to search (default: any of them)."
+    ),
     space: Path | None = typer.Option(
         None, "--space", help="TOML file narrowing the search space (default: the study's, or hpo's)."
     ),
     study: str | None = typer.Option(None, "--study", help="Study name (default: DATASET-MODEL)."),
     storage: str = options.STORAGE,
-    sampler: str = typer.Option("tpe", "--sampler", help="tpe, random, gp or cmaes."),
-    pruner: str = typer.Option(
-        "sha",
-        "--pruner",
-        help="sha (rungs at epochs 1, 3, 9 from the first trial), median, hyperband or none.",
+    sampler: Sampler = typer.Option("tpe", "--sampler", help="The sampler."),
+    pruner: Pruner = typer.Option(
+        "sha", "--pruner", help="sha: rungs at epochs 1, 3, 9 from the first trial."
     ),
     timeout: float | None = typer.Option(None, "--timeout", help="Stop starting trials after SECONDS."),
     budget: str | None = typer.Option(
@@ -38,10 +42,8 @@ def search(
     trial_timeout: float | None = typer.Option(
         None, "--trial-timeout", help="Stop a trial after the epoch that passes SECONDS of training (pruned)."
     ),
-    objective: str = typer.Option(
-        "accuracy",
-        "--objective",
-        help="accuracy, or accuracy,params / accuracy,latency / accuracy,flops: a Pareto front.",
+    objective: Objective = typer.Option(
+        "accuracy", "--objective", help="accuracy, or accuracy and a size: a Pareto front."
     ),
     max_params: int | None = typer.Option(
         None, "--max-params", help="Only models of at most N parameters train (checked before training)."
@@ -59,13 +61,13 @@ def search(
     create_only: bool = typer.Option(
         False, "--create-only", help="Create the study and its MLflow runs, then exit: workers join later."
     ),
-    val_size: int = options.VAL_SIZE,
+    val_size: int | None = options.VAL_SIZE,
     split_seed: int = options.SPLIT_SEED,
     device: str = options.DEVICE,
     devices: str = typer.Option(
         "", "--devices", help="--jobs workers' devices, round-robin, e.g. cuda:0,cuda:1 (default: every GPU)."
     ),
-    precision: str = options.PRECISION,
+    precision: Precision = options.PRECISION,
     seed: int = options.SEED,
     tracking_uri: str | None = options.TRACKING_URI,
     quiet: bool = options.QUIET,
@@ -75,14 +77,22 @@ def search(
     from hpo.search.space import default_space
     from hpo.search.space_file import load_space_file
 
-    data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
+    data_cfg = options.data_config(
+        dataset=dataset,
+        data=data,
+        size=image_size,
+        data_dir=data_dir,
+        val_size=val_size,
+        split_seed=split_seed,
+    )
+    budget_s = options.duration(budget, option="--budget")
     cfg = SearchConfig(
-        study=study or f"{dataset}-{model}",
+        study=study or f"{data_cfg.dataset}-{model}",
         storage=storage,
         trials=trials,
         epochs=epochs,
         timeout=timeout,
-        budget=options.duration(budget, option="--budget"),
+        budget=budget_s,
         trial_timeout=trial_timeout,
         sampler=sampler,
         pruner=pruner,
@@ -99,7 +109,9 @@ def search(
     )
     chosen = None  # the study's own space, or the default for its objective and limits
     if space:
-        chosen = load_space_file(space, base=default_space(objective=objective, limits=cfg.limits))
+        chosen = load_space_file(
+            space, base=default_space(objective=objective, limits=cfg.limits, short_cpu_budget=False)
+        )
     from hpo.search.run import run_search  # torch, MLflow, Optuna: ~3 s, after the input is checked
 
     out = options.console()

@@ -6,16 +6,22 @@ import typer
 
 from hpo.cli import options, render
 from hpo.cli.views import train_progress
-from hpo.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, parse_int_list
+from hpo.config import ModelConfig, OptimConfig, Precision, TrainConfig, parse_int_list
+from hpo.families import FamilyName
 
 
 def train(
     ctx: typer.Context,
-    dataset: str = options.DATASET,
+    dataset: str | None = options.DATASET,
+    data: str | None = options.DATA,
+    image_size: str | None = options.IMAGE_SIZE,
     data_dir: str = options.DATA_DIR,
-    model: str = typer.Option("mlp", "--model", help="mlp or cnn."),
+    model: FamilyName = typer.Option("mlp", "--model", help="The model family."),
     hidden: str = typer.Option("300,100", "--hidden", help="MLP hidden widths, e.g. 300,100."),
-    channels: str = typer.Option("32,64", "--channels", help="CNN channels per conv block, e.g. 32,64."),
+    channels: str = typer.Option(
+        "32,64", "--channels", help="CNN channels per conv block, ResNet per stage, e.g. 32,64."
+    ),
+    res_blocks: int = typer.Option(1, "--res-blocks", help="ResNet residual blocks per stage: 1-3."),
     kernel_size: int = typer.Option(3, "--kernel-size", help="CNN kernel size: 3 or 5."),
     padding: str = typer.Option("same", "--padding", help="CNN padding: same or valid."),
     fc_width: int = typer.Option(128, "--fc-width", help="CNN hidden fully connected width (0: none)."),
@@ -42,10 +48,10 @@ def train(
         "none", "--augment", help="Training-batch augmentation on the device: none, shift or affine."
     ),
     label_smoothing: float = typer.Option(0.0, "--label-smoothing", help="Label smoothing of the loss."),
-    val_size: int = options.VAL_SIZE,
+    val_size: int | None = options.VAL_SIZE,
     split_seed: int = options.SPLIT_SEED,
     device: str = options.DEVICE,
-    precision: str = options.PRECISION,
+    precision: Precision = options.PRECISION,
     seed: int = options.TRAIN_SEED,
     deterministic: bool = typer.Option(False, "--deterministic", help="Deterministic cuDNN/torch kernels."),
     experiment: str = typer.Option("train", "--experiment", help="MLflow experiment name."),
@@ -53,7 +59,14 @@ def train(
     quiet: bool = options.QUIET,
 ) -> None:
     """Train one configuration and log it as one MLflow run (metrics, params, best checkpoint)."""
-    data_cfg = DataConfig(dataset=dataset, data_dir=data_dir, val_size=val_size, split_seed=split_seed)
+    data_cfg = options.data_config(
+        dataset=dataset,
+        data=data,
+        size=image_size,
+        data_dir=data_dir,
+        val_size=val_size,
+        split_seed=split_seed,
+    )
     model_cfg = ModelConfig(
         family=model,
         hidden=parse_int_list(hidden, option="--hidden"),
@@ -64,6 +77,7 @@ def train(
         convs_per_block=convs_per_block,
         head=head,
         conv=conv,
+        res_blocks=res_blocks,
         activation=activation,
         dropout=dropout,
         batch_norm=batch_norm,

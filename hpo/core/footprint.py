@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hpo.config import IMAGE_SIZE, ModelConfig
-from hpo.core.models import build_model
+from hpo.config import ModelConfig
+from hpo.core.models import Residual, build_model
 
 # float32 copies of every parameter while training: weights, gradients, and up to two moments
 # (Adam, AdamW; SGD and RMSprop keep fewer).
@@ -41,19 +41,30 @@ def footprint(cfg: ModelConfig) -> Footprint:
     """The model's parameter count and activations per image, from its shapes alone."""
     with torch.device("meta"):
         model = build_model(cfg)
-    shape: tuple[int, ...] = (1, IMAGE_SIZE, IMAGE_SIZE)  # one image: (C, H, W), later (features,)
-    activations = flops = 0
-    for layer in model.modules():
-        if isinstance(layer, nn.Sequential):
-            continue
-        shape = _output_shape(layer, shape)
-        activations += math.prod(shape)
-        flops += _flops(layer, shape)
+    _, activations, flops = _walk(model, cfg.in_shape)
     return Footprint(
         parameters=sum(p.numel() for p in model.parameters()),
         activations_per_image=activations,
         flops_per_image=flops,
     )
+
+
+def _walk(module: nn.Module, shape: tuple[int, ...]) -> tuple[tuple[int, ...], int, int]:
+    """One image of `shape` ((C, H, W), later (features,)) through `module`: its output shape, and
+    the activations and FLOPs of every layer on the way. A residual block's two paths both start
+    from its input; their sum adds one output's worth of activations."""
+    if isinstance(module, nn.Sequential):
+        activations = flops = 0
+        for layer in module:
+            shape, a, f = _walk(layer, shape)
+            activations, flops = activations + a, flops + f
+        return shape, activations, flops
+    if isinstance(module, Residual):
+        out, a_main, f_main = _walk(module.main, shape)
+        _, a_short, f_short = _walk(module.shortcut, shape)
+        return out, a_main + a_short + math.prod(out), f_main + f_short
+    out = _output_shape(module, shape)
+    return out, (math.prod(out) if not isinstance(module, nn.Identity) else 0), _flops(module, out)
 
 
 def _flops(layer: nn.Module, out: tuple[int, ...]) -> int:
@@ -71,9 +82,10 @@ def _flops(layer: nn.Module, out: tuple[int, ...]) -> int:
 def _output_shape(layer: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
     """One image's shape after `layer` (the layer kinds `hpo.core.models` builds)."""
     if isinstance(layer, nn.Conv2d):
-        kernel, pad = layer.kernel_size[0], layer.padding[0]
+        kernel, pad, stride = layer.kernel_size[0], layer.padding[0], layer.stride[0]
         assert isinstance(pad, int)  # the builder gives numbers, never "same"
-        return (layer.out_channels, shape[1] + 2 * pad - kernel + 1, shape[2] + 2 * pad - kernel + 1)
+        height, width = ((side + 2 * pad - kernel) // stride + 1 for side in shape[1:])
+        return (layer.out_channels, height, width)
     if isinstance(layer, nn.MaxPool2d):
         return (shape[0], shape[1] // 2, shape[2] // 2)
     if isinstance(layer, nn.AdaptiveAvgPool2d):

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hpo.config import IMAGE_SIZE
-
 SERVING_BATCH = 64  # images per call of a batch-serving endpoint
 WARMUP = 2  # untimed calls first: allocations, oneDNN's kernel choice
 # Calls timed per batch size: every trial is measured, so a large CNN's batch-64 calls (~60 ms
@@ -31,19 +29,22 @@ class Latency:
     threads: int
 
 
-def latency(model: nn.Module, *, device: torch.device) -> Latency:
-    """Measure a copy of `model` on `device` with this process's CPU threads (the model itself
-    stays where and as it was)."""
+def latency(model: nn.Module, *, device: torch.device, shape: tuple[int, int, int]) -> Latency:
+    """Measure a copy of `model`, which takes (C, H, W) = `shape` images, on `device` with this
+    process's CPU threads (the model itself stays where and as it was)."""
     copied = copy.deepcopy(model).to(device).eval()
     figures = {
-        batch: _median_ms(copied, batch=batch, repeats=n, device=device) for batch, n in REPEATS.items()
+        batch: _median_ms(copied, batch=batch, repeats=n, device=device, shape=shape)
+        for batch, n in REPEATS.items()
     }
     return Latency(batch1_ms=figures[1], serving_ms=figures[SERVING_BATCH], threads=torch.get_num_threads())
 
 
 @torch.inference_mode()
-def _median_ms(model: nn.Module, *, batch: int, repeats: int, device: torch.device) -> float:
-    x = torch.randn(batch, 1, IMAGE_SIZE, IMAGE_SIZE, device=device)  # values do not change the time
+def _median_ms(
+    model: nn.Module, *, batch: int, repeats: int, device: torch.device, shape: tuple[int, int, int]
+) -> float:
+    x = torch.randn(batch, *shape, device=device)  # values do not change the time
     times = []
     for i in range(WARMUP + repeats):
         start = time.perf_counter()

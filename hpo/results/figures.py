@@ -58,7 +58,7 @@ def misclassified_png(
     path: Path,
     limit: int = 36,
 ) -> Path:
-    """Grid of up to `limit` misclassified test images (uint8 (N, 28, 28)), true -> predicted."""
+    """Grid of up to `limit` misclassified test images (uint8 (N, C, H, W)), true -> predicted."""
     shown = wrong[:limit].tolist()
     cols = 6
     rows = max(1, math.ceil(len(shown) / cols))
@@ -67,7 +67,8 @@ def misclassified_png(
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, shown, strict=False):
-        ax.imshow(images[i].numpy(), cmap="gray")
+        image = images[i]  # (C, H, W): one grey channel, or RGB
+        ax.imshow(image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy(), cmap="gray")
         ax.set_title(f"{classes[int(labels[i])]}→{classes[int(pred[i])]}", fontsize=7)
     fig.suptitle(f"Misclassified test images ({len(wrong)} in all), true→predicted", fontsize=9)
     return _save(fig, path)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from hpo.config import DataConfig
 from hpo.core.checkpoint import LoadedModel
-from hpo.core.data import Split, TrainValData, class_names, load_test, load_test_images, load_train_val
+from hpo.core.data import Split, TrainValData, load_test, load_test_images, load_train_val
 from hpo.core.device import resolve_device
 from hpo.core.engine import predict_logits
 from hpo.errors import CheckpointError, ConfigError, LockboxError, StudyError
@@ -160,12 +160,7 @@ def _check_split(
                 f"{spec.fingerprint}: it was not trained on this study's split"
             )
     data = load_train_val(data_cfg, device=device)
-    found = data.fingerprint
-    if found != spec.fingerprint:
-        raise StudyError(
-            f"the data in {data_dir} gives split fingerprint {found}, but study {handle.name!r} was made "
-            f"with {spec.fingerprint}: point --data-dir at the dataset the study was trained on"
-        )
+    spec.check_fingerprint(data.fingerprint, data_dir=data_dir, study=handle.name)
     return data_cfg, data
 
 
@@ -223,15 +218,19 @@ def _claim_fields(members: Members, data: TrainValData) -> dict[str, Any]:
 
 
 def _score(
-    members: Members, *, data_cfg: DataConfig, device: torch.device, ensemble: bool, result: dict[str, Any]
+    members: Members,
+    *,
+    data_cfg: DataConfig,
+    classes: tuple[str, ...],
+    device: torch.device,
+    ensemble: bool,
+    result: dict[str, Any],
 ) -> tuple[Split, dict[str, Any]]:
     """The look itself: the best member's test metrics (and the members' mean with `ensemble`),
     written into `result`, the lockbox record, before anything is shown; per class and confusion
     too, for `hpo report --html`."""
     test = load_test(data_cfg, device=device, normalization=members.models[0].normalization)
-    m = _metrics(
-        predict_logits(members.models[0].model.to(device), test.x), test.y, class_names(data_cfg.dataset)
-    )
+    m = _metrics(predict_logits(members.models[0].model.to(device), test.x), test.y, classes)
     result.update(
         accuracy=m["accuracy"], nll=m["nll_mean"], per_class=m["per_class"], confusion=m["confusion"]
     )
@@ -276,8 +275,10 @@ def evaluate_test(
     ws.mlflow.check_artifacts_here(run_id)  # before the look is claimed: a copied project refuses whole
     look = _claimed_look(ws=ws, handle=handle, force=force, trial=best.number, run_id=run_id, fields=fields)
     with look as (earlier, result):
-        test, m = _score(members, data_cfg=data_cfg, device=dev, ensemble=bool(fields), result=result)
-    classes = class_names(data_cfg.dataset)
+        classes = data.spec.classes
+        test, m = _score(
+            members, data_cfg=data_cfg, classes=classes, device=dev, ensemble=bool(fields), result=result
+        )
     uses = len(earlier) + 1
     from hpo.results.figures import test_pngs  # matplotlib: only once the look is recorded
 

@@ -1,5 +1,5 @@
 """`hpo predict`: classify image files with the study's best model, after making each look like
-the training data (`hpo.results.images`)."""
+the training data (`hpo.core.images`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from hpo.core.data import class_names, normalize_images
+from hpo.core.data import normalize_images
 from hpo.core.device import resolve_device
 from hpo.core.engine import predict_logits
-from hpo.results.images import contact_sheet, dataset_style, read_image
+from hpo.core.images import contact_sheet, dataset_style, read_image
 from hpo.stores import link
 from hpo.stores.workspace import Workspace
 
@@ -46,15 +46,15 @@ def predict_files(
     best = ws.best_trial(handle)
     loaded = ws.load_model(link.run_id(best))
     spec = link.read_spec(handle)
-    dataset = spec.dataset if spec else "mnist"
-    prepared = [dataset_style(read_image(p), dataset=dataset) for p in paths]
+    shape, framing = loaded.model_config.in_shape, spec.input_framing if spec else "digit"
+    prepared = [dataset_style(read_image(p), framing=framing, shape=shape) for p in paths]
     if show_input is not None:  # what the model sees, for the user to judge the preprocessing
         contact_sheet([a for a, _ in prepared], path=show_input)
     dev = resolve_device(device)
     images = torch.stack([torch.from_numpy(a.copy()) for a, _ in prepared])
     x = normalize_images(images, normalization=loaded.normalization, device=dev)
     probs = predict_logits(loaded.model.to(dev), x).softmax(1).cpu()
-    names = class_names(dataset)
+    names = spec.class_names if spec else tuple(map(str, range(loaded.model_config.classes)))
     k = max(1, min(top, len(names)))
     results = []
     for path, (_, inverted), p in zip(paths, prepared, probs, strict=True):

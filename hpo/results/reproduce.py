@@ -5,11 +5,12 @@ they agree within noise unless `deterministic` is asked for."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 
-from hpo.config import TrainConfig, as_params
+from hpo.config import Precision, TrainConfig, as_params
 from hpo.core.data import TrainValData, load_train_val
 from hpo.core.device import check_precision, resolve_device, seed_everything
 from hpo.core.models import build_model, count_parameters
@@ -58,11 +59,7 @@ def _study_data(
     if spec is None:
         raise StudyError(f"study {handle.name!r} records no spec: it was not made by `hpo search`")
     data = load_train_val(spec.data_config(data_dir=data_dir), device=device)
-    if data.fingerprint != spec.fingerprint:
-        raise StudyError(
-            f"the data in {data_dir} gives split fingerprint {data.fingerprint}, not the study's "
-            f"{spec.fingerprint}: point --data-dir at the dataset the study was trained on"
-        )
+    spec.check_fingerprint(data.fingerprint, data_dir=data_dir, study=handle.name)
     return spec, data
 
 
@@ -90,7 +87,7 @@ def reproduce_trial(
     handle = ws.study(study)
     row, config, seed = _recorded(handle, number)
     dev = resolve_device(device)
-    precision = str(row.attrs.get(link.PRECISION, "fp32"))  # as the trial trained
+    precision: Precision = "bf16" if row.attrs.get(link.PRECISION) == "bf16" else "fp32"  # as it trained
     fix = f"trial {number} trained in bf16, so reproduce it with --device cpu or cuda"
     check_precision(dev, precision, fix=fix)  # before the reproduction's run is created
     seed_everything(seed=seed, deterministic=deterministic, device=dev)
@@ -113,8 +110,9 @@ def reproduce_trial(
     experiment = store.experiment(handle.name)
     tags = _run_tags(handle=handle, row=row, tags=made)
     with TrackedRun(store=store, experiment_id=experiment, name=f"reproduce-{number:04d}", tags=tags) as run:
-        model = build_model(config.model).to(dev)  # after seeding: the same weights as the trial
-        params = as_params(spec.data_config(data_dir=data_dir), config.model, config.optim, train)
+        shaped = dataclasses.replace(config.model, in_shape=data.spec.shape, classes=len(data.spec.classes))
+        model = build_model(shaped).to(dev)  # after seeding: the same weights as the trial
+        params = as_params(spec.data_config(data_dir=data_dir), shaped, config.optim, train)
         run.log_params({**params, link.PARAMETERS: count_parameters(model)})
         result = run.fit(
             model=model, data=data, optim=config.optim, train=train, on_epoch=lambda m: m.epoch >= ran

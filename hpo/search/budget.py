@@ -108,8 +108,9 @@ def estimate(
     """Probe the warm starts still queued and a few random draws from the space (ESTIMATE_S at
     most) for the mean seconds per epoch of this call's trials. None when the space has no draw."""
     rng = random.Random(0)
-    configs = [sample(_Fixed(params, rng), space) for params in warm]
-    configs += [sample(_Random(rng), space) for _ in range(ESTIMATE_DRAWS)]
+    shape, classes = data.spec.shape, len(data.spec.classes)
+    configs = [sample(_Fixed(params, rng), space, in_shape=shape, classes=classes) for params in warm]
+    configs += [sample(_Random(rng), space, in_shape=shape, classes=classes) for _ in range(ESTIMATE_DRAWS)]
     seconds: list[float] = []
     start = time.monotonic()
     for cfg in configs:

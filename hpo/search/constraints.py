@@ -50,14 +50,14 @@ def measure(cfg: ModelConfig, *, size: Footprint, device: torch.device) -> Figur
     trial's `device` when that is another (the global random state is left as it was)."""
     with torch.random.fork_rng(devices=[]):
         model = build_model(cfg)
-    cpu = latency(model, device=torch.device("cpu"))
+    cpu = latency(model, device=torch.device("cpu"), shape=cfg.in_shape)
     return Figures(
         parameters=size.parameters,
         flops=size.flops_per_image,
         cpu_ms=cpu.batch1_ms,
         cpu_serving_ms=cpu.serving_ms,
         cpu_threads=cpu.threads,
-        on_device=latency(model, device=device) if device.type != "cpu" else None,
+        on_device=latency(model, device=device, shape=cfg.in_shape) if device.type != "cpu" else None,
     )
 
 

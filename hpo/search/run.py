@@ -10,10 +10,11 @@ import time
 import torch
 
 from hpo.config import DataConfig, SearchConfig
-from hpo.core.data import load_train_val
+from hpo.core.data import TrainValData, load_train_val
 from hpo.core.device import check_precision, resolve_device
 from hpo.core.footprint import Footprint, footprint, free_bytes, gib
 from hpo.errors import ConfigError, HpoError
+from hpo.families import FAMILIES
 from hpo.search.context import SearchObserver
 from hpo.search.loop import run_trials
 from hpo.search.session import SearchOutcome, StopReason, close_session, open_session, search_study
@@ -22,21 +23,20 @@ from hpo.search.space_extent import largest_models
 from hpo.stores.runs import provenance
 from hpo.stores.workspace import Workspace
 
-ARTICLED = {"mlp": "an MLP", "cnn": "a CNN"}
 
-
-def _check_space_fits(space: Space, *, device: torch.device) -> None:
+def _check_space_fits(space: Space, *, device: torch.device, data: TrainValData) -> None:
     """Refuse a space whose largest model's parameters alone (weights, gradients, optimizer state)
     cannot fit the device; activations depend on the batch, and each trial is checked for them."""
     free = free_bytes(device)
-    for cfg in largest_models(space):
+    for cfg in largest_models(space, in_shape=data.spec.shape, classes=len(data.spec.classes)):
         parameters = footprint(cfg).parameters
         need = Footprint(parameters=parameters, activations_per_image=0).training_bytes(1)
         if need > free:
-            what = "mlp_width and mlp_layers" if cfg.family == "mlp" else "cnn_channels and cnn_fc_width"
+            family = FAMILIES[cfg.family]
             raise ConfigError(
-                f"the space file allows {ARTICLED[cfg.family]} of {parameters:,} parameters: training it "
-                f"needs about {gib(need)} before activations, {device} has {gib(free)} free; narrow {what}"
+                f"the space file allows {family.article} of {parameters:,} parameters: training it needs "
+                f"about {gib(need)} before activations, {device} has {gib(free)} free; "
+                f"narrow {family.size_keys}"
             )
 
 
@@ -67,26 +67,20 @@ def run_search(
     deadline = budget_deadline(budget=cfg.budget, started=started or time.time())
     device = resolve_device(cfg.device)
     check_precision(device, cfg.precision)  # here, before any trial or run is recorded
-    if space is not None:  # a space file's extremes (a study's own space was checked when made)
-        _check_space_fits(space, device=device)
     for name in cfg.devices:  # an absent --devices entry fails here, not in a worker
         check_precision(resolve_device(name), cfg.precision)
     ws = Workspace(storage=cfg.storage, tracking_uri=cfg.tracking_uri, create=True)  # one per process
     ws.studies  # noqa: B018 -- fail fast on a bad URL, before loading data
     # Workers load their own copy on their device; this process needs only the fingerprint then.
     data = load_train_val(data_cfg, device=device if cfg.jobs == 1 else resolve_device("cpu"))
+    if space is not None:  # a space file's extremes (a study's own space was checked when made)
+        _check_space_fits(space, device=device, data=data)
     tags = provenance(
         device=device, dataset=data_cfg.dataset, fingerprint=data.fingerprint, seed=cfg.seed, command=command
     )
     study = search_study(ws, cfg)
     session = open_session(
-        cfg=cfg,
-        data_cfg=data_cfg,
-        space=space,
-        fingerprint=data.fingerprint,
-        device_tags=tags,
-        ws=ws,
-        study=study,
+        cfg=cfg, data_cfg=data_cfg, space=space, data=data, device_tags=tags, ws=ws, study=study
     )
     session = dataclasses.replace(session, deadline=deadline)
     ran: int = 0

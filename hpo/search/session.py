@@ -14,10 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hpo.config import DataConfig, SearchConfig
+from hpo.core.data import TrainValData
+from hpo.core.device import resolve_device
 from hpo.errors import HpoError, StudyError
 from hpo.search.parent_run import open_parent_run
 from hpo.search.recovery import recover_orphans
-from hpo.search.space import Space, default_space, restrict_family, space_from_json, space_to_json
+from hpo.search.space import (
+    SHORT_CPU_BUDGET_S,
+    Space,
+    default_space,
+    restrict_family,
+    space_from_json,
+    space_to_json,
+)
 from hpo.search.warm_start import points_for
 from hpo.signals import shielded
 from hpo.stores import link
@@ -80,7 +89,14 @@ def _resolve_space(
     study takes the default for its objective and limits. `cfg.model` then fixes the family."""
     recorded, model = link.read_spec(study), cfg.model
     if given is not None or recorded is None:
-        space = restrict_family(given or default_space(objective=cfg.objective, limits=cfg.limits), model)
+        short = (
+            cfg.budget is not None
+            and cfg.budget < SHORT_CPU_BUDGET_S
+            and resolve_device(cfg.device).type == "cpu"
+        )
+        space = restrict_family(
+            given or default_space(objective=cfg.objective, limits=cfg.limits, short_cpu_budget=short), model
+        )
         return space, space_to_json(space)
     base = space_from_json(recorded.space)
     space = restrict_family(base, model)
@@ -113,7 +129,7 @@ def open_session(
     cfg: SearchConfig,
     data_cfg: DataConfig,
     space: Space | None,
-    fingerprint: str,
+    data: TrainValData,
     device_tags: dict[str, str],
     ws: Workspace | None = None,
     study: StudyHandle | None = None,
@@ -130,11 +146,7 @@ def open_session(
             for name, params in points_for(space, limit=cfg.trials).items():
                 study.enqueue(params, attrs={link.WARM_START: name})
         spec = link.StudySpec.new(
-            data_cfg=data_cfg,
-            fingerprint=fingerprint,
-            epochs=cfg.epochs,
-            space=space_json,
-            objective=cfg.objective,
+            data_cfg=data_cfg, data=data, epochs=cfg.epochs, space=space_json, objective=cfg.objective
         )
         _check_spec(study, spec)
         study.set_attr(link.TARGET, cfg.trials)

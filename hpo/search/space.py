@@ -13,10 +13,7 @@ from typing import Any, Protocol
 from hpo.config import (
     ADAPTIVE_OPTIMIZERS,
     AUGMENTS,
-    CONVS,
-    FAMILIES,
-    HEADS,
-    KERNEL_SIZES,
+    MNIST_SHAPE,
     OPTIMIZERS,
     SCHEDULES,
     ModelConfig,
@@ -24,37 +21,13 @@ from hpo.config import (
     OptimConfig,
 )
 from hpo.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Choice:
-    choices: tuple[Any, ...]
-
-
-@dataclass(frozen=True)
-class Range:
-    low: float
-    high: float
-    log: bool = False
-    integer: bool = False
-
-
-Spec = Choice | Range
-Space = dict[str, Spec]
+from hpo.families import FAMILIES, FAMILY_NAMES
+from hpo.space_types import Choice, Range, Space, Spec
 
 BATCH_SIZES = tuple(2**k for k in range(5, 12))  # 32 .. 2048
 
-DEFAULT_SPACE: Space = {
-    "family": Choice(FAMILIES),
-    "mlp_layers": Range(1, 3, integer=True),
-    "mlp_width": Range(32, 1024, log=True, integer=True),  # per layer: mlp_width_0, ...
-    "cnn_blocks": Range(1, 3, integer=True),
-    "cnn_convs": Range(1, 2, integer=True),  # convs per block, before its 2x2 pool
-    "cnn_channels": Choice((16, 32, 64, 128)),  # per block: cnn_channels_0, ...
-    "cnn_kernel": Choice(KERNEL_SIZES),
-    "cnn_head": Choice(HEADS),
-    "cnn_fc_width": Choice((0, 64, 128, 256)),
-    "cnn_conv": Choice(("full",)),
+# What every family draws: activation, regularization, optimizer, schedule, batch, augmentation.
+SHARED_SPACE: Space = {
     # tanh and sigmoid stay available through --space; by default they spent early trials at
     # chance level (deep sigmoid MLPs barely train in a few epochs).
     "activation": Choice(("relu", "leaky_relu", "elu", "gelu", "silu")),
@@ -73,32 +46,36 @@ DEFAULT_SPACE: Space = {
     "augment": Choice(AUGMENTS),
     "label_smoothing": Choice((0.0, 0.1)),
 }
-
-
-# The space of a search for small or fast models (a size objective, or a --max-* limit): narrow
-# channels, up to 4 blocks of up to 3 convs, depthwise-separable convs and global-average-pool
-# heads, the shapes of MNIST's hand-designed 5k-9k parameter nets (e.g. 1->8->16, 1x1 down, pool,
-# ->16->32, GAP: ~7k). Its smallest CNN, two blocks of 4 channels and a GAP head, has 238
-# parameters; its smallest MLP, 784-8-10, 6,370. The rest (optimizers, schedules, batch sizes,
-# augmentation) is the default's.
+# Every family, each with its own keys (hpo.families), and the shared ones.
+DEFAULT_SPACE: Space = {
+    "family": Choice(FAMILY_NAMES),
+    **{key: spec for family in FAMILIES.values() for key, spec in family.space.items()},
+    **SHARED_SPACE,
+}
+# The space of a search for small or fast models (a size objective, or a --max-* limit): the
+# families that have a compact range, in it (its smallest CNN, two blocks of 4 channels and a GAP
+# head, has 238 parameters; its smallest MLP, 784-8-10, 6,370). The rest is the default's.
 COMPACT_SPACE: Space = {
     **DEFAULT_SPACE,
-    "mlp_layers": Range(1, 2, integer=True),
-    "mlp_width": Range(8, 256, log=True, integer=True),
-    "cnn_blocks": Range(2, 4, integer=True),
-    "cnn_convs": Range(1, 3, integer=True),
-    "cnn_channels": Choice((4, 8, 12, 16, 24, 32, 48)),
-    "cnn_head": Choice(("gap", "flatten")),
-    "cnn_fc_width": Choice((0, 16, 32)),
-    "cnn_conv": Choice(CONVS),
+    "family": Choice(tuple(name for name, family in FAMILIES.items() if family.compact)),
+    **{key: spec for family in FAMILIES.values() for key, spec in family.compact.items()},
 }
+# Families whose epoch costs a 2-core CPU more than a short budget can pay for a few trials of:
+# a ResNet of the default space takes 1-4 min an MNIST epoch there (benchmarks/QUALITY.md).
+COSTLY_ON_CPU = ("resnet",)
+SHORT_CPU_BUDGET_S = 30 * 60
 
 
-def default_space(*, objective: str, limits: ModelLimits) -> Space:
+def default_space(*, objective: str, limits: ModelLimits, short_cpu_budget: bool = False) -> Space:
     """The space a new study draws from without a space file: the compact one when the search is
-    for small or fast models (its size is an objective or has a limit), the default otherwise."""
+    for small or fast models (its size is an objective or has a limit), the default otherwise,
+    without the families a short budget on a CPU cannot afford (`short_cpu_budget`)."""
     wants_small = objective != "accuracy" or limits != ModelLimits()
-    return COMPACT_SPACE if wants_small else DEFAULT_SPACE
+    if wants_small:
+        return COMPACT_SPACE
+    if short_cpu_budget:
+        return {**DEFAULT_SPACE, "family": Choice(tuple(f for f in FAMILY_NAMES if f not in COSTLY_ON_CPU))}
+    return DEFAULT_SPACE
 
 
 class TrialLike(Protocol):
@@ -125,7 +102,9 @@ def _suggest(trial: TrialLike, name: str, spec: Spec, key: str | None = None) ->
     return trial.suggest_float(key, spec.low, spec.high, log=spec.log)
 
 
-def _sample_model(trial: TrialLike, space: Space) -> ModelConfig:
+def _sample_model(
+    trial: TrialLike, space: Space, *, in_shape: tuple[int, int, int], classes: int
+) -> ModelConfig:
     family = _suggest(trial, "family", space["family"])
     common: dict[str, Any] = {
         "family": family,
@@ -133,29 +112,16 @@ def _sample_model(trial: TrialLike, space: Space) -> ModelConfig:
         "dropout": _suggest(trial, "dropout", space["dropout"]),
         "batch_norm": _suggest(trial, "batch_norm", space["batch_norm"]),
     }
-    if family == "mlp":
-        layers = _suggest(trial, "mlp_layers", space["mlp_layers"])
-        widths = [_suggest(trial, "mlp_width", space["mlp_width"], f"mlp_width_{i}") for i in range(layers)]
-        return ModelConfig(hidden=tuple(widths), **common)
-    blocks = _suggest(trial, "cnn_blocks", space["cnn_blocks"])
-    channels = [
-        _suggest(trial, "cnn_channels", space["cnn_channels"], f"cnn_channels_{i}") for i in range(blocks)
-    ]
-    return ModelConfig(
-        channels=tuple(channels),
-        convs_per_block=_suggest(trial, "cnn_convs", space["cnn_convs"]),
-        kernel_size=_suggest(trial, "cnn_kernel", space["cnn_kernel"]),
-        padding="same",
-        head=_suggest(trial, "cnn_head", space["cnn_head"]),
-        conv=_suggest(trial, "cnn_conv", space["cnn_conv"]),
-        fc_width=_suggest(trial, "cnn_fc_width", space["cnn_fc_width"]),
-        **common,
-    )
+    section = FAMILIES[family].sample(lambda key, name: _suggest(trial, key, space[key], name))
+    return ModelConfig(**common, **section, in_shape=in_shape, classes=classes)
 
 
-def sample(trial: TrialLike, space: Space) -> TrialConfig:
-    """Draw one configuration; conditional parameters only where they apply."""
-    model = _sample_model(trial, space)
+def sample(
+    trial: TrialLike, space: Space, *, in_shape: tuple[int, int, int] = MNIST_SHAPE, classes: int = 10
+) -> TrialConfig:
+    """Draw one configuration for (C, H, W) = `in_shape` images of `classes` classes (MNIST's unless
+    told); conditional parameters only where they apply."""
+    model = _sample_model(trial, space, in_shape=in_shape, classes=classes)
     optimizer = _suggest(trial, "optimizer", space["optimizer"])
     momentum = _suggest(trial, "momentum", space["momentum"]) if optimizer in ("sgd", "rmsprop") else 0.0
     schedule = _suggest(trial, "schedule", space["schedule"])
@@ -185,6 +151,7 @@ _INTRODUCED: dict[str, Any] = {
     "cnn_convs": 1,
     "cnn_head": "flatten",
     "cnn_conv": "full",
+    "res_blocks": 1,
 }
 # Parameters split after studies were made with them: new key -> the key those studies recorded.
 _SPLIT = {"lr_sgd": "lr", "lr_adaptive": "lr"}
@@ -207,11 +174,14 @@ class _Replay:
         return float(self.params[name])
 
 
-def config_from_params(params: dict[str, Any]) -> TrialConfig | None:
+def config_from_params(
+    params: dict[str, Any], *, in_shape: tuple[int, int, int] = MNIST_SHAPE, classes: int = 10
+) -> TrialConfig | None:
     """The configuration a trial trained, rebuilt from its recorded parameters (Optuna's keys) by
-    replaying `sample`; None when the trial stopped before its parameters were all drawn."""
-    try:
-        return sample(_Replay(params), DEFAULT_SPACE)  # replay reads only the keys, not the ranges
+    replaying `sample`, for MNIST-shaped data unless told (what a configuration is does not depend
+    on it); None when the trial stopped before its parameters were all drawn."""
+    try:  # replay reads only the keys, not the ranges
+        return sample(_Replay(params), DEFAULT_SPACE, in_shape=in_shape, classes=classes)
     except (KeyError, ConfigError):
         return None
 
@@ -220,8 +190,8 @@ def restrict_family(space: Space, model: str) -> Space:
     """`--model mlp|cnn` fixes the family; `any` keeps the space's choices."""
     if model == "any":
         return space
-    if model not in FAMILIES:
-        raise ConfigError(f"unknown model {model!r}: choose mlp, cnn or any")
+    if model not in FAMILY_NAMES:
+        raise ConfigError(f"unknown model {model!r}: choose {', '.join(FAMILY_NAMES)} or any")
     family = space["family"]
     if isinstance(family, Choice) and model not in family.choices:
         raise ConfigError(f"--model {model} is excluded by the space file's family choices")
@@ -232,14 +202,7 @@ def describe(cfg: TrialConfig) -> str:
     """A configuration in one line, e.g. 'mlp 512-128 relu bn | adam lr=0.001 wd=1e-06 cosine |
     bs 128 aug=shift': what `hpo trials` shows and each trial run's MLflow description says."""
     m, o = cfg.model, cfg.optim
-    if m.family == "cnn":
-        arch = f"cnn {'-'.join(map(str, m.channels))}"
-        arch += f"x{m.convs_per_block}" if m.convs_per_block > 1 else ""
-        arch += f" k{m.kernel_size}" + (" sep" if m.conv == "separable" else "")
-        arch += (" gap" if m.head == "gap" else "") + f" fc{m.fc_width}"
-    else:
-        arch = "mlp " + "-".join(map(str, m.hidden))
-    arch += f" {m.activation}" + (" bn" if m.batch_norm else "")
+    arch = FAMILIES[m.family].describe(m) + f" {m.activation}" + (" bn" if m.batch_norm else "")
     arch += f" drop={_short(m.dropout)}" if m.dropout else ""
     opt = f"{o.optimizer} lr={_short(o.lr)}"
     opt += f" m={_short(o.momentum)}" if o.optimizer in ("sgd", "rmsprop") else ""

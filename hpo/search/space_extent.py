@@ -5,20 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpo.config import ADAPTIVE_OPTIMIZERS, FAMILIES, OPTIMIZERS, ModelConfig
-from hpo.search.space import Choice, Range, Space, Spec
+from hpo.config import ADAPTIVE_OPTIMIZERS, OPTIMIZERS, ModelConfig
+from hpo.families import FAMILIES, FAMILY_NAMES
+from hpo.search.space import Choice, Space
 
 
 def drawable(raw: dict[str, Any]) -> dict[str, Any]:
     """The parameters of a recorded space (`space_to_json`) that some trial of it can draw: an
     MLP-only space draws no `cnn_*`, a space without sgd no `lr_sgd`, and so on."""
     choices = {name: set(spec.get("choices", ())) for name, spec in raw.items()}
-    families, optimizers = choices.get("family", set(FAMILIES)), choices.get("optimizer", set(OPTIMIZERS))
-    unused = set()
-    if "mlp" not in families:
-        unused |= {n for n in raw if n.startswith("mlp_")}
-    if "cnn" not in families:
-        unused |= {n for n in raw if n.startswith("cnn_")}
+    families, optimizers = choices.get("family", set(FAMILY_NAMES)), choices.get("optimizer", set(OPTIMIZERS))
+    unused = {key for name, family in FAMILIES.items() if name not in families for key in family.space}
     if not optimizers & {"sgd", "rmsprop"}:
         unused.add("momentum")
     if "sgd" not in optimizers:
@@ -40,31 +37,14 @@ def plain_params(params: dict[str, Any]) -> dict[str, Any]:
     return plain
 
 
-def _most(spec: Spec) -> Any:
-    return spec.high if isinstance(spec, Range) else max(spec.choices)
-
-
-def largest_models(space: Space) -> list[ModelConfig]:
+def largest_models(space: Space, *, in_shape: tuple[int, int, int], classes: int) -> list[ModelConfig]:
     """The largest model of each family the space can draw (most layers, widest, biggest kernel,
-    flattened head): if one of these cannot fit a device, the space asks for what cannot run."""
-    found = []
-    families = space["family"].choices if isinstance(space["family"], Choice) else FAMILIES
-    if "mlp" in families:
-        layers, width = int(_most(space["mlp_layers"])), int(_most(space["mlp_width"]))
-        found.append(ModelConfig(family="mlp", hidden=(width,) * layers, batch_norm=True))
-    if "cnn" in families:
-        blocks, channels = int(_most(space["cnn_blocks"])), int(_most(space["cnn_channels"]))
-        heads = space["cnn_head"]
-        head = "flatten" if not isinstance(heads, Choice) or "flatten" in heads.choices else "gap"
-        found.append(
-            ModelConfig(
-                family="cnn",
-                channels=(channels,) * blocks,
-                convs_per_block=int(_most(space["cnn_convs"])),
-                kernel_size=int(_most(space["cnn_kernel"])),
-                head=head,
-                fc_width=int(_most(space["cnn_fc_width"])),
-                batch_norm=True,
-            )
+    flattened head), for (C, H, W) = `in_shape` images: if one of these cannot fit a device, the
+    space asks for what cannot run."""
+    families = space["family"].choices if isinstance(space["family"], Choice) else FAMILY_NAMES
+    return [
+        ModelConfig(
+            family=name, **FAMILIES[name].largest(space), batch_norm=True, in_shape=in_shape, classes=classes
         )
-    return found
+        for name in families
+    ]

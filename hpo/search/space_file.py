@@ -18,8 +18,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from hpo.config import ACTIVATIONS, AUGMENTS, CONVS, FAMILIES, HEADS, KERNEL_SIZES, OPTIMIZERS, SCHEDULES
+from hpo.config import ACTIVATIONS, AUGMENTS, CONVS, HEADS, KERNEL_SIZES, OPTIMIZERS, SCHEDULES
 from hpo.errors import ConfigError
+from hpo.families import FAMILY_NAMES
 from hpo.search.space import DEFAULT_SPACE, Choice, Range, Space, Spec
 
 # Bounds a value must respect whatever the space file says (inclusive low, exclusive high).
@@ -40,7 +41,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "label_smoothing": (0, 1),
 }
 _ALLOWED: dict[str, tuple[Any, ...]] = {
-    "family": FAMILIES,
+    "family": FAMILY_NAMES,
     "activation": ACTIVATIONS,
     "optimizer": OPTIMIZERS,
     "schedule": SCHEDULES,

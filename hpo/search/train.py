@@ -3,6 +3,7 @@ run is never left RUNNING: `TrackedRun` ends it on any way out."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,6 +44,8 @@ def train_one(
     seed_everything(seed=train_cfg.seed, deterministic=train_cfg.deterministic, device=device)
     store = MlflowStore(uri=tracking_uri)
     data = load_train_val(data_cfg, device=device)
+    # The flags say what the model is; the data, what it takes in and tells apart.
+    model_cfg = dataclasses.replace(model_cfg, in_shape=data.spec.shape, classes=len(data.spec.classes))
     model = build_model(model_cfg).to(device)
     tags = provenance(
         device=device,
@@ -62,7 +65,7 @@ def train_one(
             return False
 
         result = run.fit(model=model, data=data, optim=optim_cfg, train=train_cfg, on_epoch=observe)
-        meta = {"dataset": data_cfg.dataset, "val_size": data_cfg.val_size, "split_seed": data_cfg.split_seed}
+        meta = {"dataset": data_cfg.dataset, "val_size": len(data.val), "split_seed": data_cfg.split_seed}
         run.save_checkpoint(result=result, model_config=model_cfg, data=data, meta={**meta, **tags})
         run.end(outcome_of(result), tags={"best_epoch": result.best_epoch})
     return TrainSummary(

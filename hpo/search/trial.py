@@ -194,7 +194,8 @@ def _train_config(ctx: TrialContext, chosen: TrialConfig, *, number: int, epochs
 
 def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
     """Sample and train the trial's configuration; its end and its description."""
-    chosen = sample(recorder.trial.suggest, ctx.space)
+    spec = ctx.data.spec
+    chosen = sample(recorder.trial.suggest, ctx.space, in_shape=spec.shape, classes=len(spec.classes))
     final = recorder.trial.attr(link.FINAL_OF) is not None  # the --budget's final training
     epochs = int(recorder.trial.attr(link.SCHEDULE_EPOCHS) or ctx.cfg.epochs)
     train = _train_config(ctx, chosen, number=recorder.number, epochs=epochs)
@@ -222,7 +223,7 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
         stop = recorder.epoch(m) and not final  # the best configuration is not pruned again
         seconds += m.epoch_seconds
         guard.append(
-            chance_reason(epoch=m.epoch, val_accuracy=m.val_accuracy)
+            chance_reason(epoch=m.epoch, val_accuracy=m.val_accuracy, classes=len(ctx.data.spec.classes))
             or budget_reason(seconds=seconds, budget=ctx.cfg.trial_timeout)
             or ("" if final else rung(ctx, recorder, m))
         )

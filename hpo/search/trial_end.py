@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import statistics
 
-from hpo.config import NUM_CLASSES
 from hpo.core.engine import FitResult
 from hpo.stores.link import TrialEnd
 from hpo.stores.runs import outcome_of
@@ -46,7 +45,7 @@ def trial_end(result: FitResult, *, guard: str, budget: bool = False) -> TrialEn
     )
 
 
-def chance_reason(*, epoch: int, val_accuracy: float, classes: int = NUM_CLASSES) -> str:
+def chance_reason(*, epoch: int, val_accuracy: float, classes: int) -> str:
     """Why to prune a trial at chance level after its first epoch ("" to go on): validation
     accuracy at or below CHANCE_FACTOR x 1/classes, whatever the pruner's start-up rules say."""
     limit = CHANCE_FACTOR / classes

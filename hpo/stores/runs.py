@@ -16,7 +16,7 @@ from types import TracebackType
 import torch
 
 import hpo
-from hpo.config import IMAGE_SIZE, NUM_CLASSES, ModelConfig, OptimConfig, TrainConfig
+from hpo.config import ModelConfig, OptimConfig, TrainConfig
 from hpo.core.checkpoint import write_checkpoint
 from hpo.core.data import Normalization, TrainValData
 from hpo.core.device import device_label
@@ -136,6 +136,7 @@ class TrackedRun:
                     "best_epoch": result.best_epoch,
                     "best_val_accuracy": result.best_val_accuracy,
                     "fingerprint": data.fingerprint,
+                    "classes": list(data.spec.classes),
                 },
             )
             self.store.log_dir(self.run_id, folder, artifact_path=link.CHECKPOINT_PATH)
@@ -146,7 +147,14 @@ class TrackedRun:
         # Two validation images back on the raw 0..255 scale: the model's documented input.
         norm = data.normalization
         example = (data.val.x[:2].detach().cpu() * norm.std + norm.mean) * 255.0
-        log_served_model(self.store, self.run_id, model=model, normalization=norm, example=example)
+        log_served_model(
+            self.store,
+            self.run_id,
+            model=model,
+            normalization=norm,
+            example=example,
+            classes=data.spec.classes,
+        )
 
     def end(self, outcome: link.Outcome, *, tags: Mapping[str, object] | None = None) -> None:
         """Tag the outcome (and `tags`), then close the run with the status link.OUTCOMES gives. The run
@@ -167,14 +175,25 @@ def log_served_model(
     model: torch.nn.Module,
     normalization: Normalization,
     example: torch.Tensor,
+    classes: tuple[str, ...],
 ) -> str:
     """Log `model` as the run's MLflow model taking raw pixels (models.RawPixelClassifier) and tag
-    the run with its URI; returns it. A model that cannot be logged leaves the run's checkpoint as
-    the way to it: the reason is tagged and "" returned."""
-    served = RawPixelClassifier(model.cpu().eval(), mean=normalization.mean, std=normalization.std)
-    pixels = example.reshape(-1, IMAGE_SIZE, IMAGE_SIZE).float().numpy()
+    the run with its URI; returns it. Its signature states the input's shape: (N, H, W) for grey
+    images, (N, C, H, W) for colour ones; its metadata the scale and the class names. A model that
+    cannot be logged leaves the run's checkpoint as the way to it: the reason is tagged and ""
+    returned."""
+    shape = tuple(example.shape[1:]) if example.ndim == 4 else (1, *example.shape[1:])
+    in_shape = (int(shape[0]), int(shape[1]), int(shape[2]))
+    served = RawPixelClassifier(
+        model.cpu().eval(), mean=normalization.mean, std=normalization.std, in_shape=in_shape
+    )
+    pixels = example.reshape(-1, *(in_shape[1:] if in_shape[0] == 1 else in_shape)).float().numpy()
+    metadata = {
+        "input_scale": "0-255, or 0-1 (decided per image by its brightest pixel)",
+        "classes": list(classes),
+    }
     try:
-        uri = store.log_model(run_id, served, example=pixels, classes=NUM_CLASSES)
+        uri = store.log_model(run_id, served, example=pixels, classes=len(classes), about=metadata)
     except TrackingError as exc:
         store.set_tags(run_id, {"model_log_error": str(exc)[:500]})
         return ""

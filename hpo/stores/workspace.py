@@ -215,7 +215,6 @@ class Workspace:
         gets one here from its checkpoint."""
         import torch
 
-        from hpo.config import IMAGE_SIZE
         from hpo.stores.runs import log_served_model
 
         with self.studies.lock():  # processes ending together export the best trial once
@@ -223,9 +222,16 @@ class Workspace:
             if uri:
                 return uri
             loaded = self.load_model(run_id)
-            example = torch.zeros(2, IMAGE_SIZE, IMAGE_SIZE)
+            cfg = loaded.model_config
+            example = torch.zeros(2, *cfg.in_shape)
+            classes = tuple(loaded.meta.get("classes") or map(str, range(cfg.classes)))
             uri = log_served_model(
-                self.mlflow, run_id, model=loaded.model, normalization=loaded.normalization, example=example
+                self.mlflow,
+                run_id,
+                model=loaded.model,
+                normalization=loaded.normalization,
+                example=example,
+                classes=classes,
             )
         if not uri:
             reason = self.mlflow.run(run_id).tags.get("model_log_error", "unknown reason")

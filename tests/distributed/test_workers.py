@@ -103,10 +103,8 @@ def test_workers_never_end_the_parent_run(
     )
     data_cfg = DataConfig(data_dir=str(data_dir), val_size=VAL_SIZE)
     space = restrict_family(parse_space(FAST), "mlp")
-    fingerprint = load_train_val(data_cfg, device=torch.device("cpu")).fingerprint
-    session = open_session(
-        cfg=cfg, data_cfg=data_cfg, space=space, fingerprint=fingerprint, device_tags=_tags()
-    )
+    data = load_train_val(data_cfg, device=torch.device("cpu"))
+    session = open_session(cfg=cfg, data_cfg=data_cfg, space=space, data=data, device_tags=_tags())
     ended: list[str] = []
     real_end = MlflowStore.end_run
 

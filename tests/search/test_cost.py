@@ -199,7 +199,7 @@ def test_latency_is_measured_on_a_copy_at_batch_1_and_the_serving_batch() -> Non
 
     model = build_model(ModelConfig(hidden=(32,)))
     model.train()
-    found = latency(model, device=torch.device("cpu"))
+    found = latency(model, device=torch.device("cpu"), shape=(1, 28, 28))
     assert 0 < found.batch1_ms < found.serving_ms and found.threads == torch.get_num_threads()
     assert model.training  # the model itself is left as it was
 

@@ -33,7 +33,7 @@ def test_predict_labels_png_cut_from_test_set(workdir: Path, data_dir: Path) -> 
         "predict", *paths, "light.jpg", "--study", "f", "--top", 3, "--show-input", "seen.png"
     )
     assert code == 0, out + err
-    from hpo.core.data import FASHION_CLASSES
+    from hpo.core.datasets import FASHION_CLASSES
 
     rows = [line for line in out.splitlines() if line.strip().startswith(("img", "light"))]
     assert len(rows) == 7

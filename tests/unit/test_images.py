@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from hpo.core.images import dataset_style, read_image
 from hpo.errors import DataError
-from hpo.results.images import dataset_style, read_image
 
 
 def seven(size: int = 200) -> np.ndarray:
@@ -25,7 +25,9 @@ def seven(size: int = 200) -> np.ndarray:
 
 def framed(a: np.ndarray) -> np.ndarray:
     return (
-        dataset_style(Image.fromarray((a * 255).astype(np.uint8)), dataset="mnist")[0].astype(np.float32)
+        dataset_style(Image.fromarray((a * 255).astype(np.uint8)), framing="digit", shape=(1, 28, 28))[0][
+            0
+        ].astype(np.float32)
         / 255
     )
 
@@ -39,7 +41,7 @@ def test_black_strokes_on_a_transparent_canvas(tmp_path: Path) -> None:
     rgba = np.zeros((*stroke.shape, 4), dtype=np.uint8)  # black everywhere...
     rgba[..., 3] = (stroke * 255).astype(np.uint8)  # ...but only the stroke is opaque
     Image.fromarray(rgba).save(tmp_path / "canvas.png")
-    out, inverted = dataset_style(read_image(tmp_path / "canvas.png"), dataset="mnist")
+    (out,), inverted = dataset_style(read_image(tmp_path / "canvas.png"), framing="digit", shape=(1, 28, 28))
     assert inverted and out.max() > 200 and out[0, 0] == 0  # light ink on dark, as MNIST
     assert similar(out.astype(np.float32) / 255, framed(stroke)) > 0.95
 
@@ -49,7 +51,7 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to view": the camera stored it on its side
     page.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "photo.jpg", exif=exif, quality=95)
-    out, _ = dataset_style(read_image(tmp_path / "photo.jpg"), dataset="mnist")
+    (out,), _ = dataset_style(read_image(tmp_path / "photo.jpg"), framing="digit", shape=(1, 28, 28))
     assert similar(out.astype(np.float32) / 255, framed(seven())) > 0.9
 
 
@@ -58,7 +60,7 @@ def test_grey_paper_and_soft_ink_are_stretched(tmp_path: Path) -> None:
     paper = 150 + rng.normal(0, 6, seven().shape) - np.linspace(0, 20, seven().shape[1])  # uneven light
     photo = np.where(seven() > 0, 70.0, paper).clip(0, 255).astype(np.uint8)
     Image.fromarray(photo).save(tmp_path / "grey.png")
-    out, inverted = dataset_style(read_image(tmp_path / "grey.png"), dataset="mnist")
+    (out,), inverted = dataset_style(read_image(tmp_path / "grey.png"), framing="digit", shape=(1, 28, 28))
     assert inverted and np.median(out) == 0 and out.max() > 200  # the paper is gone, the ink is full
     assert similar(out.astype(np.float32) / 255, framed(seven())) > 0.9
 
@@ -66,12 +68,14 @@ def test_grey_paper_and_soft_ink_are_stretched(tmp_path: Path) -> None:
 def test_clothes_fill_the_frame_and_dataset_images_pass_through() -> None:
     page = np.full((300, 400), 255, dtype=np.uint8)
     page[50:250, 120:220] = 30  # a dark trouser-like object on a white page
-    out, _ = dataset_style(Image.fromarray(page), dataset="fashion-mnist")
+    (out,), _ = dataset_style(Image.fromarray(page), framing="object", shape=(1, 28, 28))
     rows, cols = np.nonzero(out > 64)
     assert rows.min() == 0 and rows.max() == 27  # the longer side spans the frame
     assert 12 <= cols.max() - cols.min() + 1 <= 16  # aspect kept: 200 x 100 -> 28 x 14
     ready = np.arange(784, dtype=np.uint8).reshape(28, 28)
-    assert np.array_equal(dataset_style(Image.fromarray(ready), dataset="mnist")[0], ready)
+    assert np.array_equal(
+        dataset_style(Image.fromarray(ready), framing="digit", shape=(1, 28, 28))[0][0], ready
+    )
 
 
 def test_unreadable_files_are_one_clear_error(tmp_path: Path) -> None:
@@ -85,8 +89,8 @@ def test_unreadable_files_are_one_clear_error(tmp_path: Path) -> None:
 PEAK = """
 import sys
 from pathlib import Path
-from hpo.results.images import dataset_style, read_image
-a, _ = dataset_style(read_image(Path(sys.argv[1])), dataset="mnist")
+from hpo.core.images import dataset_style, read_image
+a, _ = dataset_style(read_image(Path(sys.argv[1])), framing="digit", shape=(1, 28, 28))
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 print(int(status["VmHWM"].split()[0]) // 1024, int(a.max()))
 """

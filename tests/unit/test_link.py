@@ -7,16 +7,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from hpo.config import DataConfig
+from hpo.core.data import Normalization, Split, TrainValData
+from hpo.core.datasets import DATASETS
 from hpo.stores import link
 
 PACKAGE = Path(__file__).resolve().parents[2] / "hpo"
 
 
 def spec(**changes: Any) -> link.StudySpec:
+    split = Split(x=torch.zeros(5000, 1, 28, 28), y=torch.zeros(5000, dtype=torch.int64))
+    data = TrainValData(
+        train=split,
+        val=split,
+        normalization=Normalization(0.1, 0.3),
+        fingerprint="f" * 16,
+        spec=DATASETS["mnist"],
+    )
     base = link.StudySpec.new(
-        data_cfg=DataConfig(val_size=5000, split_seed=3), fingerprint="f" * 16, epochs=10, space={"lr": 1}
+        data_cfg=DataConfig(val_size=5000, split_seed=3), data=data, epochs=10, space={"lr": 1}
     )
     return link.StudySpec(**{**base.to_attr(), **changes})
 

@@ -203,7 +203,9 @@ class MlflowStore:
         rows = call("read metric history", self.client.get_metric_history, run_id, key)
         return sorted((int(m.step), float(m.value)) for m in rows)
 
-    def log_model(self, run_id: str, model: nn.Module, *, example: np.ndarray, classes: int) -> str:
+    def log_model(
+        self, run_id: str, model: nn.Module, *, example: np.ndarray, classes: int, about: dict[str, Any]
+    ) -> str:
         """Log `model` (on the CPU) as the run's MLflow model, PyTorch flavour in the pt2 format (a
         traced graph: loading it needs torch, not hpo), with its signature (float32, any batch) and
         `example` as input example; it then appears in the UI's Models tab. Returns models:/m-..."""
@@ -228,6 +230,7 @@ class MlflowStore:
                 pytorch_model=model,
                 signature=signature,
                 input_example=example,
+                metadata=about,  # what the signature cannot say: the pixels' scale, the class names
                 pip_requirements=[f"torch=={metadata.version('torch')}"],
             )
         return str(info.model_uri)

@@ -1,4 +1,7 @@
-"""Image files -> 28x28 uint8 images like the training data, for `hpo predict`.
+"""Image files -> uint8 arrays: a user's training images as they are (`decode_rgb`), and images
+framed like the training data for `hpo predict` (`dataset_style`). PIL's one home.
+
+For MNIST and Fashion-MNIST:
 
 What a person gives is rarely MNIST-like: a drawing canvas exports a black stroke on a
 transparent background, a phone photo is stored sideways with an EXIF rotation, grey paper has a
@@ -154,20 +157,45 @@ def object_frame(a: np.ndarray) -> np.ndarray:
     return canvas
 
 
-def dataset_style(img: Image.Image, *, dataset: str) -> tuple[np.ndarray, bool]:
-    """Any image -> uint8 (28, 28) like the dataset's, and whether its page was inverted."""
+def decode_rgb(path: Path) -> np.ndarray:
+    """An image file as uint8 (H, W, 3), upright; transparency composited onto black."""
+    img = read_image(path)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        back = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(back, img.convert("RGBA"))
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def resize_rgb(a: np.ndarray, *, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (H, W, 3) -> (height, width, 3) = `size`, the aspect ratio not kept (as a user's
+    training images are resized)."""
+    img = Image.fromarray(a).resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def dataset_style(img: Image.Image, *, framing: str, shape: tuple[int, int, int]) -> tuple[np.ndarray, bool]:
+    """Any image -> uint8 (C, H, W) = `shape` like the dataset's, and whether its page was inverted.
+    A user's own data ("resize") is taken as its images were: resized, grey or colour as they."""
+    if framing == "resize":
+        a = resize_rgb(np.asarray(img.convert("RGB"), dtype=np.uint8), size=shape[1:])
+        a = a.transpose(2, 0, 1)  # (3, H, W)
+        return (a[:1] if shape[0] == 1 else a), False
     if img.size == (28, 28):  # already framed like the dataset: only a light page is inverted
         a = np.asarray(_flatten_alpha(img), dtype=np.uint8)
         inverted = float(np.median(_border(a))) > 127
-        return (255 - a if inverted else a), inverted
+        return (255 - a if inverted else a)[None], inverted
     a, inverted = light_on_dark(img)
-    framed = digit_frame(a) if dataset == "mnist" else object_frame(a)
-    return (framed * 255).round().astype(np.uint8), inverted
+    framed = digit_frame(a) if framing == "digit" else object_frame(a)
+    return (framed * 255).round().astype(np.uint8)[None], inverted
 
 
 def contact_sheet(images: list[np.ndarray], *, path: Path, zoom: int = 6) -> Path:
-    """The 28x28 images the model saw, side by side and enlarged, as one PNG."""
-    row = np.concatenate([np.pad(i, 1, constant_values=128) for i in images], axis=1)
+    """The (C, H, W) images the model saw, side by side and enlarged, as one PNG."""
+    hwc = [
+        np.repeat(i, 3, axis=0).transpose(1, 2, 0) if i.shape[0] == 1 else i.transpose(1, 2, 0)
+        for i in images
+    ]
+    row = np.concatenate([np.pad(i, ((1, 1), (1, 1), (0, 0)), constant_values=128) for i in hwc], axis=1)
     sheet = Image.fromarray(row).resize((row.shape[1] * zoom, row.shape[0] * zoom), Image.Resampling.NEAREST)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
