@@ -69,12 +69,12 @@ def run_search(
     check_precision(device, cfg.precision)  # here, before any trial or run is recorded
     for name in cfg.devices:  # an absent --devices entry fails here, not in a worker
         check_precision(resolve_device(name), cfg.precision)
-    ws = Workspace(storage=cfg.storage, tracking_uri=cfg.tracking_uri, create=True)  # one per process
-    ws.studies  # noqa: B018 -- fail fast on a bad URL, before loading data
+    # The data first: bad data (a user's folder with an empty class...) leaves no store behind.
     # Workers load their own copy on their device; this process needs only the fingerprint then.
     data = load_train_val(data_cfg, device=device if cfg.jobs == 1 else resolve_device("cpu"))
     if space is not None:  # a space file's extremes (a study's own space was checked when made)
         _check_space_fits(space, device=device, data=data)
+    ws = Workspace(storage=cfg.storage, tracking_uri=cfg.tracking_uri, create=True)  # one per process
     tags = provenance(
         device=device, dataset=data_cfg.dataset, fingerprint=data.fingerprint, seed=cfg.seed, command=command
     )

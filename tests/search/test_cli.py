@@ -56,18 +56,18 @@ def test_version_and_bare_help() -> None:
     [
         (["--lr", "-0.1"], "--lr must be a positive"),
         (["--dataset", "cifar10"], "unknown dataset 'cifar10'"),
-        (["--model", "rnn"], "unknown model 'rnn'"),
+        (["--model", "rnn"], "'rnn' is not one of 'mlp', 'cnn', 'resnet'"),
         (["--optimizer", "lbfgs"], "unknown optimizer"),
         (["--hidden", "300,x"], "--hidden expects"),
         (["--epochs", "0"], "--epochs must be at least 1"),
-        (["--val-size", "60000"], "--val-size must be between"),
+        (["--val-size", "60000"], "use a smaller --val-size"),
         (["--epochs", "two"], "Invalid value for '--epochs'"),
         (["--no-such-flag"], "No such option"),
         (["--device", "cuda:7"], "not available"),
         (["--batch-size", "1"], "--batch-size must be at least 2"),
         (["--augment", "mixup"], "unknown augment 'mixup'"),
         (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
-        (["--precision", "fp16"], "unknown precision 'fp16'"),
+        (["--precision", "fp16"], "'fp16' is not one of 'fp32', 'bf16'"),
     ],
 )
 def test_bad_values_give_one_line(workdir: Path, data_dir: Path, args: list[str], needle: str) -> None:

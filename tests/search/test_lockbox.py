@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from hpo.config import DataConfig
+from hpo.core.datasets import Dataset, Images
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
 from tests.helpers import (
@@ -222,16 +225,21 @@ def test_nothing_but_the_lockbox_reads_the_test_split(
     reader made to fail; only --evaluate-test needs it."""
     from hpo.core import data as hpo_data
 
-    real_read = hpo_data._read
+    real_open = hpo_data.open_dataset
 
-    def train_split_only(cfg: object, *, train: bool, download: bool) -> object:
-        if not train:
-            raise AssertionError("the test split was read")
-        return real_read(cfg, train=train, download=download)  # type: ignore[arg-type]
+    def train_split_only(cfg: DataConfig) -> Dataset:
+        dataset = real_open(cfg)
+
+        def read(train: bool, download: bool) -> Images:
+            if not train:
+                raise AssertionError("the test split was read")
+            return dataset.read(train, download)
+
+        return dataclasses.replace(dataset, read=read)
 
     common = ["--data-dir", data_dir, "--device", "cpu"]
     with monkeypatch.context() as patched:
-        patched.setattr(hpo_data, "_read", train_split_only)
+        patched.setattr(hpo_data, "open_dataset", train_split_only)
         search(data_dir, trials=2, epochs=1)
         assert hpo("train", "--val-size", VAL_SIZE, "--hidden", "16", "--epochs", 1, *common)[0] == 0
         assert hpo("reproduce", "--trial", 0, *common)[0] == 0

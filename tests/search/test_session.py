@@ -149,9 +149,9 @@ def test_studies_and_trials_commands(workdir: Path, data_dir: Path) -> None:
         (["--trials", "0"], "--trials must be at least 1"),
         (["--trials", "-3"], "--trials must be at least 1"),
         (["--epochs", "0"], "--epochs must be at least 1"),
-        (["--sampler", "grid"], "unknown sampler 'grid'"),
-        (["--pruner", "wilcoxon"], "unknown pruner 'wilcoxon'"),
-        (["--model", "rnn"], "unknown model 'rnn'"),
+        (["--sampler", "grid"], "'grid' is not one of 'tpe'"),
+        (["--pruner", "wilcoxon"], "'wilcoxon' is not one of"),
+        (["--model", "rnn"], "'rnn' is not one of 'mlp', 'cnn', 'resnet'"),
         (["--storage", "not-a-url"], "malformed --storage"),
         (  # without the postgres extra, the line names the missing driver instead
             ["--storage", "postgresql://nobody@127.0.0.1:1/none"],

@@ -109,7 +109,9 @@ def test_the_served_model_takes_either_pixel_scale_per_image() -> None:
     from hpo.core.models import RawPixelClassifier
 
     torch.manual_seed(0)
-    served = RawPixelClassifier(build_model(ModelConfig(hidden=(32,))), mean=0.13, std=0.31, in_shape=(1, 28, 28)).eval()
+    served = RawPixelClassifier(
+        build_model(ModelConfig(hidden=(32,))), mean=0.13, std=0.31, in_shape=(1, 28, 28)
+    ).eval()
     raw = torch.rand(4, 28, 28) * 255
     unit = raw / 255
     mixed = torch.stack([raw[0], unit[1], raw[2], unit[3]])
