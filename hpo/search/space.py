@@ -60,8 +60,9 @@ COMPACT_SPACE: Space = {
     "family": Choice(tuple(name for name, family in FAMILIES.items() if family.compact)),
     **{key: spec for family in FAMILIES.values() for key, spec in family.compact.items()},
 }
-# Families whose epoch costs a 2-core CPU more than a short budget can pay for a few trials of:
-# a ResNet of the default space takes 1-4 min an MNIST epoch there (benchmarks/QUALITY.md).
+# Families whose epoch costs a CPU more than a short budget can pay for a few trials of: a ResNet
+# of the default space takes 38 s to 13 min an MNIST epoch on one Xeon core, against 21 s for the
+# 32-64 CNN warm start (benchmarks/RESULTS.md, "Model families").
 COSTLY_ON_CPU = ("resnet",)
 SHORT_CPU_BUDGET_S = 30 * 60
 
