@@ -118,10 +118,10 @@ def estimate_line(*, estimate: CallEstimate, device: str, budget_left: float | N
 
 
 def trial_line(*, row: TrialRow, counts: Counts, best: TrialRow | None) -> Text:
-    style = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}.get(row.state, "")
+    style = {link.COMPLETE: "green", link.PRUNED: "yellow", link.FAIL: "red"}.get(row.state, "")
     line = Text(f"trial {row.number:>4} ", style="bold")
     line.append(f"{row.state:<8}", style=style)
-    value = pct(row.value) if row.state == "COMPLETE" else _last_value(row)
+    value = pct(row.value) if row.state == link.COMPLETE else _last_value(row)
     line.append(f" {value:>7}  {seconds_text(row.seconds)}")
     if row.attrs.get(link.FAIL_REASON):
         line.append(f"  ({row.attrs[link.FAIL_REASON]})", style="dim")
@@ -150,7 +150,7 @@ def best_line(best: TrialRow | None) -> Text:
 
 def trials_table(rows: Sequence[TrialRow], *, title: str = "", limit: int = 0) -> Table:
     """Trials sorted by value (complete first), then the others by number."""
-    ranked = sorted(rows, key=lambda r: (r.state != "COMPLETE", -(r.value or 0.0), r.number))
+    ranked = sorted(rows, key=lambda r: (r.state != link.COMPLETE, -(r.value or 0.0), r.number))
     table = Table(title=title or None, header_style="bold", show_edge=False)
     for name, justify in (
         ("#", "right"),
@@ -164,7 +164,7 @@ def trials_table(rows: Sequence[TrialRow], *, title: str = "", limit: int = 0) -
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for r in ranked[: limit or None]:
-        value = pct(r.value) if r.state == "COMPLETE" else _last_value(r)
+        value = pct(r.value) if r.state == link.COMPLETE else _last_value(r)
         epochs = str(r.attrs.get(link.EPOCHS_RUN, max(r.curve) if r.curve else "-"))
         cost, size = epoch_cost_text(r.attrs), size_text(r.attrs)
         cells = (value, epochs, seconds_text(r.seconds), cost, size, config_text(r.params))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from hpo.cli import options, render_results
+from hpo.config import DatasetName
 from hpo.errors import ConfigError, StudyError
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def baselines(
         help="Study whose split and experiment to use (default: the only study, else DATASET-baselines).",
     ),
     only: str = typer.Option("logistic,knn,sklearn-mlp", "--only", help="Comma-separated baselines to fit."),
-    dataset: str | None = options.DATASET,
+    dataset: DatasetName | None = options.DATASET,
     data: str | None = options.DATA,
     image_size: str | None = options.IMAGE_SIZE,
     data_dir: str = options.DATA_DIR,

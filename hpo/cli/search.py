@@ -9,7 +9,7 @@ import typer
 
 from hpo.cli import options, render
 from hpo.cli.views import search_view
-from hpo.config import ModelLimits, Objective, Precision, Pruner, Sampler, SearchConfig
+from hpo.config import DatasetName, ModelLimits, Objective, Precision, Pruner, Sampler, SearchConfig
 from hpo.families import FamilyName
 
 
@@ -17,7 +17,7 @@ def search(
     ctx: typer.Context,
     trials: int = typer.Option(100, "--trials", help="Target total of finished trials in the study."),
     epochs: int = typer.Option(10, "--epochs", help="Maximum epochs per trial."),
-    dataset: str | None = options.DATASET,
+    dataset: DatasetName | None = options.DATASET,
     data: str | None = options.DATA,
     image_size: str | None = options.IMAGE_SIZE,
     data_dir: str = options.DATA_DIR,

@@ -6,13 +6,13 @@ import typer
 
 from hpo.cli import options, render
 from hpo.cli.views import train_progress
-from hpo.config import ModelConfig, OptimConfig, Precision, TrainConfig, parse_int_list
+from hpo.config import DatasetName, ModelConfig, OptimConfig, Precision, TrainConfig, parse_int_list
 from hpo.families import FamilyName
 
 
 def train(
     ctx: typer.Context,
-    dataset: str | None = options.DATASET,
+    dataset: DatasetName | None = options.DATASET,
     data: str | None = options.DATA,
     image_size: str | None = options.IMAGE_SIZE,
     data_dir: str = options.DATA_DIR,

@@ -92,7 +92,8 @@ def _folder(root: Path, *, image_size: tuple[int, int] | None) -> OwnData:
         )
     classes = tuple(train_files)
     _check_counts({c: len(f) for c, f in train_files.items()}, where=root)
-    every = [p for c in classes for p in train_files[c] + test_files.get(c, [])]
+    # Every training image (by class), then every test image: `stacked[:n]` is the training split.
+    every = [p for c in classes for p in train_files[c]] + [p for c in classes for p in test_files.get(c, [])]
     arrays = [decode_rgb(p) for p in every]
     size = image_size or _shared_size(arrays, every)
     stacked = _stack(arrays, size=size)

@@ -90,7 +90,7 @@ def run_baselines(
                 estimator.fit(x_train, y_train)
             seconds = time.perf_counter() - start
             accuracy = float(estimator.score(x_val, y_val))
-            run.log_metrics({"val_accuracy": accuracy, "fit_seconds": seconds}, step=0)
+            run.log_metrics({link.VAL_ACCURACY: accuracy, "fit_seconds": seconds}, step=0)
             run.end("completed")
         results.append(
             BaselineResult(name=name, val_accuracy=accuracy, fit_seconds=seconds, run_id=run.run_id)

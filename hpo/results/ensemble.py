@@ -28,7 +28,7 @@ def top_trials(handle: StudyHandle, k: int) -> list[TrialRow]:
     """The k complete trials with the best validation accuracy (ties: the earlier trial)."""
     if k < 1:
         raise ConfigError(f"--ensemble must be at least 1; got {k}")
-    done = sorted(handle.rows(states=("COMPLETE",)), key=lambda r: (-(r.value or 0.0), r.number))
+    done = sorted(handle.rows(states=(link.COMPLETE,)), key=lambda r: (-(r.value or 0.0), r.number))
     if len(done) < k:
         raise StudyError(
             f"study {handle.name!r} has {len(done)} complete trial(s), fewer than --ensemble {k}: "

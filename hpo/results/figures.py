@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from hpo.search.space_extent import plain_params
+from hpo.stores import link
 
 
 def _figure(*, figsize: tuple[float, float]) -> tuple[Figure, Any]:
@@ -101,8 +102,8 @@ def history_figure(rows: Sequence[Any], *, baseline: Any = None) -> Figure:
     """Validation accuracy of each trial by trial number: complete trials by their value, pruned
     ones (grey x) by the last epoch they reached, the best so far over the complete ones; the best
     classical baseline (`workspace.Baseline`) as a dashed line when there is one."""
-    done = sorted((r for r in rows if r.state == "COMPLETE"), key=lambda r: r.number)
-    cut = [r for r in rows if r.state == "PRUNED" and r.curve]
+    done = sorted((r for r in rows if r.state == link.COMPLETE), key=lambda r: r.number)
+    cut = [r for r in rows if r.state == link.PRUNED and r.curve]
     fig, ax = _figure(figsize=(7, 4))
     xs, ys = [r.number for r in done], [100 * (r.value or 0) for r in done]
     ax.scatter(xs, ys, s=14, label="complete trial")
@@ -190,7 +191,7 @@ def parallel_png(rows: Sequence[Any], *, path: Path) -> Path:
     """Parallel coordinates of the complete trials' hyperparameters (`parallel_axes`). Every axis
     is labelled with its categories or range; colour is the trial's rank, so a few chance-level
     trials cannot squeeze every good trial into one colour."""
-    done = sorted((r for r in rows if r.state == "COMPLETE"), key=lambda r: r.value or 0.0)  # best last
+    done = sorted((r for r in rows if r.state == link.COMPLETE), key=lambda r: r.value or 0.0)  # best last
     names = parallel_axes(done)
     fig, ax = _figure(figsize=(max(8, len(names) * 1.1), 5.5))
     if done and names:
@@ -217,14 +218,14 @@ def parallel_png(rows: Sequence[Any], *, path: Path) -> Path:
 def curves_png(rows: Sequence[Any], *, path: Path) -> Path:
     """Validation accuracy per epoch of every trial; pruned trials end early with an x."""
     fig, ax = _figure(figsize=(7, 4.5))
-    colors = {"COMPLETE": "C0", "PRUNED": "C1", "FAIL": "C3"}
+    colors = {link.COMPLETE: "C0", link.PRUNED: "C1", link.FAIL: "C3"}
     for r in rows:
         if not r.curve:
             continue
         epochs = sorted(r.curve)
         acc = [100 * r.curve[e] for e in epochs]
         ax.plot(epochs, acc, color=colors.get(r.state, "grey"), alpha=0.6, lw=1)
-        if r.state == "PRUNED":
+        if r.state == link.PRUNED:
             ax.plot(epochs[-1], acc[-1], "x", color="C1")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
@@ -237,7 +238,7 @@ def front_png(rows: Sequence[Any], front: Sequence[Any], *, size_label: str, pat
     """A multi-objective study: every complete trial's size (log scale) against its validation
     accuracy, the Pareto front joined and labelled with trial numbers."""
     fig, ax = _figure(figsize=(7, 4.5))
-    done = [r for r in rows if r.state == "COMPLETE" and len(r.values) >= 2]
+    done = [r for r in rows if r.state == link.COMPLETE and len(r.values) >= 2]
     ax.scatter([r.values[1] for r in done], [100 * r.values[0] for r in done], s=14, color="C0", alpha=0.5)
     xs, ys = [r.values[1] for r in front], [100 * r.values[0] for r in front]
     ax.step(xs, ys, where="post", color="C3", lw=1.5)

@@ -54,7 +54,7 @@ def _provenance(info: BestInfo) -> tuple[dict[str, object], str]:
     tags: dict[str, object] = {
         link.STUDY: info.study,
         link.TRIAL_NUMBER: trial.number,
-        "val_accuracy": f"{value:.4f}",
+        link.VAL_ACCURACY: f"{value:.4f}",
         "source_run_id": info.run_id,
         "test_accuracy": f"{looks[-1]['accuracy']:.4f}" if looks else "not evaluated",
     }

@@ -156,7 +156,7 @@ def _space(handle: StudyHandle) -> str:
 
 
 def _top(rows: list[TrialRow]) -> str:
-    done = sorted((r for r in rows if r.state == "COMPLETE"), key=lambda r: -(r.value or 0.0))[:TOP]
+    done = sorted((r for r in rows if r.state == link.COMPLETE), key=lambda r: -(r.value or 0.0))[:TOP]
     table = [
         [
             i + 1,

@@ -40,7 +40,7 @@ def _recorded(handle: StudyHandle, number: int) -> tuple[TrialRow, TrialConfig, 
         raise StudyError(f"study {handle.name!r} has no trial {number} (trials 0 to {len(rows) - 1})")
     row = rows[number]
     config = config_from_params(row.params)
-    if row.state not in ("COMPLETE", "PRUNED") or config is None or not row.curve:
+    if row.state not in (link.COMPLETE, link.PRUNED) or config is None or not row.curve:
         raise StudyError(
             f"trial {number} is {row.state} and trained no epoch: only finished trials can be reproduced"
         )

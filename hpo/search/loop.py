@@ -40,7 +40,7 @@ def run_trials(
     opening process's stores and study handle (a worker opens its own)."""
     cfg = session.cfg
     device = resolve_device(device_name or cfg.device)
-    tags = {**session.tags, "device": device_label(device)} if device_name else session.tags
+    tags = {**session.tags, link.DEVICE: device_label(device)} if device_name else session.tags
     seed_everything(seed=cfg.seed, deterministic=False, device=device)
     if device.type == "cpu":  # the cores other processes leave free, shared with sibling workers
         torch.set_num_threads(choose_threads(jobs=cfg.jobs))
@@ -71,7 +71,7 @@ def run_trials(
         counts=counts,
         best=study.best(),
         resumed=done > 0 or session.recovered > 0,
-        device=tags["device"],
+        device=tags[link.DEVICE],
         estimate=_estimate(ctx, study=study, left=cfg.trials - done),
         deadline=session.deadline,
     )
@@ -121,8 +121,8 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, StopReason]:
                     row=row,
                     best=best,
                 )
-                if ctx.study.multi and row.state == "COMPLETE":
-                    found = front(ctx.study.rows(states=("COMPLETE",)))
+                if ctx.study.multi and row.state == link.COMPLETE:
+                    found = front(ctx.study.rows(states=(link.COMPLETE,)))
                     record_front(store=ctx.store, parent_run_id=ctx.parent_run_id, front=found)
                 ctx.observer.trial_finished(row=row, counts=ctx.study.counts(), best=best)
                 if skips >= MAX_SKIPS:  # what the sampler proposes, the budget left cannot pay for
@@ -136,7 +136,7 @@ def _queue_final(ctx: TrialContext) -> bool:
     (`search.budget.plan_final`); True once queued, or when another process queued it."""
     if ctx.deadline is None:
         return False
-    pending = ctx.study.rows(states=("WAITING", "RUNNING"))
+    pending = ctx.study.rows(states=(link.WAITING, link.RUNNING))
     if any(r.attrs.get(link.FINAL_OF) is not None for r in pending):
         return True
     plan = plan_final(best=ctx.study.best(), epochs=ctx.cfg.epochs, left_s=ctx.deadline - time.time())

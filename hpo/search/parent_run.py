@@ -40,13 +40,13 @@ def record_trial(
     *, store: MlflowStore, parent_run_id: str, experiment_id: str, row: TrialRow, best: TrialRow | None
 ) -> None:
     """One point of the optimization history; when `row` is the new best, move the best tag."""
-    value = row.value if row.state == "COMPLETE" else (row.curve[max(row.curve)] if row.curve else None)
+    value = row.value if row.state == link.COMPLETE else (row.curve[max(row.curve)] if row.curve else None)
     metrics = {link.TRIAL_VALUE: value} if value is not None else {}
     if best is not None and best.value is not None:
         metrics[link.BEST_VALUE] = best.value
     if metrics:
         store.log_metrics(parent_run_id, metrics, step=row.number)
-    if row.state != "COMPLETE" or best is None or best.number != row.number:
+    if row.state != link.COMPLETE or best is None or best.number != row.number:
         return
     run_id = link.run_id(row)
     before = store.run(parent_run_id).tags.get(link.BEST_RUN_ID, "")
@@ -62,7 +62,7 @@ def record_front(*, store: MlflowStore, parent_run_id: str, front: list[TrialRow
     """A multi-objective study's Pareto front on its parent run: `pareto_front.json` (each point's
     trial, validation accuracy and figures) and the tag `pareto_front` (its trial numbers)."""
     points = [
-        {"trial": r.number, "val_accuracy": r.value, **{k: r.attrs.get(k) for k in FRONT_FIGURES}}
+        {"trial": r.number, link.VAL_ACCURACY: r.value, **{k: r.attrs.get(k) for k in FRONT_FIGURES}}
         for r in front
     ]
     store.log_dict(parent_run_id, {"front": points}, "pareto_front.json")

@@ -58,7 +58,7 @@ def rung_reason(
 def front(rows: list[TrialRow]) -> list[TrialRow]:
     """The complete trials that no other beats on every objective (higher accuracy, lower size),
     smallest first. Of trials with equal values, the first one stands for them."""
-    complete = [r for r in rows if r.state == "COMPLETE" and len(r.values) >= 2]
+    complete = [r for r in rows if r.state == link.COMPLETE and len(r.values) >= 2]
 
     def beats(b: TrialRow, a: TrialRow) -> bool:
         at_least = b.values[0] >= a.values[0] and all(
@@ -75,7 +75,7 @@ def most_accurate_within(rows: list[TrialRow], *, max_params: int) -> TrialRow |
     fitting = [
         r
         for r in rows
-        if r.state == "COMPLETE"
+        if r.state == link.COMPLETE
         and r.attrs.get(link.PARAMETERS) is not None
         and int(r.attrs[link.PARAMETERS]) <= max_params
     ]

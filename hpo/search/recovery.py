@@ -32,7 +32,7 @@ def _fail_dead(study: StudyHandle) -> int:
     """Fail the RUNNING trials whose owner is dead: of this host by its process, of any host by
     its heartbeat. Returns how many."""
     failed = 0
-    for row in study.rows(states=("RUNNING",)):
+    for row in study.rows(states=(link.RUNNING,)):
         reason = orphan_reason(row)
         if reason:
             fail_orphan(study, row, reason=reason)

@@ -185,7 +185,7 @@ def close_session(
         study.set_attr(link.LAST_STOP, stopped)
     if stopped in BUDGET_MET:
         _serve_best(ws, study)
-    complete = sorted(study.rows(states=("COMPLETE",)), key=lambda r: -(r.value or 0.0))
+    complete = sorted(study.rows(states=(link.COMPLETE,)), key=lambda r: -(r.value or 0.0))
     return SearchOutcome(
         study=study.name,
         target=session.cfg.trials,

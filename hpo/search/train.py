@@ -67,7 +67,7 @@ def train_one(
         result = run.fit(model=model, data=data, optim=optim_cfg, train=train_cfg, on_epoch=observe)
         meta = {"dataset": data_cfg.dataset, "val_size": len(data.val), "split_seed": data_cfg.split_seed}
         run.save_checkpoint(result=result, model_config=model_cfg, data=data, meta={**meta, **tags})
-        run.end(outcome_of(result), tags={"best_epoch": result.best_epoch})
+        run.end(outcome_of(result), tags={link.BEST_EPOCH: result.best_epoch})
     return TrainSummary(
         run_id=run.run_id,
         experiment=experiment,

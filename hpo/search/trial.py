@@ -63,11 +63,11 @@ class TrialRecorder:
             experiment_id=ctx.experiment_id,
             name=link.trial_run_name(trial.number),
             parent_run_id=ctx.parent_run_id,
-            tags={**ctx.tags, **tags, link.STATE: "RUNNING"},
+            tags={**ctx.tags, **tags, link.STATE: link.RUNNING},
         )
         link_attrs = {
             link.RUN_ID: run.run_id,
-            link.DEVICE: ctx.tags["device"],
+            link.DEVICE: ctx.tags[link.DEVICE],
             link.PRECISION: ctx.cfg.precision,
         }
         trial.set_attrs(**link_attrs)
@@ -241,7 +241,7 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
             on_progress=on_progress,
         )
         end = trial_end(result, guard=guard[-1] if guard else "", budget=budget)
-        if end.state == "COMPLETE":  # its best epoch's weights: a complete trial can be the best
+        if end.state == link.COMPLETE:  # its best epoch's weights: a complete trial can be the best
             recorder.checkpoint(result=result, model_config=chosen.model)
     of = recorder.trial.attr(link.FINAL_OF)
     final_note = f" · final training of trial {of}'s configuration for {train.epochs} epochs" if final else ""

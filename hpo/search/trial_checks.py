@@ -62,7 +62,7 @@ def before_training(
                 available=ctx.threads.available,
             )
         )
-    factor = calibration(ctx.study.rows(states=link.FINISHED_STATES), device=ctx.tags["device"])
+    factor = calibration(ctx.study.rows(states=link.FINISHED_STATES), device=ctx.tags[link.DEVICE])
     cost = trial_cost(chosen=chosen, data=ctx.data, precision=train.precision, factor=factor)
     recorder.cost(cost, threads=torch.get_num_threads())
     predicted = cost.predicted_s * train.epochs
@@ -96,6 +96,6 @@ def rung(ctx: TrialContext, recorder: TrialWrites, m: EpochMetrics) -> str:
         accuracy=m.val_accuracy,
         size=recorder.minimized[0],
         number=recorder.number,
-        rows=ctx.study.rows(states=("COMPLETE", "PRUNED", "RUNNING")),
+        rows=ctx.study.rows(states=(link.COMPLETE, link.PRUNED, link.RUNNING)),
         attr=link.SIZE_ATTRS[ctx.cfg.objectives[1]],
     )

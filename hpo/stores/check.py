@@ -53,7 +53,7 @@ def _runs_of(
     linked = runs.get(link.run_id(row))
     if linked is not None:
         return [linked]
-    return unlinked.get(row.number, []) if row.state == "FAIL" else []
+    return unlinked.get(row.number, []) if row.state == link.FAIL else []
 
 
 def status_findings(*, study: StudyHandle, store: MlflowStore, runs: dict[str, RunRecord]) -> list[Finding]:
@@ -81,7 +81,9 @@ def status_findings(*, study: StudyHandle, store: MlflowStore, runs: dict[str, R
 def _link_findings(*, study: StudyHandle, runs: dict[str, RunRecord]) -> list[Finding]:
     rows = study.rows()
     linked = {link.run_id(r) for r in rows}
-    unlinked_trials = {r.number: r for r in rows if not link.run_id(r) and r.state in ("COMPLETE", "PRUNED")}
+    unlinked_trials = {
+        r.number: r for r in rows if not link.run_id(r) and r.state in (link.COMPLETE, link.PRUNED)
+    }
     found = []
     for run in runs.values():
         if run.tags.get(link.ROLE) in _SIDE_ROLES or run.run_id in linked:
@@ -104,7 +106,7 @@ def _checkpoint_findings(
     *, study: StudyHandle, store: MlflowStore, runs: dict[str, RunRecord]
 ) -> list[Finding]:
     found = []
-    for row in study.rows(states=("COMPLETE",)):
+    for row in study.rows(states=(link.COMPLETE,)):
         run_id = link.run_id(row)
         if run_id not in runs:
             continue
@@ -118,7 +120,7 @@ def _checkpoint_findings(
 def _study_findings(*, study: StudyHandle, store: MlflowStore, runs: dict[str, RunRecord]) -> list[Finding]:
     found = []
     parent = runs.get(link.parent_run_id(study))
-    if parent is not None and parent.status == "RUNNING" and not study.counts().running:
+    if parent is not None and parent.status == link.RUN_RUNNING and not study.counts().running:
         finish = partial(_close, store, parent.run_id, tags={}, status="FINISHED")
         found.append(
             Finding(study.name, f"the parent run {parent.run_id} is RUNNING, no trial is", "close it", finish)
@@ -165,7 +167,7 @@ def fail_orphan(study: StudyHandle, row: TrialRow, *, reason: str) -> None:
 
 def _orphan_findings(*, study: StudyHandle, store: MlflowStore) -> list[Finding]:
     found = []
-    for row in study.rows(states=("RUNNING",)):
+    for row in study.rows(states=(link.RUNNING,)):
         reason = orphan_reason(row)
         if reason:
             fix = partial(_repair_orphan, study, store, row, reason)

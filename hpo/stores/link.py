@@ -23,7 +23,13 @@ if TYPE_CHECKING:  # torch: `hpo studies` and `hpo trials` answer without it
 Outcome = Literal["completed", "pruned", "diverged", "interrupted", "failed"]  # how a run ended
 TrialState = Literal["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"]  # Optuna's, by name
 RunStatus = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]  # MLflow's
-FINISHED_STATES: tuple[TrialState, ...] = ("COMPLETE", "PRUNED", "FAIL")
+COMPLETE: TrialState = "COMPLETE"
+PRUNED: TrialState = "PRUNED"
+FAIL: TrialState = "FAIL"
+RUNNING: TrialState = "RUNNING"
+WAITING: TrialState = "WAITING"
+RUN_RUNNING: RunStatus = "RUNNING"
+FINISHED_STATES: tuple[TrialState, ...] = (COMPLETE, PRUNED, FAIL)
 # A run's outcome -> (its Optuna trial state, its MLflow run status): one table decides both.
 OUTCOMES: dict[Outcome, tuple[TrialState, RunStatus]] = {
     "completed": ("COMPLETE", "FINISHED"),
@@ -36,7 +42,8 @@ OUTCOMES: dict[Outcome, tuple[TrialState, RunStatus]] = {
 # Optuna trial user attributes.
 RUN_ID = "mlflow_run_id"  # the trial's MLflow child run
 FAIL_REASON = "fail_reason"  # why a trial failed or was pruned early (diverged); also a run tag
-DEVICE = "device"  # where it trained, as the run's `device` tag says
+DEVICE = "device"  # where it trained; also the run's tag, set by stores.runs.provenance
+SAMPLER_SEED = "sampler_seed"  # the seed a random draw of the trial's parameters came from
 PRECISION = "precision"  # config.PRECISIONS: how it trained (absent on trials before bf16: fp32)
 BEST_EPOCH = "best_epoch"  # also a run tag
 EPOCHS_RUN = "epochs_run"
@@ -45,6 +52,8 @@ WARM_START = "warm_start"  # set on trials enqueued from hpo's known-good config
 RETRY_OF = "retry_of"  # on a trial queued again because the trial of this number was interrupted
 OUTCOME = "outcome"  # an OUTCOMES key; also a run tag
 MODEL_URI = "model_uri"  # run tag: the run's MLflow model (models:/m-...), raw pixels -> probabilities
+MODEL_LOG_ERROR = "model_log_error"  # run tag: why its MLflow model could not be logged
+VAL_ACCURACY = "val_accuracy"  # metric: validation accuracy (per epoch; a baseline's, at step 0)
 CHECKPOINT_PATH = "checkpoint"  # artifact folder of a run that holds model.pt + config.json
 OWNER_HOST, OWNER_PID, OWNER_TOKEN = "host", "pid", "pid_token"  # the process running it
 # What a trial costs (seconds per epoch): its probe before training, the probe times the study's

@@ -50,7 +50,7 @@ def provenance(
         "mlflow_version": MLFLOW_VERSION,
         "python_version": platform.python_version(),
         "host": socket.gethostname(),
-        "device": device_label(device),
+        link.DEVICE: device_label(device),
         "dataset": dataset,
         "split_fingerprint": fingerprint,
         "seed": str(seed),
@@ -133,7 +133,7 @@ class TrackedRun:
                 normalization=data.normalization,
                 meta={
                     **meta,
-                    "best_epoch": result.best_epoch,
+                    link.BEST_EPOCH: result.best_epoch,
                     "best_val_accuracy": result.best_val_accuracy,
                     "fingerprint": data.fingerprint,
                     "classes": list(data.spec.classes),
@@ -195,7 +195,7 @@ def log_served_model(
     try:
         uri = store.log_model(run_id, served, example=pixels, classes=len(classes), about=metadata)
     except TrackingError as exc:
-        store.set_tags(run_id, {"model_log_error": str(exc)[:500]})
+        store.set_tags(run_id, {link.MODEL_LOG_ERROR: str(exc)[:500]})
         return ""
     store.set_tags(run_id, {link.MODEL_URI: uri})
     return uri

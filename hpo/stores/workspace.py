@@ -139,7 +139,7 @@ class Workspace:
         """The study's most accurate complete trial, or the complete trial numbered `pick`."""
         if pick is not None:
             row = next((r for r in study.rows() if r.number == pick), None)
-            if row is None or row.state != "COMPLETE":
+            if row is None or row.state != link.COMPLETE:
                 why = "no such trial" if row is None else f"it is {row.state}"
                 raise StudyError(
                     f"--pick {pick}: study {study.name!r} has no complete trial {pick} ({why}); "
@@ -178,11 +178,11 @@ class Workspace:
         if experiment is None:
             return []
         runs = self.mlflow.runs(experiment, where=f"tags.{link.ROLE} = '{link.ROLE_BASELINE}'")
-        scored = [r for r in runs if r.status == "FINISHED" and "val_accuracy" in r.metrics]
+        scored = [r for r in runs if r.status == "FINISHED" and link.VAL_ACCURACY in r.metrics]
         found = [
             Baseline(
                 name=r.params.get("baseline", r.name),
-                val_accuracy=r.metrics["val_accuracy"],
+                val_accuracy=r.metrics[link.VAL_ACCURACY],
                 fit_seconds=r.metrics.get("fit_seconds", 0.0),
             )
             for r in scored
@@ -234,6 +234,6 @@ class Workspace:
                 classes=classes,
             )
         if not uri:
-            reason = self.mlflow.run(run_id).tags.get("model_log_error", "unknown reason")
+            reason = self.mlflow.run(run_id).tags.get(link.MODEL_LOG_ERROR, "unknown reason")
             raise CheckpointError(f"the best trial's model could not be logged as an MLflow model: {reason}")
         return uri

@@ -55,7 +55,7 @@ def test_version_and_bare_help() -> None:
     ("args", "needle"),
     [
         (["--lr", "-0.1"], "--lr must be a positive"),
-        (["--dataset", "cifar10"], "unknown dataset 'cifar10'"),
+        (["--dataset", "cifar10"], "'cifar10' is not one of 'mnist', 'fashion-mnist'"),
         (["--model", "rnn"], "'rnn' is not one of 'mlp', 'cnn', 'resnet'"),
         (["--optimizer", "lbfgs"], "unknown optimizer"),
         (["--hidden", "300,x"], "--hidden expects"),

@@ -118,3 +118,24 @@ def test_mixed_sizes_train_with_image_size(workdir: Path, tmp_path: Path) -> Non
     root = bad_folder(tmp_path, "mixed sizes")
     code, out, err = hpo("train", "--data", root, "--image-size", "24x28", "--model", "cnn", "--epochs", 1)
     assert code == 0, out + err
+
+
+def test_train_and_test_folders_keep_each_image_with_its_label(tmp_path: Path) -> None:
+    """PATH/train/CLASS and PATH/test/CLASS: each split's images stay with their class (a class's
+    colour is its label), and the test split is the test folder's, not a carved one."""
+    import torch
+
+    from hpo.config import DataConfig
+    from hpo.core.data import open_dataset
+
+    write_folder(tmp_path / "split" / "train", n=6, seed=0)
+    write_folder(tmp_path / "split" / "test", n=3, seed=1)
+    dataset = open_dataset(DataConfig(dataset="split", path=str(tmp_path / "split")))
+    assert dataset.spec.classes == CLASSES and dataset.spec.shape == (3, 32, 32)
+    for train, n in ((True, 6), (False, 3)):
+        images, labels = dataset.read(train, False)
+        assert len(labels) == n * len(CLASSES)
+        brightest = images.amax(dim=(2, 3)).float()  # (N, 3): the class's colour shows in its square
+        for i, label in enumerate(labels.tolist()):
+            expected = torch.tensor(COLOURS[label], dtype=torch.float32)
+            assert (brightest[i] - expected).abs().max() <= 60, (train, i, label, brightest[i])

@@ -33,7 +33,18 @@ def spec(**changes: Any) -> link.StudySpec:
 
 
 @pytest.mark.parametrize(
-    "key", [link.RUN_ID, link.PARENT_RUN_ID, link.TEST_EVALUATIONS, link.SPEC, link.FAIL_REASON]
+    "key",
+    [
+        link.RUN_ID,
+        link.PARENT_RUN_ID,
+        link.TEST_EVALUATIONS,
+        link.SPEC,
+        link.FAIL_REASON,
+        link.VAL_ACCURACY,
+        link.BEST_EPOCH,
+        link.SAMPLER_SEED,
+        link.MODEL_LOG_ERROR,
+    ],
 )
 def test_link_keys_are_spelled_once_in_the_package(key: str) -> None:
     quoted = re.compile(rf"[\"']{re.escape(key)}[\"']")
@@ -75,3 +86,12 @@ def test_typed_accessors() -> None:
     study.set_attr(link.PARENT_RUN_ID, "p1")
     assert link.parent_run_id(study) == "p1"
     assert link.trial_run_name(7) == "trial-0007"
+
+
+def test_trial_states_are_compared_through_link_only() -> None:
+    """No bare Optuna state name outside link.py: a comparison goes through link.COMPLETE & co."""
+    bare = re.compile(r"[\"'](COMPLETE|PRUNED|FAIL|RUNNING|WAITING)[\"']")
+    places = sorted(
+        {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if bare.search(p.read_text())}
+    )
+    assert places == ["stores/link.py"], places

@@ -190,7 +190,7 @@ class MlflowStore:
             return None
 
     def reopen(self, run_id: str) -> None:
-        call("reopen a run", self.client.update_run, run_id, status="RUNNING")
+        call("reopen a run", self.client.update_run, run_id, status=link.RUN_RUNNING)
 
     def log_dict(self, run_id: str, payload: dict[str, Any], filename: str) -> None:
         self.check_artifacts_here(run_id)

@@ -30,8 +30,3 @@ def fixed_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
 def stale_trial_ids(storage: optuna.storages.RDBStorage, study: optuna.Study) -> list[int]:
     """Optuna's own query for "RUNNING, heartbeat older than the grace period"."""
     return list(storage._get_stale_trial_ids(study._study_id))
-
-
-def cached_storage_calls(storage: Any) -> tuple[str, ...]:
-    """The names in CACHE_CALLS that `storage` lacks (a renamed private method)."""
-    return tuple(name for name in CACHE_CALLS if not callable(getattr(storage, name, None)))

@@ -15,7 +15,7 @@ import optuna
 
 from hpo.config import PRUNERS, SAMPLERS
 from hpo.errors import ConfigError, StudyError, first_line, redact
-from hpo.stores import sqlite
+from hpo.stores import link, sqlite
 from hpo.stores.backoff import with_backoff
 from hpo.stores.locks import url_lock
 from hpo.stores.optuna.private import CACHE_CALLS
@@ -23,7 +23,7 @@ from hpo.stores.optuna.private import CACHE_CALLS
 HEARTBEAT_S = 30  # a live trial touches the store this often (env HPO_HEARTBEAT_S); it is stale...
 GRACE_S = 120  # ...after this long without a heartbeat (env HPO_GRACE_S): then FAIL, and re-run
 DEFAULT_STORAGE = "sqlite:///studies/hpo.db"
-METRIC = "val_accuracy"  # the objective: a trial's best-epoch validation accuracy
+METRIC = link.VAL_ACCURACY  # the objective: a trial's best-epoch validation accuracy
 _RDB_SCHEMES = ("postgresql", "mysql", "mariadb", "oracle", "mssql")
 
 

@@ -66,7 +66,7 @@ class StudyStore:
             pruner=pruner,
             load_if_exists=True,
         )
-        if study.metric_names is None:  # so optuna-dashboard shows "val_accuracy", not "Objective 0"
+        if study.metric_names is None:  # optuna-dashboard then names the metric, not "Objective 0"
             with writing("name the objectives"):
                 study.set_metric_names([METRIC, *minimized][: len(study.directions)])
         return self._handle(study)

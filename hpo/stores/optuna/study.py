@@ -133,7 +133,7 @@ class TrialHandle:
         """End the trial: COMPLETE (with `value`, and a multi-objective study's `minimized`
         values), PRUNED or FAIL."""
         with writing("end a trial"):
-            if state == "COMPLETE":
+            if state == link.COMPLETE:
                 self._study.tell(self._trial, [value, *minimized] if self.multi else value)
             else:
                 self._study.tell(self._trial, state=TrialState[state])
@@ -187,7 +187,7 @@ class StudyHandle:
         )
 
     def best(self) -> TrialRow | None:
-        done = self.rows(states=("COMPLETE",))
+        done = self.rows(states=(link.COMPLETE,))
         return max(done, key=lambda r: (r.value or 0.0, -r.number)) if done else None
 
     def row(self, number: int) -> TrialRow:
@@ -220,7 +220,7 @@ class StudyHandle:
             self._study.sampler = make_sampler(sampler, seed=drawn)
             with writing("claim a trial"):  # a claimed trial always records its owner
                 trial = TrialHandle(self._study, self._study.ask())
-                trial.set_attrs(**attrs, sampler_seed=drawn)
+                trial.set_attrs(**attrs, **{link.SAMPLER_SEED: drawn})
         with contextlib.suppress(Exception):  # a first heartbeat, so other hosts can judge it
             self._storage.record_heartbeat(trial.trial_id)
         return trial
