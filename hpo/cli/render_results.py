@@ -210,5 +210,5 @@ def registered_line(reg: Registered) -> Text:
         f"(val {pct(reg.val_accuracy)}), run {reg.run_id}\n"
         f"serve it:     {reg.serve_command()}\n"
         f"in Python:    {reg.python_lines()}\n"
-        "input: float32 (N, 28, 28) pixels, 0-255 or 0-1 (decided per image); output: (N, 10) probabilities"
+        f"{reg.io_text}"
     )

@@ -9,6 +9,8 @@ one DataError naming the file or class and the fix; nothing is written."""
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +39,7 @@ def open_user_data(cfg: DataConfig) -> Dataset:
     path = Path(cfg.path)
     if not path.exists():
         raise DataError(f"--data {path} does not exist: give a folder of class folders or an .npz file")
-    stamp = path.stat().st_mtime_ns
-    data = _read_cached(str(path.resolve()), stamp, cfg.image_size)
+    data = _read_cached(str(path.resolve()), _stamp(path), cfg.image_size)
     images = data.train[0]
     spec = DatasetSpec(
         name=cfg.dataset,
@@ -52,8 +53,19 @@ def open_user_data(cfg: DataConfig) -> Dataset:
     )
 
 
+def _stamp(path: Path) -> str:
+    """What changes when any file under `path` does (name, size, modification time): the decoded
+    data is reused only while it holds (about 0.3 s for 70,000 files)."""
+    h = hashlib.sha256()
+    for folder, _, files in sorted(os.walk(path)) if path.is_dir() else [(str(path.parent), [], [path.name])]:
+        for name in sorted(files):
+            st = os.stat(os.path.join(folder, name))
+            h.update(f"{folder}/{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
 @functools.lru_cache(maxsize=2)  # a search reads the training split, the lockbox both: decode once
-def _read_cached(path: str, _stamp: int, image_size: tuple[int, int] | None) -> OwnData:
+def _read_cached(path: str, _stamp: str, image_size: tuple[int, int] | None) -> OwnData:
     where = Path(path)
     if where.is_file():
         if image_size is not None:

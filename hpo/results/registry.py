@@ -24,6 +24,7 @@ class Registered:
     trial: int
     val_accuracy: float
     tracking_uri: str  # the store the registry lives in: a fresh process must be pointed at it
+    io_text: str  # what the model takes and answers (link.StudySpec.io_text)
 
     @property
     def registry_uri(self) -> str:
@@ -66,9 +67,9 @@ def _provenance(info: BestInfo) -> tuple[dict[str, object], str]:
     what = describe(cfg) if cfg else "configuration unknown"
     text = (
         f"Best trial {trial.number} of study `{info.study}`: {what}. "
-        f"Validation accuracy {100 * value:.2f}%; {test}. Input: float32 (N, 28, 28) raw pixels 0-255, "
-        "light ink on dark; output: (N, 10) class probabilities. The graph runs on the CPU: on a CUDA "
-        "machine load it with `model_config={'device': 'cpu'}`."
+        f"Validation accuracy {100 * value:.2f}%; {test}. {_io_text(info.spec).capitalize()}, as in the "
+        "training data. The graph runs on the CPU: on a CUDA machine load it with "
+        "`model_config={'device': 'cpu'}`."
     )
     return tags, text
 
@@ -91,4 +92,12 @@ def register_best(ws: Workspace, *, study: str | None, name: str, pick: int | No
         trial=info.trial.number,
         val_accuracy=info.trial.value or 0.0,
         tracking_uri=ws.mlflow.uri,
+        io_text=_io_text(info.spec),
     )
+
+
+def _io_text(spec: link.StudySpec | None) -> str:
+    """A study made by `hpo search` knows its data; anything else was MNIST-shaped."""
+    return (
+        spec or link.StudySpec(dataset="mnist", val_size=0, split_seed=0, fingerprint="", epochs=0, space={})
+    ).io_text

@@ -54,6 +54,7 @@ def test_own_rgb_folder_end_to_end(workdir: Path, tmp_path: Path) -> None:
     assert code == 0 and "test" in out.lower(), out + err
     code, out, err = hpo("best", "--register", "colours")
     assert code == 0, out + err
+    assert "input: float32 (N, 3, 32, 32) pixels" in out and "output: (N, 5) probabilities" in out, out
     pixels, labels = colour_images(4, seed=9)
     chw = pixels.transpose(0, 3, 1, 2).astype(np.float32)  # (N, 3, 32, 32), 0..255
     answer = predict_in_fresh_process("models:/colours/1", pixels=chw, labels=labels)
@@ -139,3 +140,17 @@ def test_train_and_test_folders_keep_each_image_with_its_label(tmp_path: Path) -
         for i, label in enumerate(labels.tolist()):
             expected = torch.tensor(COLOURS[label], dtype=torch.float32)
             assert (brightest[i] - expected).abs().max() <= 60, (train, i, label, brightest[i])
+
+
+def test_changed_files_change_the_fingerprint_and_the_study_refuses_them(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """The split of a user's folder is fingerprinted as MNIST's is: one image changed, and the
+    study will not go on with it (nor will its test look)."""
+    folder = write_folder(tmp_path / "colours", n=8)
+    code, out, err = hpo("search", "--data", folder, *SEARCH)
+    assert code == 0, out + err
+    first = sorted((folder / "red").iterdir())[0]
+    Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(first)
+    assert_one_line_error(*hpo("search", "--data", folder, *SEARCH), "fingerprint")
+    assert_one_line_error(*hpo("best", "--evaluate-test"), "its files changed since")
