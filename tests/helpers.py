@@ -8,6 +8,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +202,25 @@ def predict_in_fresh_process(uri: str, *, pixels: np.ndarray, labels: np.ndarray
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def printed(out: str, label: str) -> str:
+    """The command `hpo best --register` printed after `label`."""
+    return next(line.split(label, 1)[1].strip() for line in out.splitlines() if line.startswith(label))
+
+
+def post_when_up(base: str, payload: dict[str, object], *, seconds: float = 120) -> dict[str, Any]:
+    """POST `payload` to the scoring server's /invocations once its /ping answers."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/ping", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    request = urllib.request.Request(
+        f"{base}/invocations", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    return dict(json.loads(urllib.request.urlopen(request, timeout=60).read()))

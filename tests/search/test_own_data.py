@@ -4,13 +4,25 @@ data is one clear line and writes nothing."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import assert_one_line_error, hpo, open_study, predict_in_fresh_process
+from tests.helpers import (
+    assert_one_line_error,
+    env_for_subprocess,
+    free_port,
+    hpo,
+    open_study,
+    post_when_up,
+    predict_in_fresh_process,
+    printed,
+)
 
 CLASSES = ("amber", "blue", "green", "grey", "red")  # each class a colour: learnable in an epoch
 COLOURS = ((255, 191, 0), (0, 0, 255), (0, 200, 0), (128, 128, 128), (230, 0, 0))
@@ -154,3 +166,28 @@ def test_changed_files_change_the_fingerprint_and_the_study_refuses_them(
     Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(first)
     assert_one_line_error(*hpo("search", "--data", folder, *SEARCH), "fingerprint")
     assert_one_line_error(*hpo("best", "--evaluate-test"), "its files changed since")
+
+
+@pytest.mark.slow
+def test_own_rgb_model_is_served_over_http_as_printed(workdir: Path, tmp_path: Path) -> None:
+    """`hpo best --register` prints a serving command; the server it starts answers (N, 3, 32, 32)
+    pixels with 5-class probabilities."""
+    folder = write_folder(tmp_path / "colours")
+    assert hpo("search", "--data", folder, *SEARCH)[0] == 0
+    code, out, err = hpo("best", "--register", "colours")
+    assert code == 0, out + err
+    pixels, _ = colour_images(2, seed=5)
+    chw = pixels.transpose(0, 3, 1, 2).astype(np.float32)
+    port = free_port()
+    serve = printed(out, "serve it:").replace("--port 5001", f"--port {port}")
+    env = {k: v for k, v in env_for_subprocess().items() if k != "MLFLOW_TRACKING_URI"}
+    server = subprocess.Popen(serve, shell=True, cwd=tmp_path, env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        answer = post_when_up(f"http://127.0.0.1:{port}", {"inputs": chw.tolist()})
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    probabilities = np.array(answer["predictions"])
+    assert probabilities.shape == (len(chw), len(CLASSES))
+    assert np.allclose(probabilities.sum(1), 1.0, atol=1e-5)

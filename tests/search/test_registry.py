@@ -8,10 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +24,9 @@ from tests.helpers import (
     free_port,
     hpo,
     open_study,
+    post_when_up,
     predict_in_fresh_process,
+    printed,
     search,
 )
 from tests.synthetic import VAL_SIZE
@@ -82,11 +81,6 @@ def test_a_bad_model_name_is_one_clear_line(workdir: Path, data_dir: Path) -> No
     assert_one_line_error(*hpo("best", "--register", "no/slashes"), "--register", "letters, digits")
 
 
-def printed(out: str, label: str) -> str:
-    """The command `hpo best --register` printed after `label`."""
-    return next(line.split(label, 1)[1].strip() for line in out.splitlines() if line.startswith(label))
-
-
 @pytest.mark.slow
 def test_the_printed_serving_commands_run_as_printed_from_any_folder(
     workdir: Path, data_dir: Path, tmp_path: Path
@@ -125,20 +119,3 @@ def test_the_printed_serving_commands_run_as_printed_from_any_folder(
         server.wait(timeout=30)
     assert np.allclose(answer["predictions"], raw[:8], atol=1e-4)
     assert sorted(p.name for p in elsewhere.iterdir()) == ["pixels.npy"]  # no stray store
-
-
-def post_when_up(base: str, payload: dict[str, object], *, seconds: float = 120) -> dict[str, Any]:
-    """POST `payload` to the scoring server's /invocations once its /ping answers."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/ping", timeout=2)
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-    request = urllib.request.Request(
-        f"{base}/invocations", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
-    )
-    return dict(json.loads(urllib.request.urlopen(request, timeout=60).read()))
