@@ -98,6 +98,45 @@ def skip_reason(cost: TrialCost, *, deadline: float | None, now: float | None = 
     )
 
 
+# How far a model's measured epoch can beat what its FLOPs say, against the most FLOP-efficient
+# trial of the study: FLOPs alone were 0.5x to 2.2x off between CNNs of equal FLOPs on a 2-core
+# CPU (core/cost.py), so a configuration is skipped from its FLOPs only when even 2.2x faster than
+# that estimate it would not fit.
+FLOPS_OPTIMISM = 2.2
+
+
+def flops_rate(rows: list[TrialRow], *, device: str) -> float | None:
+    """The fewest seconds per epoch per forward FLOP measured by this study's trials on `device`
+    (None before any has both figures)."""
+    rates = [
+        float(r.attrs[link.MEASURED_EPOCH_S]) / float(r.attrs[link.FLOPS])
+        for r in rows
+        if r.attrs.get(link.DEVICE) == device
+        and float(r.attrs.get(link.MEASURED_EPOCH_S) or 0) > 0
+        and float(r.attrs.get(link.FLOPS) or 0) > 0
+    ]
+    return min(rates) if rates else None
+
+
+def flops_skip_reason(
+    *, flops: int, rate: float | None, deadline: float | None, now: float | None = None
+) -> str:
+    """Why the budget cannot pay for a model of `flops` per image, known without building or probing
+    it ("" when it may, or when nothing is known yet): seconds before a trial's latency, thread
+    choice and probe, which for a large CNN on a CPU take a minute themselves."""
+    if deadline is None or rate is None:
+        return ""
+    left = max(0.0, deadline - (time.time() if now is None else now))
+    optimistic = rate * flops / FLOPS_OPTIMISM
+    if optimistic <= BUDGET_SHARE * left:
+        return ""
+    return (
+        f"{COST_PREFIX}one epoch of its {flops / 1e6:,.0f} MFLOPs per image would take at least "
+        f"{optimistic:.0f} s here, more than {BUDGET_SHARE:.0%} of the {left:.0f} s left of --budget; "
+        "skipped before training"
+    )
+
+
 def is_skip(row: TrialRow) -> bool:
     return str(row.attrs.get(link.FAIL_REASON, "")).startswith(COST_PREFIX)
 
@@ -199,16 +238,16 @@ class FinalPlan:
     params: dict[str, Any]
 
 
-def plan_final(*, best: TrialRow | None, epochs: int, left_s: float) -> FinalPlan | None:
-    """The final training of `best` once the --budget left (`left_s`) is about what it needs
-    (None: not yet, or it cannot pay for more epochs than the best trial had)."""
+def plan_final(*, best: TrialRow | None, epochs: int, left_s: float, now: bool = False) -> FinalPlan | None:
+    """The final training of `best` once the --budget left (`left_s`) is about what it needs, or
+    at once with `now` (None: not yet, or it cannot pay for more epochs than the best trial had)."""
     if best is None or best.attrs.get(link.FINAL_OF) is not None:
         return None  # the best is a final training already: the plan was carried out
     epoch_s = float(best.attrs.get(link.MEASURED_EPOCH_S) or 0.0)
     if epoch_s <= 0:
         return None
     want = FINAL_FACTOR * epochs
-    if left_s > FINAL_START * want * epoch_s * FINAL_MARGIN:
+    if not now and left_s > FINAL_START * want * epoch_s * FINAL_MARGIN:
         return None  # time enough to explore first
     affordable = min(want, int(left_s / (epoch_s * FINAL_MARGIN)))
     if affordable <= int(best.attrs.get(link.EPOCHS_RUN) or epochs):

@@ -22,7 +22,9 @@ from hpo.stores import link
 from hpo.stores.optuna import StudyHandle
 from hpo.stores.workspace import Workspace
 
-MAX_SKIPS = 3  # trials in a row skipped for their cost end a call with a --budget
+# Trials in a row skipped for their cost: the time left goes to the final training of the best
+# configuration, and after it they end a call with a --budget.
+MAX_SKIPS = 3
 
 
 def run_trials(
@@ -125,21 +127,26 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, StopReason]:
                     found = front(ctx.study.rows(states=(link.COMPLETE,)))
                     record_front(store=ctx.store, parent_run_id=ctx.parent_run_id, front=found)
                 ctx.observer.trial_finished(row=row, counts=ctx.study.counts(), best=best)
-                if skips >= MAX_SKIPS:  # what the sampler proposes, the budget left cannot pay for
-                    return ran, "budget"
+                if skips >= MAX_SKIPS:  # what the sampler proposes, the budget left cannot pay for:
+                    if final or not _queue_final(ctx, now=True):  # the time left goes to the best
+                        return ran, "budget"
+                    final, skips = True, 0
     except KeyboardInterrupt:
         return ran, "interrupted"
 
 
-def _queue_final(ctx: TrialContext) -> bool:
+def _queue_final(ctx: TrialContext, *, now: bool = False) -> bool:
     """Queue the --budget's final training of the best configuration when its time has come
-    (`search.budget.plan_final`); True once queued, or when another process queued it."""
+    (`search.budget.plan_final`), or at once with `now`; True once queued, or when another
+    process queued it."""
     if ctx.deadline is None:
         return False
     pending = ctx.study.rows(states=(link.WAITING, link.RUNNING))
     if any(r.attrs.get(link.FINAL_OF) is not None for r in pending):
         return True
-    plan = plan_final(best=ctx.study.best(), epochs=ctx.cfg.epochs, left_s=ctx.deadline - time.time())
+    plan = plan_final(
+        best=ctx.study.best(), epochs=ctx.cfg.epochs, left_s=ctx.deadline - time.time(), now=now
+    )
     if plan is None:
         return False
     attrs = {link.FINAL_OF: plan.of, link.SCHEDULE_EPOCHS: plan.epochs}

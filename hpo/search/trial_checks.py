@@ -13,7 +13,15 @@ from hpo.config import TrainConfig, as_params
 from hpo.core.cost import fastest_threads
 from hpo.core.engine import EpochMetrics
 from hpo.core.footprint import footprint, too_large
-from hpo.search.budget import TrialCost, calibration, skip_reason, threads_after_slow_epoch, trial_cost
+from hpo.search.budget import (
+    TrialCost,
+    calibration,
+    flops_rate,
+    flops_skip_reason,
+    skip_reason,
+    threads_after_slow_epoch,
+    trial_cost,
+)
 from hpo.search.constraints import Figures, measure, violation_reason, violations
 from hpo.search.context import TrialContext
 from hpo.search.pareto import RUNGS, rung_reason
@@ -45,6 +53,10 @@ def before_training(
     params |= {link.PARAMETERS: size.parameters, link.FLOPS: size.flops_per_image}
     recorder.start(params=params, seed=train.seed)
     refused = too_large(size, batch_size=train.batch_size, device=ctx.device)
+    finished = ctx.study.rows(states=link.FINISHED_STATES)
+    if not refused:  # what its FLOPs say, before seconds of latency, threads and probe
+        rate = flops_rate(finished, device=ctx.tags[link.DEVICE])
+        refused = flops_skip_reason(flops=size.flops_per_image, rate=rate, deadline=ctx.deadline)
     if not refused:  # its figures from a built copy: only once it is known to fit in memory
         figures = measure(chosen.model, size=size, device=ctx.device)
         recorder.figures(figures, violations=violations(ctx.cfg.limits, figures))
@@ -62,7 +74,7 @@ def before_training(
                 available=ctx.threads.available,
             )
         )
-    factor = calibration(ctx.study.rows(states=link.FINISHED_STATES), device=ctx.tags[link.DEVICE])
+    factor = calibration(finished, device=ctx.tags[link.DEVICE])
     cost = trial_cost(chosen=chosen, data=ctx.data, precision=train.precision, factor=factor)
     recorder.cost(cost, threads=torch.get_num_threads())
     predicted = cost.predicted_s * train.epochs

@@ -71,6 +71,24 @@ def test_the_budget_left_decides_whether_a_trial_may_start() -> None:
     )
 
 
+def test_a_model_whose_flops_the_budget_cannot_pay_for_is_skipped_before_it_is_built() -> None:
+    """The study's most FLOP-efficient trial sets the rate (0.5 s per epoch per MFLOP here); a
+    model is skipped from its FLOPs only when even FLOPS_OPTIMISM x faster it would not fit."""
+    rows = [row(0, probe=1.0, measured=4.0), row(1, probe=1.0, measured=10.0)]
+    rows[0].attrs[link.FLOPS], rows[1].attrs[link.FLOPS] = 8e6, 10e6  # 0.5 and 1.0 s per MFLOP
+    rows.append(row(2, probe=1.0, measured=0.1, device="cuda (H200)"))  # another device: not counted
+    rows[2].attrs[link.FLOPS] = 8e6
+    rate = budget.flops_rate(rows, device="cpu")
+    assert rate == pytest.approx(0.5e-6) and budget.flops_rate([], device="cpu") is None
+    big = 647_000_000  # a 128-channel CNN of two 5x5 convs at 28x28: 323 s an epoch at that rate
+    reason = budget.flops_skip_reason(flops=big, rate=rate, deadline=1050.0, now=1000.0)
+    assert reason.startswith("cost: one epoch of its 647 MFLOPs per image would take at least 147 s")
+    assert budget.is_skip(TrialRow(0, "PRUNED", None, {}, {link.FAIL_REASON: reason}, None, ""))
+    assert budget.flops_skip_reason(flops=big, rate=rate, deadline=1000.0 + 600, now=1000.0) == ""
+    assert budget.flops_skip_reason(flops=big, rate=None, deadline=1050.0, now=1000.0) == ""
+    assert budget.flops_skip_reason(flops=big, rate=rate, deadline=None) == ""
+
+
 def test_a_trial_the_budget_cannot_pay_for_never_trains(
     workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -84,6 +102,31 @@ def test_a_trial_the_budget_cannot_pay_for_never_trains(
     for r in rows:
         assert r.attrs[link.FAIL_REASON].startswith("cost: one epoch is predicted to take 1000 s")
         assert r.curve == {} and r.attrs[link.PREDICTED_EPOCH_S] == 1000.0  # never trained
+
+
+def test_when_the_budget_pays_for_nothing_the_sampler_proposes_the_best_trains_longer(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first configuration is cheap, every other one predicted at 1000 s an epoch: after three
+    skips in a row the time left goes to the first one's final training at once (a call used to
+    end there, a third of its budget unspent), and the skips after it end the call."""
+    from hpo.search import trial_checks
+
+    first: list[Any] = []
+
+    def fake(*, chosen: Any, **_: Any) -> TrialCost:
+        first.append(chosen) if not first else None
+        seconds = 0.001 if chosen == first[0] else 1000.0
+        return TrialCost(probe_s=seconds, predicted_s=seconds, calibration=1.0)
+
+    monkeypatch.setattr(trial_checks, "trial_cost", fake)
+    outcome = search(data_dir, trials=30, epochs=2, budget=120.0, warm_start=False)
+    assert outcome.stopped == "budget"
+    rows = open_study("s").rows()
+    finals = [r for r in rows if r.attrs.get(link.FINAL_OF) is not None]
+    assert len(finals) == 1 and finals[0].attrs[link.FINAL_OF] == 0 and finals[0].state == "COMPLETE"
+    assert [budget.is_skip(r) for r in rows[1:4]] == [True] * 3 and finals[0].number == 4
+    assert all(budget.is_skip(r) for r in rows[5:]) and len(rows) == 8
 
 
 def test_each_trial_records_its_predicted_and_measured_seconds(workdir: Path, data_dir: Path) -> None:
