@@ -80,7 +80,7 @@ def data_config(
         raise ConfigError(f"--dataset {dataset} and --data {data} name two datasets: give one")
     if size is not None and data is None:
         raise ConfigError("--image-size resizes the images of --data PATH; the registered datasets are 28x28")
-    name = Path(data).stem or "data" if data is not None else dataset or "mnist"
+    name = (Path(data).resolve().stem or "data") if data is not None else (dataset or "mnist")
     return DataConfig(
         dataset=name,
         data_dir=data_dir,

@@ -45,7 +45,6 @@ class Dataset:
 
     spec: DatasetSpec
     read: Callable[[bool, bool], Images]  # (train, download) -> images, labels
-    where: str  # the files, as a message names them
 
 
 FASHION_CLASSES = (
@@ -84,7 +83,6 @@ def open_registered(cfg: DataConfig) -> Dataset:
         read=lambda train, download: _read_idx(
             spec, folder=folder, data_dir=cfg.data_dir, train=train, download=download
         ),
-        where=str(folder),
     )
 
 

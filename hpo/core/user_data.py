@@ -48,9 +48,7 @@ def open_user_data(cfg: DataConfig) -> Dataset:
         train_size=int(images.shape[0]),
         framing="resize",
     )
-    return Dataset(
-        spec=spec, read=lambda train, _download: data.train if train else data.test, where=str(path)
-    )
+    return Dataset(spec=spec, read=lambda train, _download: data.train if train else data.test)
 
 
 def _stamp(path: Path) -> str:
