@@ -24,7 +24,7 @@ class Registered:
     trial: int
     val_accuracy: float
     tracking_uri: str  # the store the registry lives in: a fresh process must be pointed at it
-    io_text: str  # what the model takes and answers (link.StudySpec.io_text)
+    io_text: str  # what the model takes and answers (_io_text)
 
     @property
     def registry_uri(self) -> str:
@@ -97,7 +97,10 @@ def register_best(ws: Workspace, *, study: str | None, name: str, pick: int | No
 
 
 def _io_text(spec: link.StudySpec | None) -> str:
-    """A study made by `hpo search` knows its data; anything else was MNIST-shaped."""
-    return (
-        spec or link.StudySpec(dataset="mnist", val_size=0, split_seed=0, fingerprint="", epochs=0, space={})
-    ).io_text
+    """What the served model takes and answers, for a person: 'input: float32 (N, 28, 28) pixels
+    ...'; a study not made by `hpo search` records no data: it was MNIST-shaped."""
+    channels, height, width = spec.shape if spec else (1, 28, 28)
+    classes = len(spec.class_names) if spec else 10
+    pixels = f"(N, {height}, {width})" if channels == 1 else f"(N, {channels}, {height}, {width})"
+    scale = "0-255 or 0-1 (decided per image)"
+    return f"input: float32 {pixels} pixels, {scale}; output: (N, {classes}) probabilities"

@@ -252,16 +252,6 @@ class StudySpec:
         return DATASETS[self.dataset].classes
 
     @property
-    def io_text(self) -> str:
-        """What the served model takes and answers, for a person: 'float32 (N, 28, 28) pixels ...'."""
-        channels, height, width = self.shape
-        pixels = f"(N, {height}, {width})" if channels == 1 else f"(N, {channels}, {height}, {width})"
-        return (
-            f"input: float32 {pixels} pixels, 0-255 or 0-1 (decided per image); "
-            f"output: (N, {len(self.class_names)}) probabilities"
-        )
-
-    @property
     def input_framing(self) -> str:
         """How `hpo predict` frames an image like the data (datasets.Framing)."""
         from hpo.core.datasets import DATASETS
