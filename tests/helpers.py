@@ -178,11 +178,12 @@ def mlflow_statuses() -> dict[str, int]:
     return {str(status): int(n) for status, n in rows}
 
 
-# A fresh interpreter, as a user serving the model would have: only mlflow, torch and numpy.
+# A fresh interpreter, as a user serving the model would have: only mlflow, torch and numpy; it
+# loads the model as `hpo best --register` prints (on the CPU, also on a machine with a GPU).
 PREDICT = """
 import json, sys, numpy as np, mlflow
 mlflow.set_tracking_uri(sys.argv[1])
-model = mlflow.pyfunc.load_model(sys.argv[2])
+model = mlflow.pyfunc.load_model(sys.argv[2], model_config={"device": "cpu"})
 pixels, labels = np.load(sys.argv[3]), np.load(sys.argv[4])
 probabilities = model.predict(pixels)
 print(json.dumps({"accuracy": float((probabilities.argmax(1) == labels).mean()),

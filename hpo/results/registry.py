@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from hpo.errors import CheckpointError, ConfigError
 from hpo.search.space import config_from_params, describe
 from hpo.stores import link
+from hpo.stores.mlflow import MLFLOW_PREDICTION_DEVICE
 from hpo.stores.workspace import BestInfo, Workspace
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -31,19 +32,21 @@ class Registered:
         """What `mlflow.pyfunc.load_model` takes."""
         return f"models:/{self.name}/{self.version}"
 
+    # The logged graph holds its weights on the CPU: MLflow would load it onto a GPU where there is
+    # one, and refuse (seen on an H200 machine), so both ways of loading it name the CPU.
     def serve_command(self, *, port: int = 5001) -> str:
         """A shell line serving the version over HTTP from any folder, in this environment (MLflow's
         default would build a new virtualenv, which needs the network)."""
         return (
-            f"MLFLOW_TRACKING_URI={shlex.quote(self.tracking_uri)} mlflow models serve "
-            f"-m {shlex.quote(self.registry_uri)} --env-manager local --port {port}"
+            f"MLFLOW_TRACKING_URI={shlex.quote(self.tracking_uri)} {MLFLOW_PREDICTION_DEVICE}=cpu "
+            f"mlflow models serve -m {shlex.quote(self.registry_uri)} --env-manager local --port {port}"
         )
 
     def python_lines(self) -> str:
         """Python that loads the version in any process that has MLflow and torch."""
         return (
             f"import mlflow; mlflow.set_tracking_uri({self.tracking_uri!r}); "
-            f"model = mlflow.pyfunc.load_model({self.registry_uri!r})"
+            f"model = mlflow.pyfunc.load_model({self.registry_uri!r}, model_config={{'device': 'cpu'}})"
         )
 
 

@@ -186,3 +186,33 @@ def test_evaluation_runs_without_autograd() -> None:
     model = build_model(ModelConfig(hidden=(16,)))
     logits = predict_logits(model, torch.zeros(3, 1, 28, 28))
     assert logits.shape == (3, 10) and not logits.requires_grad and logits.is_inference()
+
+
+@pytest.mark.parametrize("family", ["mlp", "cnn", "resnet"])
+def test_every_family_trains_on_colour_images_of_any_size(family: str, device: str) -> None:
+    """Each registered family takes (N, 3, 20, 24) images into 5 classes on the test device (a
+    colour's square says the class); its footprint counts the model it builds."""
+    from hpo.core.data import Normalization, Split, TrainValData
+    from hpo.core.datasets import DatasetSpec
+    from hpo.core.footprint import footprint
+    from hpo.core.models import BUILDERS, count_parameters
+    from hpo.families import FAMILIES
+
+    assert set(BUILDERS) == set(FAMILIES)
+    dev = resolve_device(device)
+    generator = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 5, (400,), generator=generator)
+    x = torch.randn(400, 3, 20, 24, generator=generator) * 0.3
+    x[torch.arange(400), y % 3, 4:12, 4:12] += 1.0 + (y // 3).float()[:, None, None]
+    spec = DatasetSpec(name="c", shape=(3, 20, 24), classes=tuple("abcde"), train_size=400, framing="resize")
+    split = Split(x=x.to(dev), y=y.to(dev))
+    data = TrainValData(
+        train=split, val=split, normalization=Normalization(0.0, 1.0), fingerprint="", spec=spec
+    )
+    cfg = ModelConfig(family=family, channels=(8, 16), batch_norm=True, in_shape=(3, 20, 24), classes=5)
+    torch.manual_seed(0)
+    model = build_model(cfg).to(dev)
+    assert footprint(cfg).parameters == count_parameters(model)
+    optim = OptimConfig(optimizer="adam", lr=3e-3)
+    result = fit(model=model, data=data, optim=optim, epochs=4, batch_size=32, seed=0, on_epoch=None)
+    assert result.outcome == "completed" and result.best_val_accuracy > 0.6, result.best_val_accuracy
