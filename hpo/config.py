@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
 from hpo.errors import ConfigError
-from hpo.families import FAMILIES, FAMILY_NAMES
+from hpo.families import CONVS, FAMILIES, FAMILY_NAMES, HEADS, KERNEL_SIZES
 
 # The typed vocabularies: a Literal type each, its values as a tuple for checks and CLI choices.
 DatasetName = Literal["mnist", "fashion-mnist"]  # the registered datasets (hpo/core/datasets.py)
@@ -30,11 +30,6 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("none", "cosine", "onecycle", "exponential")
 AUGMENTS = ("none", "shift", "affine")  # see hpo/core/augment.py
 PADDINGS = ("same", "valid")
-KERNEL_SIZES = (3, 5)
-HEADS = ("flatten", "gap")  # a CNN's features: flattened, or global-average-pooled per channel
-# A CNN's convolutions: full k x k, or depthwise-separable (a k x k conv per channel, then a 1x1
-# conv across channels: about k*k times fewer weights and FLOPs when the channels are many).
-CONVS = ("full", "separable")
 ADAPTIVE_OPTIMIZERS = ("adam", "adamw", "rmsprop")  # they take far smaller learning rates than sgd
 MNIST_SHAPE = (1, 28, 28)  # (channels, height, width) of MNIST and Fashion-MNIST
 

@@ -17,6 +17,12 @@ from hpo.space_types import Choice, Range, Space, Suggest, most
 
 FamilyName = Literal["mlp", "cnn", "resnet"]
 FAMILY_NAMES: tuple[FamilyName, ...] = get_args(FamilyName)
+# A CNN's vocabulary. Its head: the last block's maps flattened, or global-average-pooled per
+# channel. Its convolutions: full k x k, or depthwise-separable (a k x k conv per channel, then a
+# 1x1 conv across channels: about k*k times fewer weights and FLOPs when the channels are many).
+KERNEL_SIZES = (3, 5)
+HEADS = ("flatten", "gap")
+CONVS = ("full", "separable")
 
 
 class Arch(Protocol):
@@ -58,7 +64,6 @@ class ModelFamily:
     describe: Callable[[Arch], str]  # e.g. "cnn 32-64 k3 fc128"
     largest: Callable[[Space], dict[str, Any]]  # its largest model's section within a space
     size_keys: str  # the space keys that make its models large, for a message
-    convolutional: bool  # trains channels-last on a CPU (oneDNN's convolutions are faster so)
 
 
 def conv_output_side(side: int, *, blocks: int, kernel_size: int, padding: str, convs_per_block: int) -> int:
@@ -90,7 +95,6 @@ MLP = ModelFamily(
     describe=lambda m: "mlp " + "-".join(map(str, m.hidden)),
     largest=lambda s: {"hidden": (int(most(s["mlp_width"])),) * int(most(s["mlp_layers"]))},
     size_keys="mlp_width and mlp_layers",
-    convolutional=False,
 )
 
 
@@ -157,8 +161,8 @@ CNN = ModelFamily(
         "cnn_blocks": Range(1, 3, integer=True),
         "cnn_convs": Range(1, 2, integer=True),  # convs per block, before its 2x2 pool
         "cnn_channels": Choice((16, 32, 64, 128)),  # per block: cnn_channels_0, ...
-        "cnn_kernel": Choice((3, 5)),
-        "cnn_head": Choice(("flatten", "gap")),
+        "cnn_kernel": Choice(KERNEL_SIZES),
+        "cnn_head": Choice(HEADS),
         "cnn_fc_width": Choice((0, 64, 128, 256)),
         "cnn_conv": Choice(("full",)),
     },
@@ -168,17 +172,16 @@ CNN = ModelFamily(
         "cnn_blocks": Range(2, 4, integer=True),
         "cnn_convs": Range(1, 3, integer=True),
         "cnn_channels": Choice((4, 8, 12, 16, 24, 32, 48)),
-        "cnn_kernel": Choice((3, 5)),
+        "cnn_kernel": Choice(KERNEL_SIZES),
         "cnn_head": Choice(("gap", "flatten")),
         "cnn_fc_width": Choice((0, 16, 32)),
-        "cnn_conv": Choice(("full", "separable")),
+        "cnn_conv": Choice(CONVS),
     },
     sample=_cnn_sample,
     check=_cnn_check,
     describe=_cnn_describe,
     largest=_cnn_largest,
     size_keys="cnn_channels and cnn_fc_width",
-    convolutional=True,
 )
 
 
@@ -213,7 +216,6 @@ RESNET = ModelFamily(
         "res_blocks": int(most(s["res_blocks"])),
     },
     size_keys="res_width and res_stages",
-    convolutional=True,
 )
 
 FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (MLP, CNN, RESNET)}

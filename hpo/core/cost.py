@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from hpo.config import ModelConfig
 from hpo.core.augment import augment_batch
 from hpo.core.data import TrainValData
+from hpo.core.engine import cpu_memory_format
 from hpo.core.models import build_model
-from hpo.families import FAMILIES
 
 # Evaluation is a forward pass only: about a third of a training step's work per image.
 TRAIN_PASSES = 3
@@ -68,8 +68,7 @@ def _step_seconds(
     is a small part of a step). The global random state is left as it was."""
     with torch.random.fork_rng(devices=[]):
         model = build_model(cfg).to(x.device)
-        if x.device.type == "cpu" and FAMILIES[cfg.family].convolutional:
-            model.to(memory_format=torch.channels_last)  # as the engine trains it
+        cpu_memory_format(model, x.device)  # as the engine trains it
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
         xb, yb = x[:batch_size], y[:batch_size]
         times = []

@@ -152,7 +152,6 @@ _INTRODUCED: dict[str, Any] = {
     "cnn_convs": 1,
     "cnn_head": "flatten",
     "cnn_conv": "full",
-    "res_blocks": 1,
 }
 # Parameters split after studies were made with them: new key -> the key those studies recorded.
 _SPLIT = {"lr_sgd": "lr", "lr_adaptive": "lr"}

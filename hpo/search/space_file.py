@@ -18,9 +18,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from hpo.config import ACTIVATIONS, AUGMENTS, CONVS, HEADS, KERNEL_SIZES, OPTIMIZERS, SCHEDULES
+from hpo.config import ACTIVATIONS, AUGMENTS, OPTIMIZERS, SCHEDULES
 from hpo.errors import ConfigError
-from hpo.families import FAMILY_NAMES
+from hpo.families import CONVS, FAMILY_NAMES, HEADS, KERNEL_SIZES
 from hpo.search.space import DEFAULT_SPACE, Choice, Range, Space, Spec
 
 # Bounds a value must respect whatever the space file says (inclusive low, exclusive high).

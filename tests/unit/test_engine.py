@@ -142,7 +142,7 @@ def test_augmentation_and_label_smoothing_train(data) -> None:  # type: ignore[n
 
 
 def test_a_cnn_trains_channels_last_on_the_cpu_and_learns(data) -> None:  # type: ignore[no-untyped-def]
-    """oneDNN's faster layout on the CPU (engine._cpu_memory_format); elsewhere the layout is kept."""
+    """oneDNN's faster layout on the CPU (engine.cpu_memory_format); elsewhere the layout is kept."""
     torch.manual_seed(0)
     device = data.train.x.device
     model = build_model(ModelConfig(family="cnn", channels=(8, 16), fc_width=32)).to(device)

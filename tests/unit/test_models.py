@@ -144,3 +144,16 @@ def test_separable_convs_have_fewer_weights_and_the_footprint_counts_them() -> N
     assert size.flops_per_image == 2 * (9 * 16 * 784 + 9 * 16 * 196 + 16 * 32 * 196 + 32 * 10)
     with pytest.raises(ConfigError, match="unknown conv"):
         ModelConfig(family="cnn", conv="dilated")
+
+
+def test_each_model_config_field_is_shared_or_in_one_family_section() -> None:
+    """A family's section names the fields only it reads; the rest are every family's (or the data's)."""
+    from dataclasses import fields
+
+    from hpo.families import FAMILIES
+
+    shared = {"family", "activation", "dropout", "batch_norm", "in_shape", "classes"}
+    sections = [set(f.section) for f in FAMILIES.values()]
+    owned = set().union(*sections)
+    assert owned | shared == {f.name for f in fields(ModelConfig)} and not owned & shared
+    assert FAMILIES["cnn"].section and set(FAMILIES["resnet"].section) <= owned
