@@ -240,7 +240,7 @@ class SearchConfig:
     pruner: Pruner = "sha"  # rungs at epochs 1, 3, 9 from the first trial (benchmarks/QUALITY.md)
     seed: int = 0
     device: str = "auto"
-    jobs: int = 1
+    jobs: int | None = None  # worker processes; None: 1, or with `ray` one per GPU (else node) of the cluster
     tracking_uri: str | None = None
     warm_start: bool = True  # a new study first tries hpo's known-good configurations
     model: str = "any"  # the family searched: mlp, cnn or any (the space's choices)
@@ -248,6 +248,7 @@ class SearchConfig:
     precision: Precision = "fp32"  # every trial's TrainConfig.precision
     limits: ModelLimits = ModelLimits()
     objective: Objective = "accuracy"
+    ray: str | None = None  # a Ray cluster's address ("local": an instance for this call) placing the workers
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -267,7 +268,7 @@ class SearchConfig:
         for flag, seconds in limits:
             if seconds is not None and not seconds > 0:
                 raise ConfigError(f"{flag} must be a positive number of seconds; got {seconds}")
-        if not 1 <= self.jobs <= 64:
+        if self.jobs is not None and not 1 <= self.jobs <= 64:
             raise ConfigError(f"--jobs must be between 1 and 64; got {self.jobs}")
         _choice("sampler", self.sampler, SAMPLERS)
         _choice("pruner", self.pruner, PRUNERS)
@@ -279,7 +280,11 @@ class SearchConfig:
             raise ConfigError(
                 f"--sampler cmaes optimizes one objective: with --objective {self.objective}, {fix}"
             )
-        if self.devices and self.jobs == 1:
+        if self.devices and self.ray:
+            raise ConfigError(
+                "--devices does not apply with --ray: Ray gives each worker its GPU; drop --devices"
+            )
+        if self.devices and (self.jobs or 1) == 1:
             raise ConfigError("--devices spreads --jobs workers over devices: add --jobs N, or use --device")
         if not self.study or any(c in self.study for c in "/\\\n"):
             raise ConfigError(f"--study must be a plain name like mnist-mlp; got {self.study!r}")

@@ -31,6 +31,8 @@ from hpo.cli.options import EXIT_INTERRUPTED, Invocation, console
 from hpo.errors import HpoError, redact
 
 _INFO_ONLY = ("--help", "-h", "--version")
+# Options whose value may be left out, and what they then mean (`hpo search --ray`: a local Ray).
+_OPTIONAL_VALUES = {"--ray": "local"}
 
 
 def _debug(args: Sequence[str]) -> bool:
@@ -80,7 +82,9 @@ class HpoGroup(TyperGroup):
         argv = list(sys.argv[1:] if args is None else args)
         try:  # called with its arguments (in-process, tests): no program path to repeat
             obj = _prepare(argv, prog="hpo" if args is not None else program(sys.argv[0]))
-            rv = super().main(argv, prog_name, complete_var, False, windows_expand_args, obj=obj, **extra)
+            rv = super().main(
+                _with_values(argv), prog_name, complete_var, False, windows_expand_args, obj=obj, **extra
+            )
             code = rv if isinstance(rv, int) else 0
         except HpoError as exc:
             if _debug(argv):
@@ -101,6 +105,16 @@ class HpoGroup(TyperGroup):
             error_line(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
             code = 1
         return _finish(code, standalone_mode)
+
+
+def _with_values(argv: list[str]) -> list[str]:
+    """`--ray` given without a value (last, or before another option) as `--ray=local`: Typer's
+    options either always or never take one."""
+    out = []
+    for i, arg in enumerate(argv):
+        bare = arg in _OPTIONAL_VALUES and (i + 1 == len(argv) or argv[i + 1].startswith("-"))
+        out.append(f"{arg}={_OPTIONAL_VALUES[arg]}" if bare else arg)
+    return out
 
 
 def _finish(code: int, standalone_mode: bool) -> int:

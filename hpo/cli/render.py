@@ -207,6 +207,10 @@ def search_summary(outcome: SearchOutcome, *, storage: str, resume: str) -> Rend
         detail += f" {outcome.recovered} trial(s) of a dead process marked failed."
     detail += f" The study: {c.complete} complete, {c.pruned} pruned, {c.failed} failed."
     parts: list[RenderableType] = [Text(head, style="bold"), Text(detail, style="dim")]
+    if outcome.placement:
+        parts.append(
+            Text(f"{outcome.placement}. Workers' logs: `ray logs` or the Ray dashboard.", style="dim")
+        )
     if outcome.top:
         parts.append(trials_table(outcome.top, title="Top trials"))
     if outcome.best is not None:

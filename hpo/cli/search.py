@@ -54,7 +54,17 @@ def search(
     max_latency_ms: float | None = typer.Option(
         None, "--max-latency-ms", help="Only models answering within X ms at batch 1 on the CPU train."
     ),
-    jobs: int = typer.Option(1, "--jobs", help="Worker processes running trials concurrently."),
+    jobs: int | None = typer.Option(
+        None,
+        "--jobs",
+        help="Workers running trials concurrently (default 1; with --ray one per GPU, else per node).",
+    ),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        metavar="[ADDRESS]",
+        help="Place the workers on Ray: auto, HOST:PORT, ray://HOST:PORT, or none for a local instance.",
+    ),
     warm_start: bool = typer.Option(
         True, "--warm-start/--no-warm-start", help="A new study first tries hpo's known-good configurations."
     ),
@@ -99,6 +109,7 @@ def search(
         seed=seed,
         device=device,
         jobs=jobs,
+        ray=ray,
         tracking_uri=tracking_uri,
         warm_start=warm_start,
         model=model,

@@ -33,23 +33,26 @@ def run_trials(
     observer: SearchObserver,
     data: TrainValData | None = None,
     device_name: str | None = None,
+    threads: int | None = None,
     ws: Workspace | None = None,
     study: StudyHandle | None = None,
 ) -> tuple[int, StopReason]:
     """Run trials until the study has `cfg.trials` finished ones, the timeout passes or the user
     interrupts; returns (trials run, why it stopped). The parent run is left to `close_session`.
-    `device_name`: a `--jobs` worker's own device instead of the session's; `ws` and `study`: the
-    opening process's stores and study handle (a worker opens its own)."""
+    `device_name`: a worker's own device instead of the session's; `threads`: the CPU threads a
+    scheduler gave it (Ray), else the free cores shared with sibling workers; `ws` and `study`: the
+    opening process's stores and study handle (a worker opens its own, and reads its own data)."""
     cfg = session.cfg
     device = resolve_device(device_name or cfg.device)
     tags = {**session.tags, link.DEVICE: device_label(device)} if device_name else session.tags
     seed_everything(seed=cfg.seed, deterministic=False, device=device)
     if device.type == "cpu":  # the cores other processes leave free, shared with sibling workers
-        torch.set_num_threads(choose_threads(jobs=cfg.jobs))
-    threads = CpuThreads(available=torch.get_num_threads())
-    data = data if data is not None else load_train_val(session.data_cfg, device=device)
+        torch.set_num_threads(threads or choose_threads(jobs=cfg.jobs or 1))
     ws = ws or session.workspace()
     study = study or search_study(ws, cfg)  # its sampler is seeded again at every claim
+    if data is None:  # a worker, maybe on another host: its copy of the data must be the study's
+        data = load_train_val(session.data_cfg, device=device)
+        _check_data(data, session=session, study=study)
     ctx = TrialContext(
         cfg=cfg,
         data_cfg=session.data_cfg,
@@ -63,7 +66,7 @@ def run_trials(
         tags=tags,
         observer=observer,
         deadline=session.deadline,
-        threads=threads,
+        threads=CpuThreads(available=torch.get_num_threads()),
     )
     counts = study.counts()
     done = counts.finished
@@ -78,6 +81,12 @@ def run_trials(
         deadline=session.deadline,
     )
     return _loop(ctx, already_done=done >= cfg.trials)
+
+
+def _check_data(data: TrainValData, *, session: Session, study: StudyHandle) -> None:
+    spec = link.read_spec(study)
+    if spec is not None:
+        spec.check_fingerprint(data.fingerprint, data_dir=session.data_cfg.data_dir, study=study.name)
 
 
 def _estimate(ctx: TrialContext, *, study: StudyHandle, left: int) -> CallEstimate | None:

@@ -4,8 +4,11 @@ stopped."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,8 +23,13 @@ from hpo.search.loop import run_trials
 from hpo.search.session import SearchOutcome, StopReason, close_session, open_session, search_study
 from hpo.search.space import Space
 from hpo.search.space_extent import largest_models
+from hpo.stores import sqlite
+from hpo.stores.mlflow import resolve_tracking_uri
 from hpo.stores.runs import provenance
 from hpo.stores.workspace import Workspace
+
+if TYPE_CHECKING:
+    from hpo.search.ray_workers import Cluster
 
 
 def _check_space_fits(space: Space, *, device: torch.device, data: TrainValData) -> None:
@@ -62,16 +70,68 @@ def run_search(
     started: float | None = None,
 ) -> SearchOutcome:
     """`hpo search`: open the session, run its trials (in `cfg.jobs` worker processes when above
-    1), close it. Both stores and the study are opened once in this process and passed down.
+    1, or in workers placed by Ray with `cfg.ray`), close it. Both stores and the study are opened
+    once in this process and passed down.
     `started`: the time.time() the command began, from which --budget counts (default: now)."""
     deadline = budget_deadline(budget=cfg.budget, started=started or time.time())
+    if cfg.ray and create_only:
+        raise ConfigError("--create-only starts no workers: drop --ray (or --create-only)")
+    with contextlib.ExitStack() as stack:
+        cluster = None
+        if cfg.ray:  # before any record: a cluster that cannot be reached leaves nothing behind
+            cfg, data_cfg, cluster = _on_ray(stack, ray=cfg.ray, cfg=cfg, data_cfg=data_cfg)
+        return _run(
+            cfg=cfg,
+            data_cfg=data_cfg,
+            space=space,
+            observer=observer,
+            command=command,
+            create_only=create_only,
+            deadline=deadline,
+            cluster=cluster,
+        )
+
+
+def _on_ray(
+    stack: contextlib.ExitStack, *, ray: str, cfg: SearchConfig, data_cfg: DataConfig
+) -> tuple[SearchConfig, DataConfig, Cluster]:
+    """Connect to Ray and place the workers (closed with `stack`); the configs as every node reads
+    them: absolute paths and URLs (a Ray worker's directory is not ours), the workers placed."""
+    from hpo.search.ray_workers import ray_cluster
+
+    storage, tracking_uri = sqlite.absolute(cfg.storage), resolve_tracking_uri(cfg.tracking_uri)
+    cluster = stack.enter_context(
+        ray_cluster(address=ray, jobs=cfg.jobs, device=cfg.device, storage=storage, tracking_uri=tracking_uri)
+    )
+    cfg = dataclasses.replace(cfg, storage=storage, tracking_uri=tracking_uri, jobs=cluster.placement.workers)
+    return cfg, _absolute(data_cfg), cluster
+
+
+def _absolute(data_cfg: DataConfig) -> DataConfig:
+    """The data's paths as every node must find them (a Ray worker's directory is not ours)."""
+    path = str(Path(data_cfg.path).resolve()) if data_cfg.path else None
+    return dataclasses.replace(data_cfg, data_dir=str(Path(data_cfg.data_dir).resolve()), path=path)
+
+
+def _run(
+    *,
+    cfg: SearchConfig,
+    data_cfg: DataConfig,
+    space: Space | None,
+    observer: SearchObserver,
+    command: str,
+    create_only: bool,
+    deadline: float | None,
+    cluster: Cluster | None,
+) -> SearchOutcome:
+    local = cfg.ray is None and (cfg.jobs or 1) == 1  # trials in this process
     device = resolve_device(cfg.device)
     check_precision(device, cfg.precision)  # here, before any trial or run is recorded
     for name in cfg.devices:  # an absent --devices entry fails here, not in a worker
         check_precision(resolve_device(name), cfg.precision)
     # The data first: bad data (a user's folder with an empty class...) leaves no store behind.
     # Workers load their own copy on their device; this process needs only the fingerprint then.
-    data = load_train_val(data_cfg, device=device if cfg.jobs == 1 else resolve_device("cpu"))
+    data = load_train_val(data_cfg, device=device if local else resolve_device("cpu"))
     if space is not None:  # a space file's extremes (a study's own space was checked when made)
         _check_space_fits(space, device=device, data=data)
     ws = Workspace(storage=cfg.storage, tracking_uri=cfg.tracking_uri, create=True)  # one per process
@@ -88,7 +148,9 @@ def run_search(
     try:
         if create_only:  # the coordinator: schema, study, spec, experiment and parent run; no trial
             stopped = "created"
-        elif cfg.jobs > 1:
+        elif cluster is not None:
+            ran, stopped = cluster.run(session=session, observer=observer)
+        elif not local:
             from hpo.search.workers import run_workers
 
             ran, stopped = run_workers(session=session, observer=observer)
@@ -98,4 +160,4 @@ def run_search(
         raise type(exc)(f"{exc} (the study keeps its finished trials; resume with: {command})") from exc
     finally:
         outcome = close_session(session, ran=ran, stopped=stopped, ws=ws, study=study)
-    return outcome
+    return dataclasses.replace(outcome, placement=cluster.placement.describe() if cluster else None)

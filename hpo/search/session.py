@@ -52,6 +52,7 @@ class SearchOutcome:
     best: TrialRow | None
     top: list[TrialRow] = field(default_factory=list)
     recovered: int = 0  # trials of dead processes failed at start
+    placement: str | None = None  # where the workers ran, when a scheduler (Ray) placed them
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ def test_configure_is_what_sets_them() -> None:
         ("optuna", "stores/optuna/"),
         ("mlflow", "stores/mlflow/"),
         ("sklearn", "results/baselines.py"),
+        ("ray", "search/ray_workers.py"),
         ("matplotlib", "results/figures.py"),
         ("typer", "cli/"),
         ("rich", "cli/"),
