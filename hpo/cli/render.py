@@ -209,7 +209,10 @@ def search_summary(outcome: SearchOutcome, *, storage: str, resume: str) -> Rend
     parts: list[RenderableType] = [Text(head, style="bold"), Text(detail, style="dim")]
     if outcome.placement:
         parts.append(
-            Text(f"{outcome.placement}. Workers' logs: `ray logs` or the Ray dashboard.", style="dim")
+            Text(
+                f"{outcome.placement}. Workers' logs: /tmp/ray/session_latest/logs/worker-*.out on each node",
+                style="dim",
+            )
         )
     if outcome.top:
         parts.append(trials_table(outcome.top, title="Top trials"))
