@@ -4,6 +4,7 @@ Ray; the slow tests run a local Ray instance and a two-node Ray cluster on this 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -84,6 +85,16 @@ def test_without_ray_installed_one_line_and_nothing_recorded(
     assert not Path("studies").exists()
     assert_one_line_error(*hpo(*argv, "--ray", "--create-only"), "--create-only starts no workers")
     assert_one_line_error(*hpo(*argv, "--ray", "--jobs", "2", "--devices", "cpu,cpu"), "drop --devices")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray is not installed")
+def test_an_address_nobody_answers_is_one_line_at_once(workdir: Path, data_dir: Path) -> None:
+    Path("space.toml").write_text(SPACE)
+    started = time.monotonic()
+    argv = search_argv(data_dir, trials=2, epochs=1, study="r")
+    assert_one_line_error(*hpo(*argv, "--ray", f"127.0.0.1:{free_port()}"), "no Ray cluster answers at")
+    assert time.monotonic() - started < 10  # Ray alone retries for minutes
+    assert not Path("studies").exists()
 
 
 # --- with Ray: slow ---------------------------------------------------------------------------
