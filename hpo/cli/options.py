@@ -148,7 +148,14 @@ class Redacted:
     it prints. The target is looked up at each write (tests swap sys.stdout)."""
 
     def __init__(self, target: Callable[[], TextIO]) -> None:
-        self.target = target
+        self.lookup = target
+
+    def target(self) -> TextIO:
+        """The stream now, past Rich's own proxy: while a live display runs, sys.stdout is a proxy
+        that prints through this very console, and writing to it looped forever (on a terminal,
+        `hpo search` spun at 100% CPU without a line)."""
+        stream = self.lookup()
+        return cast(TextIO, getattr(stream, "rich_proxied_file", stream))
 
     def write(self, text: str) -> int:
         self.target().write(redact(text))
