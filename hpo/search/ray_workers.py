@@ -1,13 +1,11 @@
 """`hpo search --ray [ADDRESS]`: the session's workers placed on a Ray cluster (Ray's only
 importer; an optional extra, `pip install "hpo[ray]"`).
 
-Each worker is a Ray task running the same trial loop as a `--jobs` worker (`hpo.search.workers`)
-against the shared stores; the driver (the process the user started) opens and closes the session
-and shows one display. A worker whose process or node dies is run again by Ray (`RETRIES`); its
-RUNNING trial is failed and re-queued like any dead process's (`hpo.search.recovery`: at once on
-the same host, after the heartbeat's grace period from another), so the target stays exact.
-Ctrl-C or SIGTERM on the driver stops every task: each gets a KeyboardInterrupt and records its
-trial, as a `--jobs` worker does."""
+Each worker is a Ray task running the trial loop of a `--jobs` worker (`hpo.search.workers`) on
+the shared stores; the driver (the process the user started) opens and closes the session and
+shows one display. A worker whose process or node dies is run again by Ray (`RETRIES`); its trial
+is failed and re-queued like any dead process's (`hpo.search.recovery`), so the target stays exact.
+Ctrl-C or SIGTERM on the driver stops every worker, and each records its trial."""
 
 from __future__ import annotations
 
@@ -21,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from hpo.errors import ConfigError
 from hpo.search.context import SearchObserver
@@ -66,8 +64,8 @@ class Placement:
 
 def place(*, nodes: list[Node], jobs: int | None, device: str) -> Placement:
     """Workers and their resources: `--jobs`, else one per GPU of the cluster (when `--device`
-    allows one), else one per node that has a CPU. A CPU worker asks for its share of the cluster's CPUs, at
-    most a whole node's, so that every worker fits some node."""
+    allows one), else one per node that has a CPU. A CPU worker asks for its share of the
+    cluster's CPUs, at most the smallest node's, so that every worker fits some node."""
     if device not in ("auto", "cuda", "cpu"):
         raise ConfigError(
             f"with --ray, Ray gives each worker its device: use --device auto, cuda or cpu; got {device}"
@@ -109,8 +107,7 @@ def check_stores_reach(*, storage: str, tracking_uri: str, nodes: list[Node], he
 
 
 class _LoggedObserver(QueueObserver):
-    """A Ray worker's events for the driver's display, and a line per trial in the worker's own
-    log (the Ray session's logs folder on its node: `ray logs`, or the dashboard)."""
+    """A Ray worker's events for the driver's display, and a line per trial in its Ray log."""
 
     def trial_started(self, **kw: Any) -> None:
         print(f"hpo worker {self.worker}: trial {kw['number']} started: {kw['params']}", flush=True)
@@ -191,8 +188,7 @@ class Cluster:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         ray, p = self.ray, self.placement
-        # The driver's queue and flag live on its node (a client's: the head's), not on a worker's
-        # that may die.
+        # The queue and the flag live on the driver's node (a client's: the head), not a worker's.
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
         events = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
         stop = ray.remote(num_cpus=0, scheduling_strategy=here)(StopFlag).remote()
@@ -232,8 +228,7 @@ class Cluster:
 
     def _report(self, ref: Any) -> WorkerReport:
         try:
-            report: WorkerReport = self.ray.get(ref, timeout=STOP_GRACE_S)
-            return report
+            return cast(WorkerReport, self.ray.get(ref, timeout=STOP_GRACE_S))
         except self.ray.exceptions.TaskCancelledError:
             return WorkerReport(ran=0, stopped="interrupted")
         except (self.ray.exceptions.RayError, TimeoutError):  # died more than RETRIES times
