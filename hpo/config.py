@@ -224,6 +224,9 @@ class ModelLimits:
                 raise ConfigError(f"{flag} must be a positive number; got {value}")
 
 
+RAY_LOCAL = "local"  # `--ray` without an address: a Ray instance of this machine, for this call only
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """How a search runs. `trials` is the study's target total of finished (complete + pruned)
@@ -248,7 +251,9 @@ class SearchConfig:
     precision: Precision = "fp32"  # every trial's TrainConfig.precision
     limits: ModelLimits = ModelLimits()
     objective: Objective = "accuracy"
-    ray: str | None = None  # a Ray cluster's address ("local": an instance for this call) placing the workers
+    ray: str | None = (
+        None  # a Ray cluster's address (RAY_LOCAL: an instance for this call) placing the workers
+    )
 
     @property
     def objectives(self) -> tuple[str, ...]:

@@ -28,11 +28,12 @@ from hpo.cli import stores as stores_cmd
 from hpo.cli import train as train_cmd
 from hpo.cli import ui as ui_cmd
 from hpo.cli.options import EXIT_INTERRUPTED, Invocation, console
+from hpo.config import RAY_LOCAL
 from hpo.errors import HpoError, redact
 
 _INFO_ONLY = ("--help", "-h", "--version")
 # Options whose value may be left out, and what they then mean (`hpo search --ray`: a local Ray).
-_OPTIONAL_VALUES = {"--ray": "local"}
+_OPTIONAL_VALUES = {"--ray": RAY_LOCAL}
 
 
 def _debug(args: Sequence[str]) -> bool:

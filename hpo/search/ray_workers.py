@@ -21,13 +21,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
+from hpo.config import RAY_LOCAL as LOCAL
 from hpo.errors import ConfigError
 from hpo.search.context import SearchObserver
 from hpo.search.session import Session, StopReason
 from hpo.search.workers import QueueObserver, WorkerReport, conclude, relay, work
 from hpo.signals import sigterm_as_interrupt
 
-LOCAL = "local"  # `--ray` without an address: a Ray instance of this machine, for this call only
 RETRIES = 3  # runs of a worker whose process or node died (Ray's default for tasks)
 CONNECT_TIMEOUT_S = 5.0  # for a cluster's address to answer at all
 POLL_S = 0.5  # how often a worker reads the driver's stop request
