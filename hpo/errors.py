@@ -41,6 +41,11 @@ class StudyError(HpoError):
     """The study store cannot be opened, the study is missing or cannot be resumed."""
 
 
+class TrialTakenError(StudyError):
+    """This process's trial was ended by another one (its heartbeat came late, as while the
+    database restarted): it was failed and queued again there, so this process drops it."""
+
+
 class TrackingError(HpoError):
     """The MLflow store cannot be reached or written."""
 

@@ -18,7 +18,7 @@ import torch
 from hpo.config import ModelConfig, TrainConfig
 from hpo.core.engine import EpochMetrics, FitResult, fit_config
 from hpo.core.models import build_model
-from hpo.errors import HpoError, first_line
+from hpo.errors import HpoError, TrialTakenError, first_line
 from hpo.search.budget import TrialCost
 from hpo.search.constraints import Figures
 from hpo.search.context import TrialContext
@@ -163,6 +163,8 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
     release = False  # hand the cached GPU memory back: after an out-of-memory trial only
     try:
         end, description = _train(ctx, recorder)
+    except TrialTakenError as exc:
+        return _taken(recorder, exc)
     except KeyboardInterrupt:
         recorder.finish(TrialEnd(outcome="interrupted", reason="interrupted (Ctrl-C or SIGTERM)"))
         raise
@@ -177,7 +179,18 @@ def run_trial(ctx: TrialContext) -> TrialRow | None:
         if release:
             _release_memory(ctx.device)
     # Outside the try: a Ctrl-C deferred while the end is written must not end the trial again.
-    return recorder.finish(end, description=description)
+    try:
+        return recorder.finish(end, description=description)
+    except TrialTakenError as exc:
+        return _taken(recorder, exc)
+
+
+def _taken(recorder: TrialRecorder, exc: TrialTakenError) -> TrialRow:
+    """Another process failed this trial and queued it again (its heartbeat came late): its run
+    ends as failed with why, and this process goes on with the next trial."""
+    with contextlib.suppress(HpoError):
+        recorder.run.end("failed", tags={link.FAIL_REASON: str(exc)})
+    return recorder.ctx.study.row(recorder.number)
 
 
 def _train_config(ctx: TrialContext, chosen: TrialConfig, *, number: int, epochs: int) -> TrainConfig:

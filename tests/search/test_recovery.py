@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
 from hpo.stores.optuna import StudyStore
 from hpo.stores.owner import host_id, process_alive, process_token
-from tests.helpers import STORE, open_study
+from tests.helpers import STORE, open_study, search
 
 
 def dead_pid() -> int:
@@ -76,3 +77,27 @@ def test_a_stale_trial_is_failed_and_run_again_once(
     time.sleep(3)
     assert recover_stale(study=study, store=trial_context.store) == 1
     assert [r.state for r in study.rows()].count("WAITING") == 0  # a retry is not retried again
+
+
+def test_a_trial_failed_by_another_process_is_dropped_and_the_search_goes_on(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another host failed trial 0 while it trained (its heartbeat came late, as while PostgreSQL
+    restarted): its next write here is refused; the process ends the trial's run as failed, says
+    why, and runs the next trials to the target (it used to exit with UpdateFinishedTrialError)."""
+    from hpo.search import trial as trial_module
+
+    real_epoch = trial_module.TrialRecorder.epoch
+
+    def late(self: TrialRecorder, metrics: object) -> bool:
+        if self.number == 0:
+            open_study("s").fail_running(0, attrs={link.FAIL_REASON: "stale: no heartbeat"})
+        return real_epoch(self, metrics)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(trial_module.TrialRecorder, "epoch", late)
+    outcome = search(data_dir, trials=2, epochs=2, warm_start=False)
+    assert outcome.stopped == "target"
+    rows = open_study("s").rows()
+    assert [r.state for r in rows] == ["FAIL", "COMPLETE", "COMPLETE"]
+    run = MlflowStore(uri=None).client.get_run(rows[0].attrs[link.RUN_ID])
+    assert run.info.status == "FAILED" and "was ended by another process" in run.data.tags[link.FAIL_REASON]

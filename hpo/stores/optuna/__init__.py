@@ -14,7 +14,8 @@ from hpo.stores.optuna.storage import (
     version,
 )
 from hpo.stores.optuna.store import StudyStore
-from hpo.stores.optuna.study import Counts, StudyHandle, TrialHandle, TrialRow, param_importances
+from hpo.stores.optuna.study import StudyHandle, param_importances
+from hpo.stores.optuna.trial import Counts, TrialHandle, TrialRow
 
 __all__ = [
     "DEFAULT_STORAGE",

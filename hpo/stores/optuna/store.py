@@ -13,7 +13,8 @@ from optuna.study import StudyDirection
 from hpo.errors import StudyError
 from hpo.stores.locks import store_lock
 from hpo.stores.optuna.storage import METRIC, open_storage
-from hpo.stores.optuna.study import StudyHandle, writing
+from hpo.stores.optuna.study import StudyHandle
+from hpo.stores.optuna.trial import writing
 
 
 class StudyStore:

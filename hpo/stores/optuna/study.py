@@ -1,4 +1,4 @@
-"""Study and trial handles over an Optuna study: trial rows, counts, the claim of a trial against
+"""The study handle over an Optuna study: trial rows, counts, the claim of a trial against
 the study's target, heartbeats. Part of `hpo.stores.optuna`, the only package that imports optuna."""
 
 from __future__ import annotations
@@ -7,136 +7,15 @@ import contextlib
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from hpo import signals
-from hpo.errors import StudyError, first_line
 from hpo.stores import link
 from hpo.stores.optuna.private import fixed_params, stale_trial_ids, trial_id
 from hpo.stores.optuna.storage import make_sampler
-
-
-@dataclass(frozen=True)
-class TrialRow:
-    number: int
-    state: link.TrialState
-    value: float | None  # the validation accuracy (a multi-objective study's first value)
-    params: dict[str, Any]
-    attrs: dict[str, Any]
-    seconds: float | None
-    started: str  # ISO time or ""
-    curve: dict[int, float] = field(default_factory=dict)  # epoch -> val accuracy
-    values: tuple[float, ...] = ()  # every objective's value (complete trials)
-
-
-@dataclass(frozen=True)
-class Counts:
-    complete: int = 0
-    pruned: int = 0
-    failed: int = 0
-    running: int = 0
-
-    @property
-    def finished(self) -> int:
-        """Trials that count towards the target: complete + pruned."""
-        return self.complete + self.pruned
-
-
-def _row(t: optuna.trial.FrozenTrial) -> TrialRow:
-    seconds = t.duration.total_seconds() if t.duration is not None else None
-    return TrialRow(
-        number=t.number,
-        state=cast(link.TrialState, t.state.name),
-        value=t.values[0] if t.values else None,
-        params=dict(t.params),
-        attrs=dict(t.user_attrs),
-        seconds=seconds,
-        started=t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else "",
-        curve={
-            int(k): float(v) for k, v in (t.intermediate_values or t.user_attrs.get(link.CURVE) or {}).items()
-        },
-        values=tuple(t.values or ()),
-    )
-
-
-@contextlib.contextmanager
-def writing(what: str) -> Iterator[None]:
-    """A write to the study store: with SIGINT/SIGTERM deferred (`hpo.signals`: never cut in half
-    by Ctrl-C), and a failure said in one line with its cause. Optuna reports a failed commit as
-    "invalid data ... exceeding max length" whatever happened; the cause (SQLite's "database or
-    disk is full", a lost server) is in the exception's chain."""
-    try:
-        with signals.deferred():
-            yield
-    except optuna.exceptions.StorageInternalError as exc:
-        cause = root_cause(exc)
-        advice = "; free space on the disk that holds it" if "full" in cause or "space" in cause else ""
-        raise StudyError(f"study store: cannot {what}: {cause}{advice}") from exc
-
-
-def root_cause(exc: BaseException) -> str:
-    """The first line of the innermost exception a chain was raised from (a driver's own words,
-    e.g. "database or disk is full"), without SQLAlchemy's "(sqlite3.OperationalError)" prefix."""
-    while exc.__cause__ is not None or getattr(exc, "orig", None) is not None:
-        exc = getattr(exc, "orig", None) or exc.__cause__  # type: ignore[assignment]
-    return first_line(exc)
-
-
-class TrialHandle:
-    """One running trial: report, prune decision, and its final state."""
-
-    def __init__(self, study: optuna.Study, trial: optuna.Trial) -> None:
-        self._study, self._trial, self.number = study, trial, trial.number
-        self.trial_id = trial_id(trial)  # the storage key, for heartbeats
-        self.multi = len(study.directions) > 1  # Optuna prunes no multi-objective trial
-
-    @property
-    def suggest(self) -> optuna.Trial:
-        """The object `space.sample` calls suggest_* on."""
-        return self._trial
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return dict(self._trial.params)
-
-    def set_attrs(self, **attrs: Any) -> None:
-        with writing("record trial attributes"):
-            for key, value in attrs.items():
-                self._trial.set_user_attr(key, value)
-
-    def set_constraints(self, values: dict[str, float]) -> None:
-        """Optuna's constraint values (feasible when each is <= 0), which its samplers read."""
-        with writing("record the trial's constraints"):
-            for key, value in values.items():
-                self._trial.set_constraint(key, value)
-
-    def report(self, value: float, *, step: int) -> bool:
-        """Record the epoch's validation accuracy; True when the pruner says stop. A
-        multi-objective trial keeps it in a user attribute (Optuna's `report` refuses those
-        trials): never stopped here, hpo's own rule decides (`search.pareto`)."""
-        with writing("report an epoch"):
-            if self.multi:
-                curve = dict(self._trial.user_attrs.get(link.CURVE) or {})
-                self._trial.set_user_attr(link.CURVE, {**curve, str(step): value})
-                return False
-            self._trial.report(value, step)
-        return bool(self._trial.should_prune())
-
-    def attr(self, key: str) -> Any:
-        return self._trial.user_attrs.get(key)
-
-    def tell(self, state: link.TrialState, value: float = 0.0, *, minimized: tuple[float, ...] = ()) -> None:
-        """End the trial: COMPLETE (with `value`, and a multi-objective study's `minimized`
-        values), PRUNED or FAIL."""
-        with writing("end a trial"):
-            if state == link.COMPLETE:
-                self._study.tell(self._trial, [value, *minimized] if self.multi else value)
-            else:
-                self._study.tell(self._trial, state=TrialState[state])
+from hpo.stores.optuna.trial import Counts, TrialHandle, TrialRow, row_of, writing
 
 
 class StudyHandle:
@@ -173,7 +52,7 @@ class StudyHandle:
 
     def rows(self, *, states: tuple[link.TrialState, ...] | None = None) -> list[TrialRow]:
         wanted = tuple(TrialState[s] for s in states) if states else None
-        return [_row(t) for t in self._study.get_trials(deepcopy=False, states=wanted)]
+        return [row_of(t) for t in self._study.get_trials(deepcopy=False, states=wanted)]
 
     def counts(self) -> Counts:
         tally = {s: 0 for s in TrialState}
@@ -191,7 +70,7 @@ class StudyHandle:
         return max(done, key=lambda r: (r.value or 0.0, -r.number)) if done else None
 
     def row(self, number: int) -> TrialRow:
-        return _row(self._study.get_trials(deepcopy=False)[number])
+        return row_of(self._study.get_trials(deepcopy=False)[number])
 
     def enqueue(self, params: dict[str, Any], *, attrs: dict[str, Any], again: bool = False) -> None:
         """A trial the next `ask` takes first, with these parameters, as an ordinary trial; not
