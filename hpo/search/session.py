@@ -27,7 +27,7 @@ from hpo.search.space import (
     space_from_json,
     space_to_json,
 )
-from hpo.search.warm_start import points_for
+from hpo.search.warm_start import PRIORS, points_for, priors_for
 from hpo.signals import shielded
 from hpo.stores import link
 from hpo.stores import optuna as optuna_store
@@ -144,7 +144,7 @@ def open_session(
         study = study or search_study(ws, cfg)
         space, space_json = _resolve_space(study, given=space, cfg=cfg)
         if cfg.warm_start and not study.rows():
-            for name, params in points_for(space, limit=cfg.trials).items():
+            for name, params in _warm_starts(ws, space=space, cfg=cfg).items():
                 study.enqueue(params, attrs={link.WARM_START: name})
         spec = link.StudySpec.new(
             data_cfg=data_cfg, data=data, epochs=cfg.epochs, space=space_json, objective=cfg.objective
@@ -164,6 +164,23 @@ def open_session(
         tags=tags,
         recovered=recovered,
     )
+
+
+# Earlier studies read for their best configuration: the store's latest ones (each read costs
+# ~0.1 s on SQLite).
+PRIOR_STUDIES = 20
+
+
+def _warm_starts(ws: Workspace, *, space: Space, cfg: SearchConfig) -> dict[str, dict[str, Any]]:
+    """A new study's warm starts: hpo's known-good points, then the best configurations of the
+    store's earlier single-objective studies (`search.warm_start`), --trials of them at most."""
+    points = points_for(space, limit=cfg.trials)
+    bests: dict[str, TrialRow] = {}
+    for other in ws.studies.others(exclude=cfg.study, limit=PRIOR_STUDIES):
+        best = None if other.multi else other.best()
+        if best is not None:
+            bests[other.name] = best
+    return {**points, **priors_for(space, bests=bests, limit=min(PRIORS, cfg.trials - len(points)))}
 
 
 def close_session(

@@ -1,6 +1,8 @@
 """Warm start: known-good configurations a new study tries first, enqueued as ordinary trials (so
 the first minutes of a search already give a strong model and TPE starts from good points).
-Each is an Optuna parameter dict of the default space; one outside a study's space is skipped."""
+Each is an Optuna parameter dict of the default space; one outside a study's space is skipped.
+After hpo's own points come the best configurations of earlier studies in the same store (a
+Fashion-MNIST study starts from what MNIST studies found)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ import re
 from typing import Any
 
 from hpo.search.space import Choice, Space
+from hpo.stores.optuna import TrialRow
+
+PRIORS = 2  # earlier studies' best configurations a new study tries, best first
 
 _SGD_COSINE = {"optimizer": "sgd", "momentum": 0.9, "schedule": "cosine", "batch_size": 128}
 # The compact warm starts' common part: three blocks with batch norm, a GAP head, affine shifts.
@@ -59,12 +64,27 @@ def _fits(value: Any, spec: Any) -> bool:
     return bool(spec.low <= value <= spec.high)
 
 
+def _inside(params: dict[str, Any], space: Space) -> bool:
+    """Every parameter (per-layer keys checked against their parameter) is one `space` can draw."""
+    names = {key: re.sub(r"_\d+$", "", key) for key in params}
+    return all(names[k] in space and _fits(v, space[names[k]]) for k, v in params.items())
+
+
 def points_for(space: Space, *, limit: int) -> dict[str, dict[str, Any]]:
-    """The known-good points inside `space` (per-layer keys checked against their parameter),
-    at most `limit` of them, in order."""
+    """The known-good points inside `space`, at most `limit` of them, in order."""
+    chosen = {name: params for name, params in POINTS.items() if _inside(params, space)}
+    return dict(list(chosen.items())[:limit])
+
+
+def priors_for(space: Space, *, bests: dict[str, TrialRow], limit: int) -> dict[str, dict[str, Any]]:
+    """The best trials of earlier studies (`bests`: study name -> its best complete trial) inside
+    `space`, best first, at most `limit`, named for where they come from; a configuration already
+    among hpo's points or another study's is taken once."""
     chosen: dict[str, dict[str, Any]] = {}
-    for name, params in POINTS.items():
-        specs = {key: space[re.sub(r"_\d+$", "", key)] for key in params}
-        if all(_fits(value, specs[key]) for key, value in params.items()) and len(chosen) < limit:
-            chosen[name] = params
+    for study, row in sorted(bests.items(), key=lambda item: -(item[1].value or 0.0)):
+        seen = [*POINTS.values(), *chosen.values()]
+        if _inside(row.params, space) and row.params not in seen and len(chosen) < limit:
+            chosen[f"best of study '{study}' (trial {row.number}, {100 * (row.value or 0):.2f}%)"] = (
+                row.params
+            )
     return chosen

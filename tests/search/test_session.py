@@ -230,6 +230,23 @@ def test_a_new_study_tries_the_known_good_configurations_first(workdir: Path, da
     assert link.WARM_START not in cold[0].attrs
 
 
+def test_a_new_study_starts_from_the_best_of_the_earlier_ones(workdir: Path, data_dir: Path) -> None:
+    """The fast space holds none of hpo's points: a new study's one warm start is the best trial of
+    the store's earlier study; a space that cannot draw it gets none."""
+    search(data_dir, trials=3, epochs=1, study="first", warm_start=False)
+    best = open_study("first").best()
+    assert best is not None and best.value is not None
+    search(data_dir, trials=1, epochs=1, study="second")
+    (row,) = open_study("second").rows()
+    assert row.params == best.params
+    assert (
+        row.attrs[link.WARM_START] == f"best of study 'first' (trial {best.number}, {100 * best.value:.2f}%)"
+    )
+    narrow = {"mlp_layers": 1, "mlp_width": [128], "batch_size": [64]}
+    search(data_dir, trials=1, epochs=1, space=narrow, study="third")
+    assert link.WARM_START not in open_study("third").rows()[0].attrs
+
+
 def test_a_search_stopped_by_an_error_says_how_to_resume(
     workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

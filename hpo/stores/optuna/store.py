@@ -39,6 +39,12 @@ class StudyStore:
     def names(self) -> list[str]:
         return sorted(s.study_name for s in self._storage.get_all_studies())
 
+    def others(self, *, exclude: str, limit: int) -> list[StudyHandle]:
+        """At most `limit` of the store's studies besides `exclude`, the latest created last (the
+        storage lists them in creation order)."""
+        names = [s.study_name for s in self._storage.get_all_studies() if s.study_name != exclude]
+        return [self._handle(optuna.load_study(study_name=n, storage=self._storage)) for n in names[-limit:]]
+
     def load(self, name: str) -> StudyHandle:
         """The study `name`; a clear error naming the store's studies when it has none of that name."""
         names = self.names()
