@@ -11,14 +11,16 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
+from torch import nn
 
 from hpo.config import ModelConfig, TrainConfig
 from hpo.core.engine import EpochMetrics, FitResult, fit_config
 from hpo.core.models import build_model
 from hpo.errors import HpoError, TrialTakenError, first_line
+from hpo.search import early_look
 from hpo.search.budget import TrialCost
 from hpo.search.constraints import Figures
 from hpo.search.context import TrialContext
@@ -91,6 +93,11 @@ class TrialRecorder:
         self.minimized = tuple(figures.attrs()[link.SIZE_ATTRS[o]] for o in self.ctx.cfg.objectives[1:])
         if violations:
             self.trial.set_constraints(violations)
+
+    def early(self, look: early_look.Look) -> None:
+        """Its early look's accuracy on both records (`search.early_look`)."""
+        self.run.log_metrics({link.EARLY_VAL: look.accuracy}, step=0)
+        self.trial.set_attrs(**{link.EARLY_VAL: round(look.accuracy, 4)})
 
     def threads(self, threads: int) -> None:
         """The CPU thread count changed mid-trial: the trial records the latest."""
@@ -193,6 +200,31 @@ def _taken(recorder: TrialRecorder, exc: TrialTakenError) -> TrialRow:
     return recorder.ctx.study.row(recorder.number)
 
 
+def _early_look(
+    ctx: TrialContext, recorder: TrialRecorder, *, model: nn.Module
+) -> Callable[[int, int], str] | None:
+    """The trial's early look (`search.early_look`) as a check of its first epoch's progress: why
+    to prune it once the look is taken, else "". None: no early look (a multi-objective study,
+    --pruner none)."""
+    if ctx.study.multi or ctx.cfg.pruner == "none":
+        return None
+    images = early_look.subset(ctx.data.val)
+    exempt = any(recorder.trial.attr(key) is not None for key in (link.FINAL_OF, link.WARM_START))
+    taken = False
+
+    def check(batch: int, batches: int) -> str:
+        nonlocal taken
+        if taken or not early_look.due(batch=batch, batches=batches):
+            return ""
+        taken = True
+        others = early_look.peers(ctx.study.rows(states=(link.COMPLETE, link.PRUNED, link.RUNNING)))
+        look = early_look.take(model, images, batch=batch, batches=batches)
+        recorder.early(look)
+        return "" if exempt else early_look.reason(look, others=others)
+
+    return check
+
+
 def _train_config(ctx: TrialContext, chosen: TrialConfig, *, number: int, epochs: int) -> TrainConfig:
     return TrainConfig(
         epochs=epochs,
@@ -220,15 +252,19 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
     guard: list[str] = []  # per epoch: why to stop the trial early ("" to go on)
     seconds = 0.0  # of training so far, evaluation included
     budget = False  # the call's --budget ran out while it trained
+    look = _early_look(ctx, recorder, model=model)
+    early = ""  # why its early look pruned it
 
     def on_progress(batch: int, batches: int) -> bool:
         epoch = len(guard) + 1  # epochs finished so far, plus this one
         ctx.observer.progress(
             number=recorder.number, epoch=epoch, epochs=train.epochs, batch=batch, batches=batches
         )
-        nonlocal budget
+        nonlocal budget, early
+        if look is not None and epoch == 1:
+            early = early or look(batch, batches)
         budget = budget or ctx.over_budget()  # stop at this batch: the call must end on time
-        return budget
+        return budget or bool(early)
 
     def on_epoch(m: EpochMetrics) -> bool:
         nonlocal seconds, budget
@@ -253,7 +289,7 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
             on_epoch=on_epoch,
             on_progress=on_progress,
         )
-        end = trial_end(result, guard=guard[-1] if guard else "", budget=budget)
+        end = trial_end(result, guard=early or (guard[-1] if guard else ""), budget=budget)
         if end.state == link.COMPLETE:  # its best epoch's weights: a complete trial can be the best
             recorder.checkpoint(result=result, model_config=chosen.model)
     of = recorder.trial.attr(link.FINAL_OF)

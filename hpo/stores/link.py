@@ -100,6 +100,9 @@ BEST_VALUE = "best_val_accuracy"
 TRIAL_NUMBER = "trial_number"
 STATE = "state"  # the trial's Optuna state, mirrored on its run
 PRUNED_AT_EPOCH = "pruned_at_epoch"  # also a trial attribute
+# A trial's early look (search.early_look): validation accuracy a quarter into epoch 1, on a subset;
+# a trial attribute, and a metric of its run at step 0.
+EARLY_VAL = "early_val_accuracy"
 BEST_TRIAL = "best_trial"  # on the parent run
 BEST_RUN_ID = "best_run_id"  # on the parent run
 
