@@ -137,6 +137,20 @@ def flops_skip_reason(
     )
 
 
+def nothing_fits(
+    rows: list[TrialRow], *, device: str, deadline: float | None, now: float | None = None
+) -> bool:
+    """Whether the --budget left is too short for even the fastest epoch measured in this study on
+    `device` to pass `skip_reason`: then every trial would be skipped, and the call ends."""
+    measured = [
+        float(r.attrs.get(link.MEASURED_EPOCH_S) or 0) for r in rows if r.attrs.get(link.DEVICE) == device
+    ]
+    fastest = min((s for s in measured if s > 0), default=None)
+    if deadline is None or fastest is None:
+        return False
+    return fastest > BUDGET_SHARE * max(0.0, deadline - (time.time() if now is None else now))
+
+
 def is_skip(row: TrialRow) -> bool:
     return str(row.attrs.get(link.FAIL_REASON, "")).startswith(COST_PREFIX)
 

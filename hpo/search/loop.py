@@ -11,7 +11,7 @@ import torch
 from hpo.core.cost import CpuThreads, choose_threads
 from hpo.core.data import TrainValData, load_train_val
 from hpo.core.device import device_label, resolve_device, seed_everything
-from hpo.search.budget import CallEstimate, estimate, is_skip, plan_final
+from hpo.search.budget import CallEstimate, estimate, is_skip, nothing_fits, plan_final
 from hpo.search.context import SearchObserver, TrialContext
 from hpo.search.parent_run import record_front, record_trial
 from hpo.search.pareto import front
@@ -22,9 +22,12 @@ from hpo.stores import link
 from hpo.stores.optuna import StudyHandle
 from hpo.stores.workspace import Workspace
 
-# Trials in a row skipped for their cost: the time left goes to the final training of the best
-# configuration, and after it they end a call with a --budget.
+# Trials in a row skipped for their cost: after MAX_SKIPS the time left goes to the final training
+# of the best configuration, if it can still pay for more epochs than the best had; else the
+# search goes on with what the time left can pay for (cheap draws, each skip refused in
+# milliseconds by its FLOPs), and END_SKIPS in a row end a call with a --budget.
 MAX_SKIPS = 3
+END_SKIPS = 3 * MAX_SKIPS
 
 
 def run_trials(
@@ -111,7 +114,7 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, StopReason]:
             while True:
                 if ctx.cfg.timeout is not None and time.monotonic() - start >= ctx.cfg.timeout:
                     return ran, "timeout"
-                if ctx.over_budget():
+                if ctx.over_budget() or _nothing_fits(ctx):
                     return ran, "budget"
                 final = final or _queue_final(ctx)
                 row = run_trial(ctx)
@@ -136,10 +139,10 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, StopReason]:
                     found = front(ctx.study.rows(states=(link.COMPLETE,)))
                     record_front(store=ctx.store, parent_run_id=ctx.parent_run_id, front=found)
                 ctx.observer.trial_finished(row=row, counts=ctx.study.counts(), best=best)
-                if skips >= MAX_SKIPS:  # what the sampler proposes, the budget left cannot pay for:
-                    if final or not _queue_final(ctx, now=True):  # the time left goes to the best
-                        return ran, "budget"
-                    final, skips = True, 0
+                if skips >= MAX_SKIPS and not final and _queue_final(ctx, now=True):
+                    final, skips = True, 0  # what the sampler proposes, the budget cannot pay for
+                elif skips >= END_SKIPS:
+                    return ran, "budget"
     except KeyboardInterrupt:
         return ran, "interrupted"
 
@@ -161,6 +164,11 @@ def _queue_final(ctx: TrialContext, *, now: bool = False) -> bool:
     attrs = {link.FINAL_OF: plan.of, link.SCHEDULE_EPOCHS: plan.epochs}
     ctx.study.enqueue(plan.params, attrs=attrs, again=True)
     return True
+
+
+def _nothing_fits(ctx: TrialContext) -> bool:
+    rows = ctx.study.rows(states=link.FINISHED_STATES)
+    return nothing_fits(rows, device=ctx.tags[link.DEVICE], deadline=ctx.deadline)
 
 
 def _poll_seconds(ctx: TrialContext) -> float:

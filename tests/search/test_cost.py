@@ -18,7 +18,7 @@ from hpo.core.data import TrainValData, load_train_val
 from hpo.core.device import resolve_device
 from hpo.core.engine import fit
 from hpo.core.models import build_model
-from hpo.search import budget
+from hpo.search import budget, loop
 from hpo.search.budget import CallEstimate, TrialCost, calibration, skip_reason
 from hpo.search.space import DEFAULT_SPACE
 from hpo.search.warm_start import points_for
@@ -93,12 +93,13 @@ def test_a_trial_the_budget_cannot_pay_for_never_trains(
     workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every configuration is predicted at 1000 s an epoch and the budget is a minute: each trial
-    is pruned before its first epoch with the reason, and three in a row end the call."""
+    is pruned before its first epoch with the reason; with no best configuration to train longer,
+    END_SKIPS in a row end the call."""
     monkeypatch.setattr(budget, "probe_epoch_seconds", lambda **_: 1000.0)
-    outcome = search(data_dir, trials=10, budget=60.0, warm_start=False)
-    assert outcome.stopped == "budget" and outcome.ran == 3
+    outcome = search(data_dir, trials=20, budget=60.0, warm_start=False)
+    assert outcome.stopped == "budget" and outcome.ran == loop.END_SKIPS
     rows = open_study("s").rows()
-    assert [r.state for r in rows] == ["PRUNED"] * 3
+    assert [r.state for r in rows] == ["PRUNED"] * loop.END_SKIPS
     for r in rows:
         assert r.attrs[link.FAIL_REASON].startswith("cost: one epoch is predicted to take 1000 s")
         assert r.curve == {} and r.attrs[link.PREDICTED_EPOCH_S] == 1000.0  # never trained
@@ -109,7 +110,7 @@ def test_when_the_budget_pays_for_nothing_the_sampler_proposes_the_best_trains_l
 ) -> None:
     """The first configuration is cheap, every other one predicted at 1000 s an epoch: after three
     skips in a row the time left goes to the first one's final training at once (a call used to
-    end there, a third of its budget unspent), and the skips after it end the call."""
+    end there, a third of its budget unspent), and END_SKIPS skips after it end the call."""
     from hpo.search import trial_checks
 
     first: list[Any] = []
@@ -126,7 +127,7 @@ def test_when_the_budget_pays_for_nothing_the_sampler_proposes_the_best_trains_l
     finals = [r for r in rows if r.attrs.get(link.FINAL_OF) is not None]
     assert len(finals) == 1 and finals[0].attrs[link.FINAL_OF] == 0 and finals[0].state == "COMPLETE"
     assert [budget.is_skip(r) for r in rows[1:4]] == [True] * 3 and finals[0].number == 4
-    assert all(budget.is_skip(r) for r in rows[5:]) and len(rows) == 8
+    assert all(budget.is_skip(r) for r in rows[5:]) and len(rows) == 5 + loop.END_SKIPS
 
 
 def test_each_trial_records_its_predicted_and_measured_seconds(workdir: Path, data_dir: Path) -> None:
@@ -299,3 +300,14 @@ def test_a_limit_must_be_positive(workdir: Path, data_dir: Path, flag: str) -> N
     assert_one_line_error(
         *hpo("search", "--data-dir", data_dir, flag, "0"), f"{flag} must be a positive number"
     )
+
+
+def test_the_call_ends_when_even_the_fastest_epoch_measured_cannot_start() -> None:
+    """The study's fastest epoch on this device took 2 s: with 8 s left it may still start (a
+    quarter of them), with 7 s nothing can, and the call ends instead of skipping trial after trial."""
+    rows = [best_row(epoch_s=2.0), best_row(epoch_s=30.0)]
+    rows = [TrialRow(0, r.state, r.value, r.params, {**r.attrs, link.DEVICE: "cpu"}, 1, "") for r in rows]
+    assert not budget.nothing_fits(rows, device="cpu", deadline=1008.0, now=1000.0)
+    assert budget.nothing_fits(rows, device="cpu", deadline=1007.0, now=1000.0)
+    assert not budget.nothing_fits(rows, device="cuda:0", deadline=1007.0, now=1000.0)  # none measured there
+    assert not budget.nothing_fits(rows, device="cpu", deadline=None)
