@@ -104,16 +104,22 @@ def span_text(seconds: float) -> str:
 
 
 def estimate_line(*, estimate: CallEstimate, device: str, budget_left: float | None) -> Text:
-    """What the trials left should take, from probes of their configurations; what bounds it."""
-    text = (
-        f"Estimate: {estimate.trials} trials x up to {estimate.epochs} epochs "
-        f"~ {span_text(estimate.seconds)} on {device} ({span_text(estimate.epoch_s)} an epoch on average "
-        f"over {estimate.probed} configurations probed); pruning shortens it, "
+    """What the trials left should take, from probes of their configurations; what bounds it. Under
+    a --budget shorter than that, the budget is the estimate: its end goes to the best model."""
+    work = (
+        f"{estimate.trials} trials x up to {estimate.epochs} epochs ~ {span_text(estimate.seconds)} on "
+        f"{device} ({span_text(estimate.epoch_s)} an epoch on average over {estimate.probed} "
+        "configurations probed)"
     )
-    if budget_left is not None:
-        text += f"--budget ends it within {span_text(budget_left)}."
+    if budget_left is None:
+        text = f"Estimate: {work}; pruning shortens it, --budget DURATION bounds it (e.g. --budget 20m)."
+    elif budget_left < estimate.seconds:
+        text = (
+            f"Estimate: {span_text(budget_left)}, the --budget left ({work}); its end goes to the best "
+            "configuration, trained longer."
+        )
     else:
-        text += "--budget DURATION bounds it (e.g. --budget 20m)."
+        text = f"Estimate: {work}; pruning shortens it, --budget ends it within {span_text(budget_left)}."
     return Text(text, style="dim", no_wrap=False, overflow="fold")
 
 
