@@ -5,7 +5,8 @@ of the same wall-clock budget, side by side on one machine, same data, same spac
                    (no new trial after it; the trial in flight runs to its end), no warm start;
   (b) random-asha  random search with ASHA (what Ray Tune recommends): RandomSampler +
                    SuccessiveHalvingPruner (rungs at epochs 1, 3, 9), `timeout`, no warm start;
-  (c) hpo          hpo's defaults with `--budget`: warm starts, cost-aware skips, the final training.
+  (c) hpo          hpo's defaults with `--budget`: warm starts, the early look, cost-aware skips,
+                   the final training (a fresh store each run: no earlier study's best to start from).
 
     python benchmarks/bench_anytime.py --data-dir ../shared/datasets --dataset fashion-mnist \\
         --minutes 12 --seeds 0 1
@@ -31,6 +32,7 @@ from bench_epoch import machine  # beside this script
 
 from hpo.config import DataConfig, SearchConfig
 from hpo.results.lockbox import evaluate_test
+from hpo.search import budget
 from hpo.search.run import run_search
 from hpo.stores import link
 from hpo.stores.runtime import configure
@@ -58,7 +60,16 @@ class Curve:
     start: float = field(default_factory=time.monotonic)
     points: list[tuple[float, float]] = field(default_factory=list)
 
-    def started(self, **_: object) -> None: ...
+    predicted_min: float | None = None  # when the start estimate said the call would end
+
+    def started(self, *, estimate: Any, deadline: float | None, **_: object) -> None:
+        """The end the start estimate gives (`cli.render.estimate_line`): the budget left when the
+        trials would take longer, else their estimate; minutes since the call began."""
+        if estimate is None:
+            return
+        left = estimate.seconds if deadline is None else min(estimate.seconds, deadline - time.time())
+        self.predicted_min = round((time.monotonic() - self.start + left) / 60, 2)
+
     def trial_started(self, **_: object) -> None: ...
     def progress(self, **_: object) -> None: ...
     def epoch(self, **_: object) -> None: ...
@@ -123,6 +134,7 @@ def one_run(*, method: str, seed: int, args: argparse.Namespace) -> dict[str, An
         if r.attrs.get(link.MEASURED_EPOCH_S) and r.attrs.get(link.PREDICTED_EPOCH_S)
     ]
     best = outcome.best
+    trained = [r for r in rows if r.state in ("COMPLETE", "PRUNED") and not budget.is_skip(r)]
     return {
         "method": method,
         "seed": seed,
@@ -133,6 +145,9 @@ def one_run(*, method: str, seed: int, args: argparse.Namespace) -> dict[str, An
         "best_val": best.value if best else None,
         "best_trial": best.number if best else None,
         "best_params": best.params if best else None,
+        "best_kind": kind(best),
+        "trained": len(trained),
+        "predicted_min": curve.predicted_min,
         "test": test,
         "capped": capped,
         "curve": curve.points,
@@ -173,6 +188,16 @@ def plot(results: list[dict[str, Any]], *, dataset: str, path: Path) -> None:
     fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
+def kind(best: Any) -> str:
+    """Which kind of trial the best is: a warm start (hpo's points or an earlier study's best), a
+    sampled one, or the --budget's final training (of which kind of trial's configuration)."""
+    if best is None:
+        return "-"
+    if best.attrs.get(link.FINAL_OF) is not None:
+        return f"final training of trial {best.attrs[link.FINAL_OF]}"
+    return "warm start" if best.attrs.get(link.WARM_START) else "sampled"
+
+
 def machine_label() -> str:
     import torch
 
@@ -194,9 +219,17 @@ def rows(results: list[dict[str, Any]], *, args: argparse.Namespace, command: st
             f"{r['seed']} | {args.minutes:g} min | {r['wall_min']:.1f} min | "
             f"{r['finished']} ({r['complete']}/{r['pruned']}) | "
             f"{100 * (r['best_val'] or 0):.2f}% | {test} | {reached} | "
-            f"{within}/{len(r['cost_ratios'])} | `{command}` |"
+            f"{within}/{len(r['cost_ratios'])} | {r.get('trained', '-')} | {r.get('best_kind', '-')} | "
+            f"{estimate_text(r)} | `{command}` |"
         )
     return "\n".join(lines)
+
+
+def estimate_text(r: dict[str, Any]) -> str:
+    """The start estimate's end against the wall time, as a signed share of the wall time."""
+    if r.get("predicted_min") is None:
+        return "-"
+    return f"{r['predicted_min']:.1f} min ({100 * (r['predicted_min'] / r['wall_min'] - 1):+.0f}%)"
 
 
 def main() -> None:
@@ -212,6 +245,7 @@ def main() -> None:
     default = ["optuna-doc", "random-asha", "hpo"]
     p.add_argument("--methods", nargs="+", default=default, choices=list(METHODS))
     p.add_argument("--device", default="cpu")
+    p.add_argument("--tag", default="", help="appended to the output files' names (runs kept apart)")
     args = p.parse_args()
     args.data_dir = str(Path(args.data_dir).resolve())
     command = "python " + shlex.join(["benchmarks/bench_anytime.py", *sys.argv[1:]])
@@ -228,6 +262,7 @@ def main() -> None:
             stem = f"{args.dataset}-{args.minutes:g}min"
             if args.methods != default:  # ways run side by side in separate processes keep apart
                 stem += "-" + "-".join(args.methods)
+            stem += f"-{args.tag}" if args.tag else ""
             (OUT / f"{stem}.json").write_text(json.dumps(results, indent=1))
     plot(results, dataset=args.dataset, path=OUT / f"{stem}.png")
     print(rows(results, args=args, command=command))
