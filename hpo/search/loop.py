@@ -157,7 +157,11 @@ def _queue_final(ctx: TrialContext, *, now: bool = False) -> bool:
     if any(r.attrs.get(link.FINAL_OF) is not None for r in pending):
         return True
     plan = plan_final(
-        best=ctx.study.best(), epochs=ctx.cfg.epochs, left_s=ctx.deadline - time.time(), now=now
+        best=ctx.study.best(),
+        epochs=ctx.cfg.epochs,
+        left_s=ctx.deadline - time.time(),
+        budget_s=ctx.cfg.budget or 0.0,
+        now=now,
     )
     if plan is None:
         return False

@@ -4,6 +4,7 @@ start estimate, the thread count from the free cores, and rung pruning from the 
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -215,21 +216,35 @@ def best_row(*, epoch_s: float = 10.0, epochs_run: int = 10, final_of: int | Non
 
 
 def test_the_final_training_waits_for_its_time_and_fits_what_is_left() -> None:
-    """10 s an epoch, --epochs 10: the final training wants 30 epochs (330 s with its margin)."""
-    assert budget.plan_final(best=best_row(), epochs=10, left_s=1000.0) is None  # explore first
-    plan = budget.plan_final(best=best_row(), epochs=10, left_s=400.0)
+    """10 s an epoch, --epochs 10, an hour's budget: the final training wants 30 epochs (330 s
+    with its margin)."""
+    plan_final = functools.partial(budget.plan_final, epochs=10, budget_s=3600.0)
+    assert plan_final(best=best_row(), left_s=1000.0) is None  # explore first
+    plan = plan_final(best=best_row(), left_s=400.0)
     assert plan == budget.FinalPlan(of=4, epochs=30, params={"x": 1})
-    short = budget.plan_final(best=best_row(), epochs=10, left_s=200.0)
+    short = plan_final(best=best_row(), left_s=200.0)
     assert short is not None and short.epochs == 18  # what 200 s pays for
-    assert budget.plan_final(best=best_row(), epochs=10, left_s=100.0) is None  # no more than it had
-    assert budget.plan_final(best=best_row(final_of=2), epochs=10, left_s=400.0) is None  # done
-    assert budget.plan_final(best=None, epochs=10, left_s=400.0) is None
+    assert plan_final(best=best_row(), left_s=100.0) is None  # no more than it had
+    assert plan_final(best=best_row(final_of=2), left_s=400.0) is None  # done
+    assert plan_final(best=None, left_s=400.0) is None
+
+
+def test_the_final_training_leaves_the_search_half_of_a_short_budget() -> None:
+    """30 s an epoch under a 20-minute budget: a 30-epoch final (990 s) would start 5 minutes in;
+    it waits for half the budget, then trains what 600 s pay for."""
+    slow = best_row(epoch_s=30.0)
+    assert budget.plan_final(best=slow, epochs=10, budget_s=1200.0, left_s=900.0) is None
+    plan = budget.plan_final(best=slow, epochs=10, budget_s=1200.0, left_s=600.0)
+    assert plan is not None and plan.epochs == 18  # 600 s / (30 s x 1.1)
+    now = budget.plan_final(best=slow, epochs=10, budget_s=1200.0, left_s=900.0, now=True)
+    assert now is not None and now.epochs == 27  # three skips in a row: at once
 
 
 def test_a_budget_ends_with_the_best_configuration_trained_longer(
     workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(budget, "FINAL_START", 1e9)  # plan it as soon as there is a best trial
+    monkeypatch.setattr(budget, "FINAL_SHARE", 1.0)
     search(data_dir, trials=3, epochs=2, budget=120.0, warm_start=False, pruner="sha")
     rows = open_study("s").rows()
     (final,) = [r for r in rows if r.attrs.get(link.FINAL_OF) is not None]
