@@ -26,7 +26,7 @@ from hpo.search.constraints import Figures
 from hpo.search.context import TrialContext
 from hpo.search.recovery import recover_stale
 from hpo.search.space import TrialConfig, describe, sample
-from hpo.search.trial_checks import before_training, recheck_threads, rung
+from hpo.search.trial_checks import before_training, final_turn, recheck_threads, rung
 from hpo.search.trial_end import budget_reason, chance_reason, trial_end
 from hpo.signals import deferred
 from hpo.stores import link
@@ -274,7 +274,7 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
         guard.append(
             chance_reason(epoch=m.epoch, val_accuracy=m.val_accuracy, classes=len(ctx.data.spec.classes))
             or budget_reason(seconds=seconds, budget=ctx.cfg.trial_timeout)
-            or ("" if final else rung(ctx, recorder, m))
+            or ("" if final else rung(ctx, recorder, m) or final_turn(ctx, recorder, m))
         )
         budget = budget or ctx.over_budget()
         recheck_threads(ctx, recorder, seconds=m.epoch_seconds, cost=cost)

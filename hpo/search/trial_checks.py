@@ -1,10 +1,11 @@
 """What is decided about a trial outside its training loop: before it trains (its figures and
 limits, its predicted cost and the --budget), between epochs (the CPU threads after a slow
-epoch, a multi-objective study's rung rule). `search.trial` calls these with its recorder, the
-only writer of the trial's records."""
+epoch, a multi-objective study's rung rule, the --budget's final training's turn).
+`search.trial` calls these with its recorder, the only writer of the trial's records."""
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 import torch
@@ -18,6 +19,7 @@ from hpo.search.budget import (
     calibration,
     flops_rate,
     flops_skip_reason,
+    plan_final,
     skip_reason,
     threads_after_slow_epoch,
     trial_cost,
@@ -110,4 +112,26 @@ def rung(ctx: TrialContext, recorder: TrialWrites, m: EpochMetrics) -> str:
         number=recorder.number,
         rows=ctx.study.rows(states=(link.COMPLETE, link.PRUNED, link.RUNNING)),
         attr=link.SIZE_ATTRS[ctx.cfg.objectives[1]],
+    )
+
+
+def final_turn(ctx: TrialContext, recorder: TrialWrites, m: EpochMetrics) -> str:
+    """Why a sampled trial stops after this epoch: the --budget's final training of the best
+    configuration is due (`search.budget.plan_final`) and this trial is not ahead of that best
+    ("" to go on). Without it a sampled CNN that passed its rungs could take the time that was the
+    final's (seen: 11.6 minutes of a 20-minute budget on one core, and no final training)."""
+    if ctx.deadline is None or ctx.study.multi:
+        return ""
+    if any(recorder.trial.attr(key) is not None for key in (link.FINAL_OF, link.WARM_START)):
+        return ""
+    best = ctx.study.best()
+    if best is None or best.value is None or m.val_accuracy >= best.value:
+        return ""
+    left = ctx.deadline - time.time()
+    plan = plan_final(best=best, epochs=ctx.cfg.epochs, left_s=left, budget_s=ctx.cfg.budget or 0.0)
+    if plan is None:
+        return ""
+    return (
+        f"budget: stopped after epoch {m.epoch}: the {left:.0f} s left of --budget go to the final "
+        f"training of trial {best.number}'s configuration ({plan.epochs} epochs)"
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -326,3 +327,27 @@ def test_the_call_ends_when_even_the_fastest_epoch_measured_cannot_start() -> No
     assert budget.nothing_fits(rows, device="cpu", deadline=1007.0, now=1000.0)
     assert not budget.nothing_fits(rows, device="cuda:0", deadline=1007.0, now=1000.0)  # none measured there
     assert not budget.nothing_fits(rows, device="cpu", deadline=None)
+
+
+def test_a_sampled_trial_behind_the_best_gives_way_to_the_final_training() -> None:
+    """Once the final training is due (400 s left of 1200, 10 s epochs), a sampled trial behind
+    the best stops after its epoch; one ahead of it, a warm start, or one with time to spare goes on."""
+    from types import SimpleNamespace
+
+    from hpo.search.trial_checks import final_turn
+
+    def turn(*, left: float, accuracy: float, attrs: dict[str, Any] | None = None) -> str:
+        study = SimpleNamespace(multi=False, best=best_row)
+        ctx = SimpleNamespace(
+            deadline=time.time() + left, study=study, cfg=SimpleNamespace(epochs=10, budget=1200.0)
+        )
+        recorder = SimpleNamespace(trial=SimpleNamespace(attr=(attrs or {}).get))
+        metrics = SimpleNamespace(epoch=2, val_accuracy=accuracy)
+        return final_turn(ctx, recorder, metrics)  # type: ignore[arg-type]
+
+    reason = turn(left=400.0, accuracy=0.85)
+    assert reason.startswith("budget: stopped after epoch 2")
+    assert "trial 4's configuration (30 epochs)" in reason
+    assert turn(left=400.0, accuracy=0.95) == ""  # ahead of the best: it may become the best
+    assert turn(left=400.0, accuracy=0.85, attrs={link.WARM_START: "small-cnn-affine"}) == ""
+    assert turn(left=1000.0, accuracy=0.85) == ""  # the search's half of the budget
