@@ -232,8 +232,9 @@ def rows(results: list[dict[str, Any]], *, args: argparse.Namespace, command: st
 
 
 def estimate_text(r: dict[str, Any]) -> str:
-    """The start estimate's end against the wall time, as a signed share of the wall time."""
-    if r.get("predicted_min") is None:
+    """The start estimate's end against the wall time, as a signed share of the wall time (a
+    `timeout` call's estimate is of its 10,000 trials: not a prediction of when it ends)."""
+    if r.get("predicted_min") is None or not r["method"].startswith("hpo"):
         return "-"
     return f"{r['predicted_min']:.1f} min ({100 * (r['predicted_min'] / r['wall_min'] - 1):+.0f}%)"
 
