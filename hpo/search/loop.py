@@ -11,7 +11,7 @@ import torch
 from hpo.core.cost import CpuThreads, choose_threads
 from hpo.core.data import TrainValData, load_train_val
 from hpo.core.device import device_label, resolve_device, seed_everything
-from hpo.search.budget import CallEstimate, estimate, is_skip, nothing_fits, plan_final
+from hpo.search.budget import CallEstimate, estimate, is_skip, nothing_fits
 from hpo.search.context import SearchObserver, TrialContext
 from hpo.search.parent_run import record_front, record_trial
 from hpo.search.pareto import front
@@ -156,13 +156,7 @@ def _queue_final(ctx: TrialContext, *, now: bool = False) -> bool:
     pending = ctx.study.rows(states=(link.WAITING, link.RUNNING))
     if any(r.attrs.get(link.FINAL_OF) is not None for r in pending):
         return True
-    plan = plan_final(
-        best=ctx.study.best(),
-        epochs=ctx.cfg.epochs,
-        left_s=ctx.deadline - time.time(),
-        budget_s=ctx.cfg.budget or 0.0,
-        now=now,
-    )
+    plan = ctx.final_plan(ctx.study.best(), now=now)
     if plan is None:
         return False
     attrs = {link.FINAL_OF: plan.of, link.SCHEDULE_EPOCHS: plan.epochs}

@@ -26,7 +26,7 @@ from hpo.search.constraints import Figures
 from hpo.search.context import TrialContext
 from hpo.search.recovery import recover_stale
 from hpo.search.space import TrialConfig, describe, sample
-from hpo.search.trial_checks import before_training, final_turn, recheck_threads, rung
+from hpo.search.trial_checks import before_training, final_turn, is_sampled, recheck_threads, rung
 from hpo.search.trial_end import budget_reason, chance_reason, trial_end
 from hpo.signals import deferred
 from hpo.stores import link
@@ -209,7 +209,7 @@ def _early_look(
     if ctx.study.multi or ctx.cfg.pruner == "none":
         return None
     images = early_look.subset(ctx.data.val)
-    exempt = any(recorder.trial.attr(key) is not None for key in (link.FINAL_OF, link.WARM_START))
+    exempt = not is_sampled(recorder.trial)
     taken = False
 
     def check(batch: int, batches: int) -> str:

@@ -19,7 +19,6 @@ from hpo.search.budget import (
     calibration,
     flops_rate,
     flops_skip_reason,
-    plan_final,
     skip_reason,
     threads_after_slow_epoch,
     trial_cost,
@@ -115,6 +114,12 @@ def rung(ctx: TrialContext, recorder: TrialWrites, m: EpochMetrics) -> str:
     )
 
 
+def is_sampled(trial: TrialHandle) -> bool:
+    """Drawn by the sampler: neither a warm start nor the --budget's final training, the two that
+    the early look and the final's turn never stop (they are what the others are measured by)."""
+    return all(trial.attr(key) is None for key in (link.FINAL_OF, link.WARM_START))
+
+
 def final_turn(ctx: TrialContext, recorder: TrialWrites, m: EpochMetrics) -> str:
     """Why a sampled trial stops after this epoch: the --budget's final training of the best
     configuration is due (`search.budget.plan_final`) and this trial is not ahead of that best
@@ -122,15 +127,15 @@ def final_turn(ctx: TrialContext, recorder: TrialWrites, m: EpochMetrics) -> str
     final's (seen: 11.6 minutes of a 20-minute budget on one core, and no final training)."""
     if ctx.deadline is None or ctx.study.multi:
         return ""
-    if any(recorder.trial.attr(key) is not None for key in (link.FINAL_OF, link.WARM_START)):
+    if not is_sampled(recorder.trial):
         return ""
     best = ctx.study.best()
     if best is None or best.value is None or m.val_accuracy >= best.value:
         return ""
-    left = ctx.deadline - time.time()
-    plan = plan_final(best=best, epochs=ctx.cfg.epochs, left_s=left, budget_s=ctx.cfg.budget or 0.0)
+    plan = ctx.final_plan(best)
     if plan is None:
         return ""
+    left = ctx.deadline - time.time()
     return (
         f"budget: stopped after epoch {m.epoch}: the {left:.0f} s left of --budget go to the final "
         f"training of trial {best.number}'s configuration ({plan.epochs} epochs)"

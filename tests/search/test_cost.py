@@ -334,6 +334,7 @@ def test_a_sampled_trial_behind_the_best_gives_way_to_the_final_training() -> No
     the best stops after its epoch; one ahead of it, a warm start, or one with time to spare goes on."""
     from types import SimpleNamespace
 
+    from hpo.search.context import TrialContext
     from hpo.search.trial_checks import final_turn
 
     def turn(*, left: float, accuracy: float, attrs: dict[str, Any] | None = None) -> str:
@@ -341,6 +342,7 @@ def test_a_sampled_trial_behind_the_best_gives_way_to_the_final_training() -> No
         ctx = SimpleNamespace(
             deadline=time.time() + left, study=study, cfg=SimpleNamespace(epochs=10, budget=1200.0)
         )
+        ctx.final_plan = functools.partial(TrialContext.final_plan, ctx)
         recorder = SimpleNamespace(trial=SimpleNamespace(attr=(attrs or {}).get))
         metrics = SimpleNamespace(epoch=2, val_accuracy=accuracy)
         return final_turn(ctx, recorder, metrics)  # type: ignore[arg-type]
