@@ -201,7 +201,7 @@ def _taken(recorder: TrialRecorder, exc: TrialTakenError) -> TrialRow:
 
 
 def _early_look(
-    ctx: TrialContext, recorder: TrialRecorder, *, model: nn.Module
+    ctx: TrialContext, recorder: TrialRecorder, *, model: nn.Module, sampled: bool
 ) -> Callable[[int, int], str] | None:
     """The trial's early look (`search.early_look`) as a check of its first epoch's progress: why
     to prune it once the look is taken, else "". None: no early look (a multi-objective study,
@@ -209,7 +209,6 @@ def _early_look(
     if ctx.study.multi or ctx.cfg.pruner == "none":
         return None
     images = early_look.subset(ctx.data.val)
-    exempt = not is_sampled(recorder.trial)
     taken = False
 
     def check(batch: int, batches: int) -> str:
@@ -220,7 +219,7 @@ def _early_look(
         others = early_look.peers(ctx.study.rows(states=(link.COMPLETE, link.PRUNED, link.RUNNING)))
         look = early_look.take(model, images, batch=batch, batches=batches)
         recorder.early(look)
-        return "" if exempt else early_look.reason(look, others=others)
+        return early_look.reason(look, others=others) if sampled else ""
 
     return check
 
@@ -252,7 +251,8 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
     guard: list[str] = []  # per epoch: why to stop the trial early ("" to go on)
     seconds = 0.0  # of training so far, evaluation included
     budget = False  # the call's --budget ran out while it trained
-    look = _early_look(ctx, recorder, model=model)
+    sampled = is_sampled(recorder.trial)  # neither a warm start nor a final training
+    look = _early_look(ctx, recorder, model=model, sampled=sampled)
     early = ""  # why its early look pruned it
 
     def on_progress(batch: int, batches: int) -> bool:
@@ -274,7 +274,7 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
         guard.append(
             chance_reason(epoch=m.epoch, val_accuracy=m.val_accuracy, classes=len(ctx.data.spec.classes))
             or budget_reason(seconds=seconds, budget=ctx.cfg.trial_timeout)
-            or ("" if final else rung(ctx, recorder, m) or final_turn(ctx, recorder, m))
+            or ("" if final else rung(ctx, recorder, m) or final_turn(ctx, m, sampled=sampled))
         )
         budget = budget or ctx.over_budget()
         recheck_threads(ctx, recorder, seconds=m.epoch_seconds, cost=cost)

@@ -120,14 +120,13 @@ def is_sampled(trial: TrialHandle) -> bool:
     return all(trial.attr(key) is None for key in (link.FINAL_OF, link.WARM_START))
 
 
-def final_turn(ctx: TrialContext, recorder: TrialWrites, m: EpochMetrics) -> str:
+def final_turn(ctx: TrialContext, m: EpochMetrics, *, sampled: bool) -> str:
     """Why a sampled trial stops after this epoch: the --budget's final training of the best
     configuration is due (`search.budget.plan_final`) and this trial is not ahead of that best
-    ("" to go on). Without it a sampled CNN that passed its rungs could take the time that was the
-    final's (seen: 11.6 minutes of a 20-minute budget on one core, and no final training)."""
-    if ctx.deadline is None or ctx.study.multi:
-        return ""
-    if not is_sampled(recorder.trial):
+    ("" to go on); a warm start or a final training (`sampled` False: `is_sampled`) goes on.
+    Without it a sampled CNN that passed its rungs could take the time that was the final's
+    (seen: 11.6 minutes of a 20-minute budget on one core, and no final training)."""
+    if ctx.deadline is None or ctx.study.multi or not sampled:
         return ""
     best = ctx.study.best()
     if best is None or best.value is None or m.val_accuracy >= best.value:

@@ -337,19 +337,18 @@ def test_a_sampled_trial_behind_the_best_gives_way_to_the_final_training() -> No
     from hpo.search.context import TrialContext
     from hpo.search.trial_checks import final_turn
 
-    def turn(*, left: float, accuracy: float, attrs: dict[str, Any] | None = None) -> str:
+    def turn(*, left: float, accuracy: float, sampled: bool = True) -> str:
         study = SimpleNamespace(multi=False, best=best_row)
         ctx = SimpleNamespace(
             deadline=time.time() + left, study=study, cfg=SimpleNamespace(epochs=10, budget=1200.0)
         )
         ctx.final_plan = functools.partial(TrialContext.final_plan, ctx)
-        recorder = SimpleNamespace(trial=SimpleNamespace(attr=(attrs or {}).get))
         metrics = SimpleNamespace(epoch=2, val_accuracy=accuracy)
-        return final_turn(ctx, recorder, metrics)  # type: ignore[arg-type]
+        return final_turn(ctx, metrics, sampled=sampled)  # type: ignore[arg-type]
 
     reason = turn(left=400.0, accuracy=0.85)
     assert reason.startswith("budget: stopped after epoch 2")
     assert "trial 4's configuration (30 epochs)" in reason
     assert turn(left=400.0, accuracy=0.95) == ""  # ahead of the best: it may become the best
-    assert turn(left=400.0, accuracy=0.85, attrs={link.WARM_START: "small-cnn-affine"}) == ""
+    assert turn(left=400.0, accuracy=0.85, sampled=False) == ""  # a warm start or a final training
     assert turn(left=1000.0, accuracy=0.85) == ""  # the search's half of the budget
