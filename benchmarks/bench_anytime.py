@@ -60,10 +60,13 @@ DEFAULT_PEERS = early_look.MIN_PEERS
 
 @dataclass
 class Curve:
-    """Minutes since the call began -> the study's best validation accuracy, at each trial's end."""
+    """Minutes since the call began -> the study's best validation accuracy, at each trial's end;
+    and (`epochs`) the best validation accuracy of any epoch of any trial so far, at each epoch's
+    end (the same for every way: a running trial's best epoch, before the trial counts)."""
 
     start: float = field(default_factory=time.monotonic)
     points: list[tuple[float, float]] = field(default_factory=list)
+    epochs: list[tuple[float, float]] = field(default_factory=list)
 
     predicted_min: float | None = None  # when the start estimate said the call would end
 
@@ -77,7 +80,9 @@ class Curve:
 
     def trial_started(self, **_: object) -> None: ...
     def progress(self, **_: object) -> None: ...
-    def epoch(self, **_: object) -> None: ...
+    def epoch(self, *, metrics: Any, **_: object) -> None:
+        so_far = max(self.epochs[-1][1] if self.epochs else 0.0, float(metrics.val_accuracy))
+        self.epochs.append((round((time.monotonic() - self.start) / 60, 3), so_far))
 
     def trial_finished(self, *, row: Any, counts: Any, best: Any) -> None:
         minutes = (time.monotonic() - self.start) / 60
@@ -85,8 +90,8 @@ class Curve:
         self.points.append((round(minutes, 3), value))
         print(f"  {minutes:6.1f} min  trial {row.number:>3} {row.state:<8} best {value:.4f}", flush=True)
 
-    def reached(self, threshold: float) -> float | None:
-        return next((m for m, v in self.points if v >= threshold), None)
+    def reached(self, threshold: float, *, any_epoch: bool = False) -> float | None:
+        return next((m for m, v in (self.epochs if any_epoch else self.points) if v >= threshold), None)
 
 
 def one_run(*, method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -158,6 +163,8 @@ def one_run(*, method: str, seed: int, args: argparse.Namespace) -> dict[str, An
         "capped": capped,
         "curve": curve.points,
         "reached": {str(t): curve.reached(t) for t in THRESHOLDS[args.dataset]},
+        "epoch_curve": curve.epochs,
+        "reached_any_epoch": {str(t): curve.reached(t, any_epoch=True) for t in THRESHOLDS[args.dataset]},
         "cost_ratios": [round(e, 3) for e in errors],
     }
 
