@@ -274,7 +274,8 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
         guard.append(
             chance_reason(epoch=m.epoch, val_accuracy=m.val_accuracy, classes=len(ctx.data.spec.classes))
             or budget_reason(seconds=seconds, budget=ctx.cfg.trial_timeout)
-            or ("" if final else rung(ctx, recorder, m) or final_turn(ctx, m, sampled=sampled))
+            or ("" if final else rung(ctx, recorder, m))
+            or final_turn(ctx, m, sampled=sampled, epochs=train.epochs)  # "" for a final: not sampled
         )
         budget = budget or ctx.over_budget()
         recheck_threads(ctx, recorder, seconds=m.epoch_seconds, cost=cost)

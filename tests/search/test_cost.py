@@ -4,6 +4,7 @@ start estimate, the thread count from the free cores, and rung pruning from the 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import subprocess
 import sys
@@ -331,24 +332,31 @@ def test_the_call_ends_when_even_the_fastest_epoch_measured_cannot_start() -> No
 
 def test_a_sampled_trial_behind_the_best_gives_way_to_the_final_training() -> None:
     """Once the final training is due (400 s left of 1200, 10 s epochs), a sampled trial behind
-    the best stops after its epoch; one ahead of it, a warm start, or one with time to spare goes on."""
+    the best stops after its epoch; one ahead of it, a warm start, or one with time to spare goes
+    on; so does one ahead of the best's own epoch 2 (84%) whose 8 epochs left fit a quarter of the
+    time left, but not when they do not fit."""
     from types import SimpleNamespace
 
     from hpo.search.context import TrialContext
     from hpo.search.trial_checks import final_turn
 
-    def turn(*, left: float, accuracy: float, sampled: bool = True) -> str:
-        study = SimpleNamespace(multi=False, best=best_row)
+    def best() -> TrialRow:
+        return dataclasses.replace(best_row(), curve={1: 0.80, 2: 0.84, 10: 0.9})
+
+    def turn(*, left: float, accuracy: float, sampled: bool = True, epoch_s: float = 10.0) -> str:
+        study = SimpleNamespace(multi=False, best=best)
         ctx = SimpleNamespace(
             deadline=time.time() + left, study=study, cfg=SimpleNamespace(epochs=10, budget=1200.0)
         )
         ctx.final_plan = functools.partial(TrialContext.final_plan, ctx)
-        metrics = SimpleNamespace(epoch=2, val_accuracy=accuracy)
-        return final_turn(ctx, metrics, sampled=sampled)  # type: ignore[arg-type]
+        metrics = SimpleNamespace(epoch=2, val_accuracy=accuracy, epoch_seconds=epoch_s)
+        return final_turn(ctx, metrics, sampled=sampled, epochs=10)  # type: ignore[arg-type]
 
-    reason = turn(left=400.0, accuracy=0.85)
+    reason = turn(left=400.0, accuracy=0.83)
     assert reason.startswith("budget: stopped after epoch 2")
     assert "trial 4's configuration (30 epochs)" in reason
     assert turn(left=400.0, accuracy=0.95) == ""  # ahead of the best: it may become the best
-    assert turn(left=400.0, accuracy=0.85, sampled=False) == ""  # a warm start or a final training
-    assert turn(left=1000.0, accuracy=0.85) == ""  # the search's half of the budget
+    assert turn(left=400.0, accuracy=0.83, sampled=False) == ""  # a warm start or a final training
+    assert turn(left=1000.0, accuracy=0.83) == ""  # the search's half of the budget
+    assert turn(left=400.0, accuracy=0.85) == ""  # ahead of the best at epoch 2; 80 s <= 100 s
+    assert turn(left=400.0, accuracy=0.85, epoch_s=13.0).startswith("budget: stopped")  # 104 s > 100 s
