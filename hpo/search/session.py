@@ -27,7 +27,7 @@ from hpo.search.space import (
     space_from_json,
     space_to_json,
 )
-from hpo.search.warm_start import PRIORS, points_for, priors_for
+from hpo.search.warm_start import PRIORS, attrs_for, points_for, priors_for
 from hpo.signals import shielded
 from hpo.stores import link
 from hpo.stores import optuna as optuna_store
@@ -145,7 +145,7 @@ def open_session(
         space, space_json = _resolve_space(study, given=space, cfg=cfg)
         if cfg.warm_start and not study.rows():
             for name, params in _warm_starts(ws, space=space, cfg=cfg).items():
-                study.enqueue(params, attrs={link.WARM_START: name})
+                study.enqueue(params, attrs=attrs_for(name, epochs=cfg.epochs))
         spec = link.StudySpec.new(
             data_cfg=data_cfg, data=data, epochs=cfg.epochs, space=space_json, objective=cfg.objective
         )

@@ -71,8 +71,8 @@ SIZE_ATTRS = {"params": PARAMETERS, "latency": CPU_LATENCY_MS, "flops": FLOPS}
 # Per-epoch validation accuracy of a multi-objective trial ({"1": 0.91, ...}): Optuna keeps no
 # intermediate values there (its `report` refuses multi-objective trials).
 CURVE = "curve"
-# A final training (allocation under --budget): the trial whose configuration it trains again, and
-# the epochs its schedule spans when they are not the study's --epochs (reproduce reads it).
+# A final training (allocation under --budget): the trial whose configuration it trains again; and
+# the epochs a trial's schedule spans when not the study's --epochs (a final, a short warm start).
 FINAL_OF, SCHEDULE_EPOCHS = "final_of", "schedule_epochs"
 RETRY_CARRIES = (
     WARM_START,

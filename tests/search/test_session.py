@@ -230,6 +230,22 @@ def test_a_new_study_tries_the_known_good_configurations_first(workdir: Path, da
     assert link.WARM_START not in cold[0].attrs
 
 
+def test_the_quick_cnn_warm_start_trains_its_own_shorter_schedule(workdir: Path, data_dir: Path) -> None:
+    """The default space's third warm start, the unaugmented CNN, trains 3 of --epochs 4 (recorded
+    as its schedule, which `hpo reproduce` reads); the others train --epochs; with --epochs 2 it
+    trains 2 and records no schedule of its own."""
+    search(data_dir, trials=3, epochs=4, space="study", pruner="none")
+    rows = open_study("s").rows()
+    assert [r.attrs[link.WARM_START] for r in rows] == ["textbook-mlp", "wide-mlp-shift", "small-cnn-quick"]
+    assert [list(r.curve) for r in rows] == [[1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3]]
+    assert rows[2].attrs[link.SCHEDULE_EPOCHS] == 3 and link.SCHEDULE_EPOCHS not in rows[0].attrs
+    assert rows[2].params["augment"] == "none" and rows[2].params["family"] == "cnn"
+    assert MlflowStore().run(link.run_id(rows[2])).params["epochs"] == "3"
+    search(data_dir, trials=3, epochs=2, space="study", pruner="none", study="two")
+    quick = open_study("two").rows()[2]
+    assert list(quick.curve) == [1, 2] and link.SCHEDULE_EPOCHS not in quick.attrs
+
+
 def test_a_new_study_starts_from_the_best_of_the_earlier_ones(workdir: Path, data_dir: Path) -> None:
     """The fast space holds none of hpo's points: a new study's one warm start is the best trial of
     the store's earlier study; a space that cannot draw it gets none."""

@@ -153,7 +153,12 @@ def test_a_search_for_small_models_draws_from_the_compact_space() -> None:
     assert list(compact) == ["tiny-cnn-gap", "separable-cnn-gap"]
     sizes = [footprint(config_from_params(p).model).parameters for p in compact.values()]  # type: ignore[union-attr]
     assert sizes == [7_154, 3_306]
-    assert list(points_for(DEFAULT_SPACE, limit=10)) == ["textbook-mlp", "wide-mlp-shift", "small-cnn-affine"]
+    assert list(points_for(DEFAULT_SPACE, limit=10)) == [
+        "textbook-mlp",
+        "wide-mlp-shift",
+        "small-cnn-quick",
+        "small-cnn-affine",
+    ]
     narrowed = parse_space({"cnn_conv": ["separable"]}, base=COMPACT_SPACE)
     assert narrowed["cnn_conv"] == Choice(("separable",))
     assert narrowed["cnn_channels"] == COMPACT_SPACE["cnn_channels"]  # the rest: the base's
