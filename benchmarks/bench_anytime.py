@@ -166,6 +166,24 @@ def one_run(*, method: str, seed: int, args: argparse.Namespace) -> dict[str, An
         "epoch_curve": curve.epochs,
         "reached_any_epoch": {str(t): curve.reached(t, any_epoch=True) for t in THRESHOLDS[args.dataset]},
         "cost_ratios": [round(e, 3) for e in errors],
+        "trials": [trial_line(r) for r in rows],
+    }
+
+
+def trial_line(row: Any) -> dict[str, Any]:
+    """One trial as the JSON keeps it: which kind it was, how it ended, its value and epochs, so a
+    note like "trial 25 was the final" can be checked after the scratch store is gone."""
+    return {
+        "number": row.number,
+        "state": row.state,
+        "kind": kind(row),
+        "warm_start": row.attrs.get(link.WARM_START),
+        "value": row.value,
+        "epochs": len(row.curve),
+        "epoch_s": row.attrs.get(link.MEASURED_EPOCH_S),
+        "seconds": row.seconds,
+        "why": str(row.attrs.get(link.FAIL_REASON, ""))[:160],
+        "params": row.params,
     }
 
 
@@ -202,7 +220,7 @@ def plot(results: list[dict[str, Any]], *, dataset: str, path: Path) -> None:
 
 
 def kind(best: Any) -> str:
-    """Which kind of trial the best is: a warm start (hpo's points or an earlier study's best), a
+    """Which kind of trial the best (or any) is: a warm start (hpo's points or an earlier study's best), a
     sampled one, or the --budget's final training (of which kind of trial's configuration)."""
     if best is None:
         return "-"
