@@ -140,7 +140,7 @@ def baselines(
 ) -> None:
     """Fit classical baselines (logistic regression, k-NN, scikit-learn MLP) on a study's split."""
     from hpo.results.baselines import run_baselines
-    from hpo.stores import link
+    from hpo.stores.spec import read_spec
     from hpo.stores.workspace import Workspace
 
     ws = Workspace(storage=storage, tracking_uri=tracking_uri, create_tracking=True)  # baselines are runs
@@ -155,7 +155,7 @@ def baselines(
     experiment = study or f"{data_cfg.dataset}-baselines"
     if study or (ws.has_study_store() and ws.study_names()):  # a study's split wins over the data flags
         handle = ws.study(study)
-        spec = link.read_spec(handle)
+        spec = read_spec(handle)
         experiment, data_cfg = handle.name, spec.data_config(data_dir=data_dir) if spec else data_cfg
     names = tuple(n.strip() for n in only.split(",") if n.strip())
     console = options.console()

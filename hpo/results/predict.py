@@ -13,6 +13,7 @@ from hpo.core.device import resolve_device
 from hpo.core.engine import predict_logits
 from hpo.core.images import contact_sheet, dataset_style, read_image
 from hpo.stores import link
+from hpo.stores.spec import read_spec
 from hpo.stores.workspace import Workspace
 
 
@@ -45,7 +46,7 @@ def predict_files(
     handle = ws.study(study)
     best = ws.best_trial(handle)
     loaded = ws.load_model(link.run_id(best))
-    spec = link.read_spec(handle)
+    spec = read_spec(handle)
     shape, framing = loaded.model_config.in_shape, spec.input_framing if spec else "digit"
     prepared = [dataset_style(read_image(p), framing=framing, shape=shape) for p in paths]
     if show_input is not None:  # what the model sees, for the user to judge the preprocessing

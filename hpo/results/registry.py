@@ -11,6 +11,7 @@ from hpo.errors import CheckpointError, ConfigError
 from hpo.search.space import config_from_params, describe
 from hpo.stores import link
 from hpo.stores.mlflow import MLFLOW_PREDICTION_DEVICE
+from hpo.stores.spec import StudySpec
 from hpo.stores.workspace import BestInfo, Workspace
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -99,7 +100,7 @@ def register_best(ws: Workspace, *, study: str | None, name: str, pick: int | No
     )
 
 
-def _io_text(spec: link.StudySpec | None) -> str:
+def _io_text(spec: StudySpec | None) -> str:
     """What the served model takes and answers, for a person: 'input: float32 (N, 28, 28) pixels
     ...'; a study not made by `hpo search` records no data: it was MNIST-shaped."""
     channels, height, width = spec.shape if spec else (1, 28, 28)

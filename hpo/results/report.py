@@ -21,6 +21,7 @@ from hpo.search.space import config_from_params, describe
 from hpo.search.space_extent import drawable
 from hpo.stores import link
 from hpo.stores.optuna import StudyHandle, TrialRow, param_importances
+from hpo.stores.spec import read_spec
 from hpo.stores.workspace import Baseline, Workspace
 
 TOP = 10  # rows of the top-trials table
@@ -62,7 +63,7 @@ def write_report(
         figures.parallel_png(rows, path=folder / "parallel_coordinates.png"),
         figures.curves_png(rows, path=folder / "validation_curves.png"),
     ]
-    spec = link.read_spec(handle)
+    spec = read_spec(handle)
     if handle.multi and spec is not None:  # the front, where a user looks first
         size = SIZE_LABELS[spec.objective.split(",")[1]]
         files.insert(
@@ -121,7 +122,7 @@ def _config(row: TrialRow) -> str:
 
 
 def _summary(handle: StudyHandle, rows: list[TrialRow]) -> str:
-    spec = link.read_spec(handle)
+    spec = read_spec(handle)
     c = handle.counts()
     best = handle.best()
     facts: list[list[object]] = [
@@ -143,7 +144,7 @@ def _summary(handle: StudyHandle, rows: list[TrialRow]) -> str:
 
 
 def _space(handle: StudyHandle) -> str:
-    spec = link.read_spec(handle)
+    spec = read_spec(handle)
     if spec is None:
         return "<p>No space recorded.</p>"
     rows: list[list[object]] = []

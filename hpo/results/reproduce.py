@@ -19,6 +19,7 @@ from hpo.search.space import TrialConfig, config_from_params
 from hpo.stores import link
 from hpo.stores.optuna import StudyHandle, TrialRow
 from hpo.stores.runs import TrackedRun, outcome_of, provenance
+from hpo.stores.spec import StudySpec, read_spec
 from hpo.stores.workspace import Workspace
 
 
@@ -53,9 +54,9 @@ def _recorded(handle: StudyHandle, number: int) -> tuple[TrialRow, TrialConfig, 
 
 def _study_data(
     handle: StudyHandle, *, data_dir: str, device: torch.device
-) -> tuple[link.StudySpec, TrainValData]:
+) -> tuple[StudySpec, TrainValData]:
     """The study's spec and its split loaded from `data_dir`, refused if the split differs."""
-    spec = link.read_spec(handle)
+    spec = read_spec(handle)
     if spec is None:
         raise StudyError(f"study {handle.name!r} records no spec: it was not made by `hpo search`")
     data = load_train_val(spec.data_config(data_dir=data_dir), device=device)

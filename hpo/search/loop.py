@@ -20,6 +20,7 @@ from hpo.search.trial import run_trial
 from hpo.signals import sigterm_as_interrupt
 from hpo.stores import link
 from hpo.stores.optuna import StudyHandle
+from hpo.stores.spec import read_spec
 from hpo.stores.workspace import Workspace
 
 # Trials in a row skipped for their cost: after MAX_SKIPS the time left goes to the final training
@@ -87,7 +88,7 @@ def run_trials(
 
 
 def _check_data(data: TrainValData, *, session: Session, study: StudyHandle) -> None:
-    spec = link.read_spec(study)
+    spec = read_spec(study)
     if spec is not None:
         spec.check_fingerprint(data.fingerprint, data_dir=session.data_cfg.data_dir, study=study.name)
 

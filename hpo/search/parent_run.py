@@ -8,6 +8,7 @@ from __future__ import annotations
 from hpo.stores import link
 from hpo.stores.mlflow import NOTE, MlflowStore, run_url
 from hpo.stores.optuna import StudyHandle, TrialRow
+from hpo.stores.spec import read_spec
 
 BEST = "best"  # run tag: "true" on the study's best trial, "false" once overtaken
 PARETO_FRONT = "pareto_front"  # parent run tag: a multi-objective study's front, trial numbers
@@ -27,7 +28,7 @@ def open_parent_run(
         name=study.name,
         tags={**tags, link.ROLE: link.ROLE_STUDY, link.STUDY: study.name},
     )
-    spec = link.read_spec(study)
+    spec = read_spec(study)
     if spec is not None:
         attr = spec.to_attr()
         store.log_params(run_id, {f"study.{k}": v for k, v in attr.items() if k != "space"})

@@ -32,6 +32,7 @@ from hpo.signals import shielded
 from hpo.stores import link
 from hpo.stores import optuna as optuna_store
 from hpo.stores.optuna import Counts, StudyHandle, TrialRow, make_pruner, make_sampler
+from hpo.stores.spec import StudySpec, read_spec, write_spec
 from hpo.stores.workspace import Workspace
 
 # Why a search call stopped. "target": the study has its --trials; "timeout": the call ran out of
@@ -88,7 +89,7 @@ def _resolve_space(
     """The space this call samples and its JSON form for the spec. Without a space file, a study
     goes on with the space it was made with (so a newer hpo's default never locks it out); a new
     study takes the default for its objective and limits. `cfg.model` then fixes the family."""
-    recorded, model = link.read_spec(study), cfg.model
+    recorded, model = read_spec(study), cfg.model
     if given is not None or recorded is None:
         short = (
             cfg.budget is not None
@@ -104,11 +105,11 @@ def _resolve_space(
     return space, recorded.space if space["family"] == base["family"] else space_to_json(space)
 
 
-def _check_spec(study: StudyHandle, spec: link.StudySpec) -> None:
+def _check_spec(study: StudyHandle, spec: StudySpec) -> None:
     """Record the spec of a new study; refuse to resume one whose trials would not be comparable."""
-    recorded = link.read_spec(study)
+    recorded = read_spec(study)
     if recorded is None:
-        link.write_spec(study, spec)
+        write_spec(study, spec)
         return
     mismatch = recorded.mismatch(spec)
     if mismatch is not None:
@@ -146,7 +147,7 @@ def open_session(
         if cfg.warm_start and not study.rows():
             for name, params in _warm_starts(ws, space=space, cfg=cfg).items():
                 study.enqueue(params, attrs=attrs_for(name, epochs=cfg.epochs))
-        spec = link.StudySpec.new(
+        spec = StudySpec.new(
             data_cfg=data_cfg, data=data, epochs=cfg.epochs, space=space_json, objective=cfg.objective
         )
         _check_spec(study, spec)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from hpo.errors import CheckpointError, StudyError, TrackingError
 from hpo.stores import link
 from hpo.stores.optuna import DEFAULT_STORAGE, Counts, StudyHandle, StudyStore, TrialRow
+from hpo.stores.spec import StudySpec, read_spec
 from hpo.stores.sqlite import db_path
 
 if TYPE_CHECKING:  # imported where used: `hpo studies` and `hpo trials` need neither torch nor MLflow
@@ -45,7 +46,7 @@ class BestInfo:
     trial: TrialRow
     run_id: str
     checkpoint_uri: str
-    spec: link.StudySpec | None
+    spec: StudySpec | None
     evaluations: list[dict[str, Any]]  # lockbox records, oldest first
     baseline: Baseline | None = None  # the best classical baseline on the same split, if fitted
     split_looks: int = 0  # test looks at this split by every study of the store
@@ -53,7 +54,7 @@ class BestInfo:
 
 
 def _fingerprint(study: StudyHandle) -> str:
-    spec = link.read_spec(study)
+    spec = read_spec(study)
     return spec.fingerprint if spec else ""
 
 
@@ -165,7 +166,7 @@ class Workspace:
             trial=best,
             run_id=run_id,
             checkpoint_uri=uri,
-            spec=link.read_spec(handle),
+            spec=read_spec(handle),
             evaluations=link.lockbox_records(handle),
             baseline=self.best_baseline(handle.name),
             split_looks=len(self.split_looks(_fingerprint(handle))),

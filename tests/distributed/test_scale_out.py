@@ -19,6 +19,7 @@ from hpo.stores.mlflow import MlflowStore
 from hpo.stores.optuna.private import CACHE_CALLS
 from hpo.stores.optuna.storage import ResilientStorage, _server_url, heartbeat_settings
 from hpo.stores.owner import host_seed
+from hpo.stores.spec import read_spec
 from tests.helpers import STORE, assert_one_line_error, hpo, open_study, search
 
 
@@ -90,7 +91,7 @@ def test_create_only_makes_the_study_and_runs_nothing(workdir: Path, data_dir: P
         "is ready (target 2" in out and "Each worker" in out and "--create-only" not in out.split("runs:")[-1]
     )
     study = open_study("mnist-mlp")
-    assert link.read_spec(study) is not None and study.counts().finished == 0
+    assert read_spec(study) is not None and study.counts().finished == 0
     assert [r.state for r in study.rows()] == ["WAITING", "WAITING"]  # warm start, for the workers
     parent = link.parent_run_id(study)
     assert MlflowStore().run_status(parent) == "FINISHED"

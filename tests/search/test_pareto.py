@@ -15,6 +15,7 @@ from hpo.search.pareto import front, hypervolume, most_accurate_within, rung_rea
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
 from hpo.stores.optuna import TrialRow
+from hpo.stores.spec import read_spec
 from tests.helpers import assert_one_line_error, hpo, open_study, search
 
 
@@ -122,7 +123,7 @@ def test_a_multi_objective_study_draws_small_models_from_its_first_trial(
     """Without a space file, the compact space and its warm starts (7,154 and 3,306 parameters)."""
     search(data_dir, trials=2, epochs=1, space="study", model="cnn", objective="accuracy,params")
     study = open_study("s")
-    spec = link.read_spec(study)
+    spec = read_spec(study)
     assert spec is not None and spec.space["cnn_conv"] == {"choices": ["full", "separable"]}
     rows = sorted(study.rows(), key=lambda r: r.number)
     assert [r.attrs.get(link.WARM_START) for r in rows] == ["tiny-cnn-gap", "separable-cnn-gap"]

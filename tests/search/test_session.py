@@ -13,6 +13,7 @@ from hpo.errors import StudyError
 from hpo.stores import link
 from hpo.stores.link import OUTCOMES
 from hpo.stores.mlflow import MlflowStore
+from hpo.stores.spec import read_spec, write_spec
 from tests.helpers import FAST, FIXED, assert_one_line_error, hpo, open_study, search
 from tests.synthetic import VAL_SIZE
 
@@ -42,7 +43,7 @@ def test_resume_refuses_incomparable_settings(workdir: Path, data_dir: Path) -> 
 
 def test_spec_records_how_the_study_was_made(workdir: Path, data_dir: Path) -> None:
     search(data_dir, trials=1)
-    spec = link.read_spec(open_study("s"))
+    spec = read_spec(open_study("s"))
     assert spec is not None
     assert spec.dataset == "mnist" and spec.val_size == VAL_SIZE and spec.epochs == 2
     assert spec.space["family"] == {"choices": ["mlp"]} and len(spec.fingerprint) == 16
@@ -125,7 +126,7 @@ def test_space_file_narrows_and_is_recorded(workdir: Path, data_dir: Path) -> No
     )
     assert code == 0, out + err
     handle = open_study("mnist-mlp")
-    assert link.read_spec(handle).space["optimizer"] == {"choices": ["adam"]}  # type: ignore[union-attr]
+    assert read_spec(handle).space["optimizer"] == {"choices": ["adam"]}  # type: ignore[union-attr]
     assert {r.params["optimizer"] for r in handle.rows()} == {"adam"}
     assert all(
         r.params["activation"] in ("relu", "gelu") and r.params["mlp_layers"] == 1 for r in handle.rows()
@@ -289,12 +290,12 @@ def test_resume_without_a_space_file_goes_on_with_the_studys_own_space(workdir: 
     gained convs: a newer default space must not lock the study out."""
     search(data_dir, trials=1, space=FIXED)
     study = open_study("s")
-    recorded = link.read_spec(study)
+    recorded = read_spec(study)
     assert recorded is not None
     old = {
         k: v for k, v in recorded.space.items() if k not in ("lr_sgd", "lr_adaptive", "cnn_convs", "cnn_head")
     }
-    link.write_spec(study, replace(recorded, space={**old, "lr": recorded.space["lr_sgd"]}))
+    write_spec(study, replace(recorded, space={**old, "lr": recorded.space["lr_sgd"]}))
     out = search(data_dir, trials=2, space="study")
     assert (out.ran, out.counts.finished) == (1, 2)
     last = max(study.rows(), key=lambda r: r.number)

@@ -1,4 +1,4 @@
-"""The link between the stores: keys spelled once, StudySpec round trips and comparisons."""
+"""The link between the stores and `stores.spec`: keys spelled once, StudySpec round trips and comparisons."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from hpo.config import DataConfig
 from hpo.core.data import Normalization, Split, TrainValData
 from hpo.core.datasets import DATASETS
 from hpo.stores import link
+from hpo.stores.spec import StudySpec, read_spec, write_spec
 
 PACKAGE = Path(__file__).resolve().parents[2] / "hpo"
 
 
-def spec(**changes: Any) -> link.StudySpec:
+def spec(**changes: Any) -> StudySpec:
     split = Split(x=torch.zeros(5000, 1, 28, 28), y=torch.zeros(5000, dtype=torch.int64))
     data = TrainValData(
         train=split,
@@ -26,10 +27,10 @@ def spec(**changes: Any) -> link.StudySpec:
         fingerprint="f" * 16,
         spec=DATASETS["mnist"],
     )
-    base = link.StudySpec.new(
+    base = StudySpec.new(
         data_cfg=DataConfig(val_size=5000, split_seed=3), data=data, epochs=10, space={"lr": 1}
     )
-    return link.StudySpec(**{**base.to_attr(), **changes})
+    return StudySpec(**{**base.to_attr(), **changes})
 
 
 @pytest.mark.parametrize(
@@ -54,10 +55,10 @@ def test_link_keys_are_spelled_once_in_the_package(key: str) -> None:
 
 def test_spec_round_trips_through_the_study_attribute() -> None:
     original = spec()
-    assert link.StudySpec.from_attr(original.to_attr()) == original
+    assert StudySpec.from_attr(original.to_attr()) == original
     assert original.data_config(data_dir="d") == DataConfig(data_dir="d", val_size=5000, split_seed=3)
     # an attribute written by an older hpo with an extra key still reads
-    assert link.StudySpec.from_attr({**original.to_attr(), "retired": 1}) == original
+    assert StudySpec.from_attr({**original.to_attr(), "retired": 1}) == original
 
 
 def test_spec_mismatch_names_the_first_incomparable_setting() -> None:
@@ -79,10 +80,10 @@ class Attrs:
 
 def test_typed_accessors() -> None:
     study = Attrs()
-    assert link.read_spec(study) is None and link.parent_run_id(study) == ""
+    assert read_spec(study) is None and link.parent_run_id(study) == ""
     assert link.lockbox_records(study) == []
-    link.write_spec(study, spec())
-    assert link.read_spec(study) == spec(created=link.read_spec(study).created)  # type: ignore[union-attr]
+    write_spec(study, spec())
+    assert read_spec(study) == spec(created=read_spec(study).created)  # type: ignore[union-attr]
     study.set_attr(link.PARENT_RUN_ID, "p1")
     assert link.parent_run_id(study) == "p1"
     assert link.trial_run_name(7) == "trial-0007"

@@ -19,6 +19,7 @@ from hpo.search.budget import CallEstimate
 from hpo.search.session import SearchOutcome
 from hpo.stores import link
 from hpo.stores.optuna import Counts, TrialRow
+from hpo.stores.spec import StudySpec
 from hpo.stores.workspace import BestInfo, StudySummary
 
 MLP_PARAMS: dict[str, Any] = {
@@ -109,9 +110,7 @@ def test_studies_table_and_best_view() -> None:
     shared = StudySummary(**{**summary.__dict__, "split_uses": 3, "stale": True})
     assert text_of(render.studies_table([shared], storage="x")).rstrip().endswith("1 (3 on its split), stale")
     best = row(4, "COMPLETE", 0.97, **{link.BEST_EPOCH: 9, link.DEVICE: "cpu"})
-    spec = link.StudySpec(
-        dataset="mnist", val_size=10_000, split_seed=0, fingerprint="abc", epochs=10, space={}
-    )
+    spec = StudySpec(dataset="mnist", val_size=10_000, split_seed=0, fingerprint="abc", epochs=10, space={})
     info = BestInfo(
         study="mnist-mlp", trial=best, run_id="r1", checkpoint_uri="file:///c", spec=spec, evaluations=[]
     )
