@@ -80,10 +80,7 @@ def before_training(
     recorder.cost(cost, threads=torch.get_num_threads())
     predicted = cost.predicted_s * train.epochs
     ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params, predicted_s=predicted)
-    # Before any trial is complete, one cut by the deadline (complete at its best epoch) may be the
-    # call's only model; after, final_turn would stop it once the final is due. A final fits already.
-    sampled = is_sampled(recorder.trial) and ctx.study.best() is not None
-    schedule = train.epochs if sampled else 0
+    schedule = train.epochs if is_sampled(recorder.trial) else 0  # a final is sized to fit already
     return cost, skip_reason(cost, deadline=ctx.deadline, schedule=schedule)
 
 
