@@ -80,8 +80,7 @@ def before_training(
     recorder.cost(cost, threads=torch.get_num_threads())
     predicted = cost.predicted_s * train.epochs
     ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params, predicted_s=predicted)
-    schedule = train.epochs if is_sampled(recorder.trial) else 0  # a final is sized to fit already
-    return cost, skip_reason(cost, deadline=ctx.deadline, schedule=schedule)
+    return cost, skip_reason(cost, deadline=ctx.deadline)
 
 
 def recheck_threads(ctx: TrialContext, recorder: TrialWrites, *, seconds: float, cost: TrialCost) -> None:
