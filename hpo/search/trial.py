@@ -103,11 +103,11 @@ class TrialRecorder:
         """The CPU thread count changed mid-trial: the trial records the latest."""
         self.trial.set_attrs(**{link.THREADS: threads})
 
-    def epoch(self, metrics: EpochMetrics) -> bool:
+    def epoch(self, metrics: EpochMetrics, *, rungs: bool = True) -> bool:
         """One epoch: its metrics on the run (one batch, step = epoch), its validation accuracy to
-        the pruner. True when the pruner says stop."""
+        the study and, when `rungs`, to the pruner. True when the pruner says stop."""
         self.run.log_metrics(metrics.metrics(), step=metrics.epoch)
-        return self.trial.report(metrics.val_accuracy, step=metrics.epoch)
+        return self.trial.report(metrics.val_accuracy, step=metrics.epoch, rungs=rungs)
 
     @contextlib.contextmanager
     def heartbeat(self) -> Iterator[None]:
@@ -254,6 +254,7 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
     sampled = is_sampled(recorder.trial)  # neither a warm start nor a final training
     look = _early_look(ctx, recorder, model=model, sampled=sampled)
     early = ""  # why its early look pruned it
+    rungs = not final and train.epochs == ctx.cfg.epochs  # rungs compare one schedule's epochs
 
     def on_progress(batch: int, batches: int) -> bool:
         epoch = len(guard) + 1  # epochs finished so far, plus this one
@@ -269,12 +270,12 @@ def _train(ctx: TrialContext, recorder: TrialRecorder) -> tuple[TrialEnd, str]:
     def on_epoch(m: EpochMetrics) -> bool:
         nonlocal seconds, budget
         ctx.observer.epoch(number=recorder.number, metrics=m, max_epochs=train.epochs)
-        stop = recorder.epoch(m) and not final  # the best configuration is not pruned again
+        stop = recorder.epoch(m, rungs=rungs)
         seconds += m.epoch_seconds
         guard.append(
             chance_reason(epoch=m.epoch, val_accuracy=m.val_accuracy, classes=len(ctx.data.spec.classes))
             or budget_reason(seconds=seconds, budget=ctx.cfg.trial_timeout)
-            or ("" if final else rung(ctx, recorder, m))
+            or (rung(ctx, recorder, m) if rungs else "")
             or final_turn(ctx, m, sampled=sampled, epochs=train.epochs)  # "" for a final: not sampled
         )
         budget = budget or ctx.over_budget()

@@ -28,7 +28,7 @@ from hpo.search.context import TrialContext
 from hpo.search.pareto import RUNGS, rung_reason
 from hpo.search.space import TrialConfig
 from hpo.stores import link
-from hpo.stores.optuna import TrialHandle
+from hpo.stores.optuna import TrialHandle, TrialRow
 
 
 class TrialWrites(Protocol):
@@ -80,7 +80,11 @@ def before_training(
     recorder.cost(cost, threads=torch.get_num_threads())
     predicted = cost.predicted_s * train.epochs
     ctx.observer.trial_started(number=recorder.number, params=recorder.trial.params, predicted_s=predicted)
-    return cost, skip_reason(cost, deadline=ctx.deadline)
+    # Before any trial is complete, one cut by the deadline (complete at its best epoch) may be the
+    # call's only model; after, final_turn would stop it once the final is due. A final fits already.
+    sampled = is_sampled(recorder.trial) and ctx.study.best() is not None
+    schedule = train.epochs if sampled else 0
+    return cost, skip_reason(cost, deadline=ctx.deadline, schedule=schedule)
 
 
 def recheck_threads(ctx: TrialContext, recorder: TrialWrites, *, seconds: float, cost: TrialCost) -> None:
@@ -127,13 +131,22 @@ def is_sampled(trial: TrialHandle) -> bool:
 AHEAD_SHARE = 0.25
 
 
+def same_point(best: TrialRow, *, epoch: int, epochs: int, study_epochs: int) -> float:
+    """The best trial's validation accuracy at the point of its own schedule (its epochs, else the
+    study's) that epoch `epoch` of `epochs` is at, so both are at about the same learning rate
+    (epoch 3 of 10 beside epoch 1 of a 3-epoch warm start); inf where its curve has none."""
+    schedule = int(best.attrs.get(link.SCHEDULE_EPOCHS) or study_epochs)
+    return best.curve.get(max(1, round(epoch * schedule / epochs)), float("inf"))
+
+
 def final_turn(ctx: TrialContext, m: EpochMetrics, *, sampled: bool, epochs: int) -> str:
     """Why a sampled trial of `epochs` stops after this epoch: the --budget's final training of the
     best configuration is due (`search.budget.plan_final`) and this trial is behind that best ("" to
     go on); a warm start or a final training (`sampled` False: `is_sampled`) goes on. Behind means
-    below the best's value, and below the best's own accuracy at this epoch or too slow to finish in
-    AHEAD_SHARE of the time left: mid-schedule (its learning rate still high) a trial is compared
-    with the best at the same point (seen: a sampled CNN stopped at 91.67% after epoch 7 of 10,
+    below the best's value, and below the best's own accuracy at this point of its schedule
+    (`same_point`) or too slow to finish in AHEAD_SHARE of the time left: mid-schedule (its
+    learning rate still high) a trial is compared with the best at the same point (seen: a
+    sampled CNN stopped at 91.67% after epoch 7 of 10,
     against the warm start's 91.89% after 10). Without this rule a sampled CNN that passed its
     rungs could take the time that was the final's (seen: 11.6 minutes of a 20-minute budget on
     one core, and no final training)."""
@@ -146,7 +159,7 @@ def final_turn(ctx: TrialContext, m: EpochMetrics, *, sampled: bool, epochs: int
     if plan is None:
         return ""
     left = ctx.deadline - time.time()
-    ahead = m.val_accuracy >= best.curve.get(m.epoch, float("inf"))
+    ahead = m.val_accuracy >= same_point(best, epoch=m.epoch, epochs=epochs, study_epochs=ctx.cfg.epochs)
     if ahead and (epochs - m.epoch) * m.epoch_seconds <= AHEAD_SHARE * left:
         return ""
     return (

@@ -72,6 +72,12 @@ def test_the_budget_left_decides_whether_a_trial_may_start() -> None:
         "cost: one epoch is predicted to take 60 s, more than 25% of the 200 s left of --budget; "
         "skipped before training"
     )
+    # a sampled trial's 10 epochs: 600 s fit 600 s left, not 599 s
+    assert skip_reason(trial, deadline=1000.0 + 600, schedule=10, now=1000.0) == ""
+    assert skip_reason(trial, deadline=1000.0 + 599, schedule=10, now=1000.0) == (
+        "cost: its 10 epochs are predicted to take 600 s, more than the 599 s left of --budget; "
+        "skipped before training"
+    )
 
 
 def test_a_model_whose_flops_the_budget_cannot_pay_for_is_skipped_before_it_is_built() -> None:
@@ -200,6 +206,40 @@ def test_rungs_prune_from_the_first_trial(workdir: Path) -> None:
     assert first is not None and first.report(0.9, step=1) is False
     second = study.claim(target=5, attrs={}, sampler="random", seed=0)
     assert second is not None and second.report(0.5, step=1) is True
+
+
+def test_a_trial_on_another_schedule_stays_out_of_the_rungs(workdir: Path) -> None:
+    """A value reported with `rungs=False` (a shorter warm start, a final training) is recorded but
+    neither pruned nor filed at the rung: the next trial's 0.5 at epoch 1 is the rung's first."""
+    study = Workspace(storage=STORE, create=True).studies.create_or_resume(
+        name="r", sampler=_sampler(), pruner=make_pruner("sha", epochs=9)
+    )
+    first = study.claim(target=5, attrs={}, sampler="random", seed=0)
+    assert first is not None and first.report(0.9, step=1, rungs=False) is False
+    second = study.claim(target=5, attrs={}, sampler="random", seed=0)
+    assert second is not None and second.report(0.5, step=1) is False
+    third = study.claim(target=5, attrs={}, sampler="random", seed=0)
+    assert third is not None and third.report(0.4, step=1) is True
+    assert study.row(first.number).curve == {1: 0.9}
+
+
+def test_the_best_is_compared_at_the_same_point_of_its_own_schedule() -> None:
+    """Epoch e of a 10-epoch trial stands beside epoch round(e x 3 / 10) of a 3-epoch warm start
+    (its recorded schedule), beside epoch e of a best on the study's 10, and inf past a curve."""
+    from hpo.search.trial_checks import same_point
+
+    quick = dataclasses.replace(
+        best_row(), curve={1: 0.885, 2: 0.91, 3: 0.919}, attrs={link.SCHEDULE_EPOCHS: 3}
+    )
+    assert [same_point(quick, epoch=e, epochs=10, study_epochs=10) for e in (1, 3, 5, 10)] == [
+        0.885,
+        0.885,
+        0.91,
+        0.919,
+    ]
+    plain = dataclasses.replace(best_row(), curve={1: 0.8, 2: 0.84})
+    assert same_point(plain, epoch=2, epochs=10, study_epochs=10) == 0.84
+    assert same_point(plain, epoch=3, epochs=10, study_epochs=10) == float("inf")
 
 
 def _sampler() -> Any:

@@ -14,7 +14,7 @@ from hpo.stores import link
 from hpo.stores.link import OUTCOMES
 from hpo.stores.mlflow import MlflowStore
 from hpo.stores.spec import read_spec, write_spec
-from tests.helpers import FAST, FIXED, assert_one_line_error, hpo, open_study, search
+from tests.helpers import FAST, FIXED, STORE, assert_one_line_error, hpo, open_study, search
 from tests.synthetic import VAL_SIZE
 
 
@@ -245,6 +245,19 @@ def test_the_quick_cnn_warm_start_trains_its_own_shorter_schedule(workdir: Path,
     search(data_dir, trials=3, epochs=2, space="study", pruner="none", study="two")
     quick = open_study("two").rows()[2]
     assert list(quick.curve) == [1, 2] and link.SCHEDULE_EPOCHS not in quick.attrs
+
+
+def test_trials_on_their_own_schedule_stay_out_of_the_pruners_rungs(workdir: Path, data_dir: Path) -> None:
+    """Successive halving files a trial's epoch at a rung when it asks the pruner: the 3-epoch warm
+    start never does (its epoch 3 is annealed, a 4-epoch trial's is not), the others do."""
+    import optuna
+
+    search(data_dir, trials=3, epochs=4, space="study", pruner="sha")
+    trials = optuna.load_study(study_name="s", storage=STORE).trials
+    assert trials[2].user_attrs[link.WARM_START] == "small-cnn-quick"
+    assert not any(key.startswith("completed_rung") for key in trials[2].system_attrs)
+    assert "completed_rung_0" in trials[0].system_attrs
+    assert sorted(trials[2].intermediate_values) == [1, 2, 3]
 
 
 def test_a_new_study_starts_from_the_best_of_the_earlier_ones(workdir: Path, data_dir: Path) -> None:
