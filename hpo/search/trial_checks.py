@@ -27,6 +27,7 @@ from hpo.search.constraints import Figures, measure, violation_reason, violation
 from hpo.search.context import TrialContext
 from hpo.search.pareto import RUNGS, rung_reason
 from hpo.search.space import TrialConfig
+from hpo.search.warm_start import long_form_reason
 from hpo.stores import link
 from hpo.stores.optuna import TrialHandle, TrialRow
 
@@ -84,7 +85,17 @@ def before_training(
     # call's only model; after, final_turn would stop it once the final is due. A final fits already.
     sampled = is_sampled(recorder.trial) and ctx.study.best() is not None
     schedule = train.epochs if sampled else 0
-    return cost, skip_reason(cost, deadline=ctx.deadline, schedule=schedule)
+    skip = skip_reason(cost, deadline=ctx.deadline, schedule=schedule)
+    return cost, skip or _long_form(ctx, recorder, schedule_s=predicted)
+
+
+def _long_form(ctx: TrialContext, recorder: TrialWrites, *, schedule_s: float) -> str:
+    """`search.warm_start.long_form_reason` for this trial, with the warm starts completed so far."""
+    if ctx.deadline is None:
+        return ""
+    completed = {str(row.attrs.get(link.WARM_START)) for row in ctx.study.rows(states=(link.COMPLETE,))}
+    name = recorder.trial.attr(link.WARM_START)
+    return long_form_reason(name, schedule_s=schedule_s, budget_s=ctx.cfg.budget, completed=completed)
 
 
 def recheck_threads(ctx: TrialContext, recorder: TrialWrites, *, seconds: float, cost: TrialCost) -> None:

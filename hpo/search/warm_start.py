@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from hpo.search.budget import COST_PREFIX
 from hpo.search.space import Choice, Space
 from hpo.stores import link
 from hpo.stores.optuna import TrialRow
@@ -70,6 +71,30 @@ POINTS: dict[str, dict[str, Any]] = {
 # Warm starts trained for fewer epochs than the study's --epochs (never more): 3 epochs of the
 # unaugmented CNN take ~1.3 minutes on one CPU core, where the augmented one's 10 take ~5.
 SCHEDULES: dict[str, int] = {"small-cnn-quick": 3}
+
+# Warm starts that are another's long-budget form (the same model with augmentation, on --epochs),
+# tried under a --budget only when their epochs are predicted to take at most LONG_SHARE of it, or
+# when their short form did not complete. On a 20-minute budget on one CPU core the augmented CNN's
+# 10 epochs take ~4.5 minutes, the time in which the sampler's CNNs would train, for the validation
+# accuracy the quick form had after 76 s (Fashion-MNIST); on 40 minutes, or on a GPU, it is cheap.
+LONG_FORM_OF: dict[str, str] = {"small-cnn-affine": "small-cnn-quick"}
+LONG_SHARE = 1 / 6
+
+
+def long_form_reason(
+    name: str | None, *, schedule_s: float, budget_s: float | None, completed: set[str]
+) -> str:
+    """Why the warm start `name` is skipped ("" when it trains): it is a long form (LONG_FORM_OF)
+    whose short form is among the `completed` warm starts, and its whole schedule, `schedule_s`
+    seconds predicted, is more than LONG_SHARE of the --budget's `budget_s`."""
+    short = LONG_FORM_OF.get(name or "")
+    if budget_s is None or short not in completed or schedule_s <= LONG_SHARE * budget_s:
+        return ""
+    return (
+        f"{COST_PREFIX}warm start '{name}' is predicted to take {schedule_s:.0f} s, more than "
+        f"{LONG_SHARE:.0%} of the {budget_s:.0f} s --budget, and its short form '{short}' "
+        "completed; skipped before training"
+    )
 
 
 def attrs_for(name: str, *, epochs: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from hpo.core.models import build_model
 from hpo.search import budget, loop
 from hpo.search.budget import CallEstimate, TrialCost, calibration, skip_reason
 from hpo.search.space import DEFAULT_SPACE
-from hpo.search.warm_start import points_for
+from hpo.search.warm_start import long_form_reason, points_for
 from hpo.stores import link
 from hpo.stores.mlflow import MlflowStore
 from hpo.stores.optuna import TrialRow, make_pruner
@@ -78,6 +78,22 @@ def test_the_budget_left_decides_whether_a_trial_may_start() -> None:
         "cost: its 10 epochs are predicted to take 600 s, more than the 599 s left of --budget; "
         "skipped before training"
     )
+
+
+def test_a_long_form_warm_start_waits_for_a_budget_it_fits() -> None:
+    """The augmented CNN, once its 3-epoch short form completed, trains only where its epochs are
+    predicted to take at most a sixth of the --budget; without a budget, or without the short form
+    complete, it always trains; another warm start never meets this rule."""
+    done = {"textbook-mlp", "small-cnn-quick"}
+    assert long_form_reason("small-cnn-affine", schedule_s=200.0, budget_s=1200.0, completed=done) == ""
+    assert long_form_reason("small-cnn-affine", schedule_s=201.0, budget_s=1200.0, completed=done) == (
+        "cost: warm start 'small-cnn-affine' is predicted to take 201 s, more than 17% of the "
+        "1200 s --budget, and its short form 'small-cnn-quick' completed; skipped before training"
+    )
+    assert long_form_reason("small-cnn-affine", schedule_s=900.0, budget_s=None, completed=done) == ""
+    assert long_form_reason("small-cnn-affine", schedule_s=900.0, budget_s=1200.0, completed=set()) == ""
+    assert long_form_reason("wide-mlp-shift", schedule_s=900.0, budget_s=1200.0, completed=done) == ""
+    assert long_form_reason(None, schedule_s=900.0, budget_s=1200.0, completed=done) == ""
 
 
 def test_a_model_whose_flops_the_budget_cannot_pay_for_is_skipped_before_it_is_built() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from hpo.errors import StudyError
+from hpo.search import warm_start
 from hpo.stores import link
 from hpo.stores.link import OUTCOMES
 from hpo.stores.mlflow import MlflowStore
@@ -245,6 +246,22 @@ def test_the_quick_cnn_warm_start_trains_its_own_shorter_schedule(workdir: Path,
     search(data_dir, trials=3, epochs=2, space="study", pruner="none", study="two")
     quick = open_study("two").rows()[2]
     assert list(quick.curve) == [1, 2] and link.SCHEDULE_EPOCHS not in quick.attrs
+
+
+def test_the_long_form_warm_start_is_skipped_on_a_budget_it_would_crowd(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the quick CNN completed, the augmented CNN (its long form) is skipped before training
+    when its epochs are predicted to take more than LONG_SHARE of the --budget (here any time: 0);
+    recorded as a cost skip, so the sampler learns from it; the sampler's trials follow."""
+    monkeypatch.setattr(warm_start, "LONG_SHARE", 0.0)
+    search(data_dir, trials=5, epochs=2, space="study", pruner="none", budget=600.0)
+    rows = open_study("s").rows()
+    assert [r.attrs.get(link.WARM_START) for r in rows[:4]] == [*list(warm_start.POINTS)[:4]]
+    affine = rows[3]
+    assert affine.attrs[link.WARM_START] == "small-cnn-affine" and affine.state == link.PRUNED
+    assert str(affine.attrs[link.FAIL_REASON]).startswith("cost: warm start 'small-cnn-affine' is predicted")
+    assert affine.curve == {} and rows[2].state == link.COMPLETE
 
 
 def test_trials_on_their_own_schedule_stay_out_of_the_pruners_rungs(workdir: Path, data_dir: Path) -> None:
