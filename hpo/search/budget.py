@@ -88,11 +88,9 @@ def skip_reason(
     cost: TrialCost, *, deadline: float | None, schedule: int = 0, now: float | None = None
 ) -> str:
     """Why the budget cannot pay for this trial ("" when it can): its first epoch is predicted to
-    take more than BUDGET_SHARE of the time left, or (a sampled trial once the study has a best:
-    `schedule` its epochs) all its epochs more than the time left: the final's turn would stop it
-    before its schedule ends, behind the best (`search.trial_checks.final_turn`; seen: a
-    224 s an epoch CNN started with 18 of 20 minutes left, stopped after 3 of 10 epochs, 11 minutes
-    that 20 cheaper configurations would have had)."""
+    take more than BUDGET_SHARE of the time left, or (`schedule` its epochs: a sampled trial once
+    the study has a best) all its epochs more than the time left, when the final's turn
+    (`search.trial_checks.final_turn`) would stop it mid-schedule, behind the best."""
     if deadline is None:
         return ""
     left = max(0.0, deadline - (time.time() if now is None else now))

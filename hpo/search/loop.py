@@ -16,6 +16,7 @@ from hpo.search.context import SearchObserver, TrialContext
 from hpo.search.parent_run import record_front, record_trial
 from hpo.search.pareto import front
 from hpo.search.session import Session, StopReason, search_study
+from hpo.search.space import stretched
 from hpo.search.trial import run_trial
 from hpo.signals import sigterm_as_interrupt
 from hpo.stores import link
@@ -157,11 +158,14 @@ def _queue_final(ctx: TrialContext, *, now: bool = False) -> bool:
     pending = ctx.study.rows(states=(link.WAITING, link.RUNNING))
     if any(r.attrs.get(link.FINAL_OF) is not None for r in pending):
         return True
-    plan = ctx.final_plan(ctx.study.best(), now=now)
-    if plan is None:
+    best = ctx.study.best()
+    plan = ctx.final_plan(best, now=now)
+    if best is None or plan is None:
         return False
     attrs = {link.FINAL_OF: plan.of, link.SCHEDULE_EPOCHS: plan.epochs}
-    ctx.study.enqueue(plan.params, attrs=attrs, again=True)
+    schedule = int(best.attrs.get(link.SCHEDULE_EPOCHS) or ctx.cfg.epochs)
+    params = stretched(plan.params, space=ctx.space, schedule=schedule, epochs=plan.epochs)
+    ctx.study.enqueue(params, attrs=attrs, again=True)
     return True
 
 

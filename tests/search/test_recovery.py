@@ -89,10 +89,10 @@ def test_a_trial_failed_by_another_process_is_dropped_and_the_search_goes_on(
 
     real_epoch = trial_module.TrialRecorder.epoch
 
-    def late(self: TrialRecorder, metrics: object) -> bool:
+    def late(self: TrialRecorder, metrics: object, *, rungs: bool = True) -> bool:
         if self.number == 0:
             open_study("s").fail_running(0, attrs={link.FAIL_REASON: "stale: no heartbeat"})
-        return real_epoch(self, metrics)  # type: ignore[arg-type]
+        return real_epoch(self, metrics, rungs=rungs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(trial_module.TrialRecorder, "epoch", late)
     outcome = search(data_dir, trials=2, epochs=2, warm_start=False)

@@ -19,6 +19,7 @@ from hpo.search.space import (
     sample,
     space_from_json,
     space_to_json,
+    stretched,
 )
 from hpo.search.space_file import parse_space
 
@@ -164,3 +165,15 @@ def test_a_search_for_small_models_draws_from_the_compact_space() -> None:
     assert narrowed["cnn_channels"] == COMPACT_SPACE["cnn_channels"]  # the rest: the base's
     with pytest.raises(ConfigError, match="cnn_conv cannot be 'dilated'"):
         parse_space({"cnn_conv": ["dilated"]})
+
+
+def test_a_longer_schedule_stretches_an_exponential_decay() -> None:
+    """A 10-epoch configuration at gamma 0.64 trained for 20 epochs decays at 0.8 an epoch, as
+    much in all; at most the space's high end; cosine, or a space whose gamma is a Choice, as it was."""
+    exp = {"schedule": "exponential", "gamma": 0.64, "lr_sgd": 0.1}
+    longer = stretched(exp, space=DEFAULT_SPACE, schedule=10, epochs=20)
+    assert longer == {**exp, "gamma": pytest.approx(0.8)} and exp["gamma"] == 0.64
+    assert stretched(exp, space={"gamma": Range(0.5, 0.75)}, schedule=10, epochs=20)["gamma"] == 0.75
+    assert stretched(exp, space={"gamma": Choice((0.64,))}, schedule=10, epochs=20) == exp
+    cosine = {"schedule": "cosine", "gamma": 0.64}
+    assert stretched(cosine, space=DEFAULT_SPACE, schedule=10, epochs=20) == cosine
