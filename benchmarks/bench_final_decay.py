@@ -5,7 +5,7 @@ benchmark's JSON (`benchmarks/anytime/*.json`, which keeps every trial's paramet
 
     python benchmarks/bench_final_decay.py --data-dir ../shared/datasets --dataset fashion-mnist \\
         --anytime benchmarks/anytime/fashion-mnist-20min-hpo-0a5d523-s1.json --trial 38 \\
-        --epochs 23 --seed 44 --decay stretched
+        --epochs 23 --seed 45 --decay stretched
 
 Prints one row per run for benchmarks/QUALITY.md: best and last validation accuracy, the learning
 rate at the end, seconds."""

@@ -94,7 +94,7 @@ def reproduce_trial(
     seed_everything(seed=seed, deterministic=deterministic, device=dev)
     spec, data = _study_data(handle, data_dir=data_dir, device=dev)
     train = TrainConfig(
-        epochs=int(row.attrs.get(link.SCHEDULE_EPOCHS) or spec.epochs),  # a final training's own
+        epochs=link.schedule_epochs(row, study_epochs=spec.epochs),  # a final training's own
         batch_size=config.batch_size,
         seed=seed,
         device=device,

@@ -163,7 +163,7 @@ def _queue_final(ctx: TrialContext, *, now: bool = False) -> bool:
     if best is None or plan is None:
         return False
     attrs = {link.FINAL_OF: plan.of, link.SCHEDULE_EPOCHS: plan.epochs}
-    schedule = int(best.attrs.get(link.SCHEDULE_EPOCHS) or ctx.cfg.epochs)
+    schedule = link.schedule_epochs(best, study_epochs=ctx.cfg.epochs)
     params = stretched(plan.params, space=ctx.space, schedule=schedule, epochs=plan.epochs)
     ctx.study.enqueue(params, attrs=attrs, again=True)
     return True

@@ -86,16 +86,18 @@ def before_training(
     sampled = is_sampled(recorder.trial) and ctx.study.best() is not None
     schedule = train.epochs if sampled else 0
     skip = skip_reason(cost, deadline=ctx.deadline, schedule=schedule)
-    return cost, skip or _long_form(ctx, recorder, schedule_s=predicted)
+    long_form = _long_form(recorder, finished=finished, schedule_s=predicted, budget_s=ctx.cfg.budget)
+    return cost, skip or long_form
 
 
-def _long_form(ctx: TrialContext, recorder: TrialWrites, *, schedule_s: float) -> str:
-    """`search.warm_start.long_form_reason` for this trial, with the warm starts completed so far."""
-    if ctx.deadline is None:
-        return ""
-    completed = {str(row.attrs.get(link.WARM_START)) for row in ctx.study.rows(states=(link.COMPLETE,))}
+def _long_form(
+    recorder: TrialWrites, *, finished: list[TrialRow], schedule_s: float, budget_s: float | None
+) -> str:
+    """`search.warm_start.long_form_reason` for this trial, with the warm starts complete among
+    the `finished` trials (read once, before it was built)."""
+    completed = {str(row.attrs.get(link.WARM_START)) for row in finished if row.state == link.COMPLETE}
     name = recorder.trial.attr(link.WARM_START)
-    return long_form_reason(name, schedule_s=schedule_s, budget_s=ctx.cfg.budget, completed=completed)
+    return long_form_reason(name, schedule_s=schedule_s, budget_s=budget_s, completed=completed)
 
 
 def recheck_threads(ctx: TrialContext, recorder: TrialWrites, *, seconds: float, cost: TrialCost) -> None:
@@ -146,7 +148,7 @@ def same_point(best: TrialRow, *, epoch: int, epochs: int, study_epochs: int) ->
     """The best trial's validation accuracy at the point of its own schedule (its epochs, else the
     study's) that epoch `epoch` of `epochs` is at, so both are at about the same learning rate
     (epoch 3 of 10 beside epoch 1 of a 3-epoch warm start); inf where its curve has none."""
-    schedule = int(best.attrs.get(link.SCHEDULE_EPOCHS) or study_epochs)
+    schedule = link.schedule_epochs(best, study_epochs=study_epochs)
     return best.curve.get(max(1, round(epoch * schedule / epochs)), float("inf"))
 
 

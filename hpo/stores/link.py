@@ -172,6 +172,11 @@ def run_id(trial: HasAttrs) -> str:
     return str(trial.attrs.get(RUN_ID) or "")
 
 
+def schedule_epochs(trial: HasAttrs, *, study_epochs: int) -> int:
+    """The epochs the trial's schedule spans: its own (SCHEDULE_EPOCHS), else the study's."""
+    return int(trial.attrs.get(SCHEDULE_EPOCHS) or study_epochs)
+
+
 def parent_run_id(study: StudyAttrs) -> str:
     return str(study.attr(PARENT_RUN_ID) or "")
 

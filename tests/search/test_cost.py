@@ -402,7 +402,7 @@ def test_a_sampled_trial_behind_the_best_gives_way_to_the_final_training() -> No
     def turn(*, left: float, accuracy: float, sampled: bool = True, epoch_s: float = 10.0) -> str:
         study = SimpleNamespace(multi=False, best=best)
         ctx = SimpleNamespace(
-            deadline=time.time() + left, study=study, cfg=SimpleNamespace(epochs=10, budget=1200.0), space={}
+            deadline=time.time() + left, study=study, cfg=SimpleNamespace(epochs=10, budget=1200.0)
         )
         ctx.final_plan = functools.partial(TrialContext.final_plan, ctx)
         metrics = SimpleNamespace(epoch=2, val_accuracy=accuracy, epoch_seconds=epoch_s)
