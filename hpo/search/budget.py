@@ -12,7 +12,7 @@ import random
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from hpo.core.cost import choose_threads, probe_epoch_seconds
 from hpo.core.data import TrainValData
@@ -254,15 +254,6 @@ FINAL_START = 1.25
 FINAL_SHARE = 0.5
 FINAL_MARGIN = 1.1  # predicted seconds x this must fit the time left
 
-# What asks for the final training: `due`, the loop's check before each trial (the time left is
-# about what the final needs, and at most FINAL_SHARE of the budget); `skips`, cost skips in a
-# row (what the sampler proposes, the time left cannot pay for): at once, but still no sooner
-# than FINAL_SHARE of the budget before its end, since early in a budget the sampler's draws
-# include models too large to train and it goes on with cheaper ones (three 250-800 s an epoch
-# CNNs in a row at 3.7 of 20 minutes on one core queued a 15-minute final there); `stuck`, so
-# many skips in a row that nothing it draws fits: at once, whatever is left.
-FinalCue = Literal["due", "skips", "stuck"]
-
 
 @dataclass(frozen=True)
 class FinalPlan:
@@ -274,19 +265,18 @@ class FinalPlan:
 
 
 def plan_final(
-    *, best: TrialRow | None, epochs: int, left_s: float, budget_s: float, cue: FinalCue = "due"
+    *, best: TrialRow | None, epochs: int, left_s: float, budget_s: float, now: bool = False
 ) -> FinalPlan | None:
-    """The final training of `best` when `cue` makes it due with `left_s` of `budget_s` left
-    (`FinalCue`). None: not yet, or it cannot pay for more epochs than the best trial had."""
+    """The final training of `best` once the --budget left (`left_s` of `budget_s`) is about what
+    it needs and at most FINAL_SHARE of the budget, or at once with `now` (None: not yet, or it
+    cannot pay for more epochs than the best trial had)."""
     if best is None or best.attrs.get(link.FINAL_OF) is not None:
         return None  # the best is a final training already: the plan was carried out
     epoch_s = float(best.attrs.get(link.MEASURED_EPOCH_S) or 0.0)
     if epoch_s <= 0:
         return None
     want = FINAL_FACTOR * epochs
-    half = FINAL_SHARE * budget_s
-    wait = {"due": min(FINAL_START * want * epoch_s * FINAL_MARGIN, half), "skips": half, "stuck": math.inf}
-    if left_s > wait[cue]:
+    if not now and left_s > min(FINAL_START * want * epoch_s * FINAL_MARGIN, FINAL_SHARE * budget_s):
         return None  # time enough to explore first
     affordable = min(want, int(left_s / (epoch_s * FINAL_MARGIN)))
     if affordable <= int(best.attrs.get(link.EPOCHS_RUN) or epochs):

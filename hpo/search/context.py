@@ -13,7 +13,7 @@ from hpo.config import DataConfig, SearchConfig
 from hpo.core.cost import CpuThreads
 from hpo.core.data import TrainValData
 from hpo.core.engine import EpochMetrics
-from hpo.search.budget import CallEstimate, FinalCue, FinalPlan, plan_final
+from hpo.search.budget import CallEstimate, FinalPlan, plan_final
 from hpo.search.space import Space
 from hpo.stores.mlflow import MlflowStore
 from hpo.stores.optuna import Counts, StudyHandle, TrialRow
@@ -61,12 +61,12 @@ class TrialContext:
     def over_budget(self) -> bool:
         return self.deadline is not None and time.time() >= self.deadline
 
-    def final_plan(self, best: TrialRow | None, *, cue: FinalCue = "due") -> FinalPlan | None:
-        """The --budget's final training of `best` if `cue` makes it due now
-        (`search.budget.plan_final`); None without a --budget."""
+    def final_plan(self, best: TrialRow | None, *, now: bool = False) -> FinalPlan | None:
+        """The --budget's final training of `best` if it is due now (`search.budget.plan_final`),
+        or at once with `now`; None without a --budget."""
         if self.deadline is None:
             return None
         left = self.deadline - time.time()
         return plan_final(
-            best=best, epochs=self.cfg.epochs, left_s=left, budget_s=self.cfg.budget or 0.0, cue=cue
+            best=best, epochs=self.cfg.epochs, left_s=left, budget_s=self.cfg.budget or 0.0, now=now
         )

@@ -11,7 +11,7 @@ import torch
 from hpo.core.cost import CpuThreads, choose_threads
 from hpo.core.data import TrainValData, load_train_val
 from hpo.core.device import device_label, resolve_device, seed_everything
-from hpo.search.budget import CallEstimate, FinalCue, estimate, is_skip, nothing_fits
+from hpo.search.budget import CallEstimate, estimate, is_skip, nothing_fits
 from hpo.search.context import SearchObserver, TrialContext
 from hpo.search.parent_run import record_front, record_trial
 from hpo.search.pareto import front
@@ -20,15 +20,14 @@ from hpo.search.space import stretched
 from hpo.search.trial import run_trial
 from hpo.signals import sigterm_as_interrupt
 from hpo.stores import link
-from hpo.stores.optuna import StudyHandle, TrialRow
+from hpo.stores.optuna import StudyHandle
 from hpo.stores.spec import read_spec
 from hpo.stores.workspace import Workspace
 
 # Trials in a row skipped for their cost: after MAX_SKIPS the time left goes to the final training
-# of the best configuration once the budget's second half has come (`budget.FinalCue`), if it can
-# still pay for more epochs than the best had; else the search goes on with what the time left
-# can pay for (cheap draws, each skip refused in milliseconds by its FLOPs). After END_SKIPS in a
-# row the final is queued whatever is left, and if it cannot be, the call ends.
+# of the best configuration, if it can still pay for more epochs than the best had; else the
+# search goes on with what the time left can pay for (cheap draws, each skip refused in
+# milliseconds by its FLOPs), and END_SKIPS in a row end a call with a --budget.
 MAX_SKIPS = 3
 END_SKIPS = 3 * MAX_SKIPS
 
@@ -130,9 +129,19 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, StopReason]:
                     return ran, "already-done" if already_done and not ran else "target"
                 ran += 1
                 skips = skips + 1 if is_skip(row) else 0
-                _record(ctx, row=row)
-                cue: FinalCue = "stuck" if skips >= END_SKIPS else "skips"
-                if skips >= MAX_SKIPS and not final and _queue_final(ctx, cue=cue):
+                best = ctx.study.best()
+                record_trial(
+                    store=ctx.store,
+                    parent_run_id=ctx.parent_run_id,
+                    experiment_id=ctx.experiment_id,
+                    row=row,
+                    best=best,
+                )
+                if ctx.study.multi and row.state == link.COMPLETE:
+                    found = front(ctx.study.rows(states=(link.COMPLETE,)))
+                    record_front(store=ctx.store, parent_run_id=ctx.parent_run_id, front=found)
+                ctx.observer.trial_finished(row=row, counts=ctx.study.counts(), best=best)
+                if skips >= MAX_SKIPS and not final and _queue_final(ctx, now=True):
                     final, skips = True, 0  # what the sampler proposes, the budget cannot pay for
                 elif skips >= END_SKIPS:
                     return ran, "budget"
@@ -140,28 +149,17 @@ def _loop(ctx: TrialContext, *, already_done: bool) -> tuple[int, StopReason]:
         return ran, "interrupted"
 
 
-def _record(ctx: TrialContext, *, row: TrialRow) -> None:
-    """A trial that ended: on the parent run (and the Pareto front), then to the CLI."""
-    best = ctx.study.best()
-    record_trial(
-        store=ctx.store, parent_run_id=ctx.parent_run_id, experiment_id=ctx.experiment_id, row=row, best=best
-    )
-    if ctx.study.multi and row.state == link.COMPLETE:
-        found = front(ctx.study.rows(states=(link.COMPLETE,)))
-        record_front(store=ctx.store, parent_run_id=ctx.parent_run_id, front=found)
-    ctx.observer.trial_finished(row=row, counts=ctx.study.counts(), best=best)
-
-
-def _queue_final(ctx: TrialContext, *, cue: FinalCue = "due") -> bool:
-    """Queue the --budget's final training of the best configuration when `cue` makes it due
-    (`search.budget.plan_final`); True once queued, or when another process queued it."""
+def _queue_final(ctx: TrialContext, *, now: bool = False) -> bool:
+    """Queue the --budget's final training of the best configuration when its time has come
+    (`search.budget.plan_final`), or at once with `now`; True once queued, or when another
+    process queued it."""
     if ctx.deadline is None:
         return False
     pending = ctx.study.rows(states=(link.WAITING, link.RUNNING))
     if any(r.attrs.get(link.FINAL_OF) is not None for r in pending):
         return True
     best = ctx.study.best()
-    plan = ctx.final_plan(best, cue=cue)
+    plan = ctx.final_plan(best, now=now)
     if best is None or plan is None:
         return False
     attrs = {link.FINAL_OF: plan.of, link.SCHEDULE_EPOCHS: plan.epochs}

@@ -130,8 +130,12 @@ def test_a_trial_the_budget_cannot_pay_for_never_trains(
         assert r.curve == {} and r.attrs[link.PREDICTED_EPOCH_S] == 1000.0  # never trained
 
 
-def only_the_first_is_cheap(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first configuration is predicted at 1 ms an epoch, every other one at 1000 s."""
+def test_when_the_budget_pays_for_nothing_the_sampler_proposes_the_best_trains_longer(
+    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first configuration is cheap, every other one predicted at 1000 s an epoch: after three
+    skips in a row the time left goes to the first one's final training at once (a call used to
+    end there, a third of its budget unspent), and END_SKIPS skips after it end the call."""
     from hpo.search import trial_checks
 
     first: list[Any] = []
@@ -142,16 +146,6 @@ def only_the_first_is_cheap(monkeypatch: pytest.MonkeyPatch) -> None:
         return TrialCost(probe_s=seconds, predicted_s=seconds, calibration=1.0)
 
     monkeypatch.setattr(trial_checks, "trial_cost", fake)
-
-
-def test_when_the_budget_pays_for_nothing_the_sampler_proposes_the_best_trains_longer(
-    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """In the budget's second half (FINAL_SHARE 1.0 here), three skips in a row give the time left
-    to the first configuration's final training at once (a call used to end there, a third of its
-    budget unspent), and END_SKIPS skips after it end the call."""
-    only_the_first_is_cheap(monkeypatch)
-    monkeypatch.setattr(budget, "FINAL_SHARE", 1.0)
     outcome = search(data_dir, trials=30, epochs=2, budget=120.0, warm_start=False)
     assert outcome.stopped == "budget"
     rows = open_study("s").rows()
@@ -159,23 +153,6 @@ def test_when_the_budget_pays_for_nothing_the_sampler_proposes_the_best_trains_l
     assert len(finals) == 1 and finals[0].attrs[link.FINAL_OF] == 0 and finals[0].state == "COMPLETE"
     assert [budget.is_skip(r) for r in rows[1:4]] == [True] * 3 and finals[0].number == 4
     assert all(budget.is_skip(r) for r in rows[5:]) and len(rows) == 5 + loop.END_SKIPS
-
-
-def test_skips_in_the_budgets_first_half_leave_the_sampler_drawing(
-    workdir: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Three skips in a row early in a budget queue no final training (seen on one core: three
-    large CNNs in a row at 3.7 of 20 minutes gave a 15-minute final and the sampler one minute);
-    the sampler goes on, and only END_SKIPS in a row, nothing it draws fitting, queue the final
-    whatever is left. Then END_SKIPS more end the call."""
-    only_the_first_is_cheap(monkeypatch)
-    outcome = search(data_dir, trials=40, epochs=2, budget=600.0, warm_start=False)
-    assert outcome.stopped == "budget"
-    rows = open_study("s").rows()
-    (final,) = [r for r in rows if r.attrs.get(link.FINAL_OF) is not None]
-    assert final.attrs[link.FINAL_OF] == 0 and final.state == "COMPLETE"
-    assert final.number == 1 + loop.END_SKIPS and all(budget.is_skip(r) for r in rows[1 : final.number])
-    assert len(rows) == 2 + 2 * loop.END_SKIPS
 
 
 def test_each_trial_records_its_predicted_and_measured_seconds(workdir: Path, data_dir: Path) -> None:
@@ -317,12 +294,8 @@ def test_the_final_training_leaves_the_search_half_of_a_short_budget() -> None:
     assert budget.plan_final(best=slow, epochs=10, budget_s=1200.0, left_s=900.0) is None
     plan = budget.plan_final(best=slow, epochs=10, budget_s=1200.0, left_s=600.0)
     assert plan is not None and plan.epochs == 18  # 600 s / (30 s x 1.1)
-    plan_skips = functools.partial(budget.plan_final, best=slow, epochs=10, budget_s=1200.0, cue="skips")
-    assert plan_skips(left_s=900.0) is None  # skips in the first half: the sampler goes on
-    skips = plan_skips(left_s=500.0)
-    assert skips is not None and skips.epochs == 15  # in the second half: at once, what 500 s pay for
-    stuck = budget.plan_final(best=slow, epochs=10, budget_s=1200.0, left_s=900.0, cue="stuck")
-    assert stuck is not None and stuck.epochs == 27  # nothing the sampler draws fits: at once
+    now = budget.plan_final(best=slow, epochs=10, budget_s=1200.0, left_s=900.0, now=True)
+    assert now is not None and now.epochs == 27  # three skips in a row: at once
 
 
 def test_a_budget_ends_with_the_best_configuration_trained_longer(
